@@ -1,0 +1,246 @@
+"""Iterative magnitude pruning with weight rewinding (IMP-WR), resumable level by level.
+
+Level 0 trains the dense network from W_init and keeps W_rewind, the weights after k iterations.
+Level L >= 1 prunes a fraction p of the alive weights of W_min(L-1) by magnitude (m_L nested in
+m_{L-1}), then trains m_L ⊙ W_rewind from iteration k to the end of the schedule, mask fixed.
+Each level's folder holds its mask, W_min(L), the metrics and the trajectory (weights every
+`imp.save_every` epochs). A finished level is never retrained; a level in progress resumes from
+its last finished epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .context import Context
+from .pruning import (Mask, count_alive, count_total, density, full_mask, layer_report,
+                      magnitude_prune, masked_state)
+from .store import RunStore, load_json, load_tensors, save_json, save_tensors
+from .training import Checkpoint, evaluate, train
+
+__all__ = ["run_imp", "ImpResults", "train_solution", "SolutionFiles"]
+
+MADE_BY = "notebooks/01_train_imp.ipynb"
+
+
+class SolutionFiles:
+    """The files of one trained solution (an IMP level or a baseline) in its folder."""
+
+    def __init__(self, folder: Path, made_by: str = MADE_BY):
+        self.folder = folder
+        self.made_by = made_by
+
+    mask_file = property(lambda self: self.folder / "mask.pt")
+    final_file = property(lambda self: self.folder / "final.pt")
+    metrics_file = property(lambda self: self.folder / "metrics.json")
+    resume_file = property(lambda self: self.folder / "resume.pt")
+    epochs_dir = property(lambda self: self.folder / "epochs")
+    start_file = property(lambda self: self.folder / "epochs" / "start.pt")
+
+    def done(self) -> bool:
+        """metrics.json is written last, so its presence marks a finished solution."""
+        return self.metrics_file.exists()
+
+    def _require(self, path: Path) -> Path:
+        if not path.exists():
+            raise _missing(path, self.made_by)
+        return path
+
+    def mask(self) -> Mask:
+        return load_tensors(self._require(self.mask_file))
+
+    def final(self) -> dict[str, torch.Tensor]:
+        self._require(self.metrics_file)
+        return load_tensors(self._require(self.final_file))
+
+    def metrics(self) -> dict:
+        return load_json(self._require(self.metrics_file))
+
+    def epoch_file(self, epoch: int) -> Path:
+        return self.epochs_dir / f"epoch_{epoch:04d}.pt"
+
+    def trajectory_epochs(self) -> list[int]:
+        if not self.epochs_dir.exists():
+            return []
+        return sorted(int(p.stem.split("_")[1]) for p in self.epochs_dir.glob("epoch_*.pt"))
+
+    def trajectory(self) -> Iterator[tuple[float, dict[str, torch.Tensor]]]:
+        """(epoch, state dict) from the starting point through every kept epoch, one at a time.
+
+        The starting point's epoch is fractional when training started mid-epoch (iteration k).
+        """
+        if self.start_file.exists():
+            start = load_tensors(self.start_file)
+            yield float(start["epoch"]), start["state"]
+        for e in self.trajectory_epochs():
+            yield float(e), load_tensors(self.epoch_file(e))
+
+
+def _missing(path: Path, made_by: str) -> FileNotFoundError:
+    from .store import MissingInputError
+
+    return MissingInputError(f"{path} is missing: run {made_by} first (it trains and saves it)")
+
+
+class ImpResults:
+    """Read access to the IMP levels of a run folder."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+
+    def level(self, level: int) -> SolutionFiles:
+        return SolutionFiles(self.store.imp_dir(level))
+
+    def levels_done(self) -> list[int]:
+        done = []
+        level = 0
+        while self.level(level).done():
+            done.append(level)
+            level += 1
+        return done
+
+    def mask(self, level: int) -> Mask:
+        return self.level(level).mask()
+
+    def final(self, level: int) -> dict[str, torch.Tensor]:
+        """W_min(level) as a state dict (weights and BatchNorm statistics)."""
+        return self.level(level).final()
+
+    def metrics(self, level: int) -> dict:
+        return self.level(level).metrics()
+
+    def init(self) -> dict[str, torch.Tensor]:
+        return load_tensors(self.store.require(self.store.path("imp", "init.pt"), MADE_BY))
+
+    def rewind(self) -> dict[str, torch.Tensor]:
+        """W_rewind: the dense weights after k iterations of level 0."""
+        return load_tensors(self.store.require(self.store.path("imp", "rewind.pt"), MADE_BY))
+
+    def require_levels(self, levels: list[int], needed_by: str) -> None:
+        """Stop with a clear error when a level an analysis needs has not been trained."""
+        done = set(self.levels_done())
+        missing = [lv for lv in levels if lv not in done]
+        if missing:
+            raise _missing(self.store.imp_dir(missing[0]) / "metrics.json",
+                           f"{MADE_BY} (levels {missing} are not trained yet; {needed_by} needs them)")
+
+    def summary(self) -> pd.DataFrame:
+        """One row per finished level: sparsity and final training / test metrics (Fig 1)."""
+        rows = []
+        for level in self.levels_done():
+            m = self.metrics(level)["final"]
+            rows.append({"level": level, "weights_left_%": 100 * m["density"], "alive": m["alive"],
+                         "train_loss": m["train_loss"], "train_acc": m["train_acc"],
+                         "test_loss": m["test_loss"], "test_acc": m["test_acc"],
+                         "minutes": m["seconds"] / 60})
+        return pd.DataFrame(rows).set_index("level") if rows else pd.DataFrame()
+
+
+def train_solution(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
+                   start: dict[str, torch.Tensor], start_iteration: int, cfg=None,
+                   keep_trajectory: bool = False, on_iteration=None, progress: bool = True) -> dict:
+    """Train m ⊙ start from `start_iteration` with `mask` fixed and store it in `files.folder`.
+
+    Writes mask.pt first, the trajectory and resume.pt while training, then final.pt and last
+    metrics.json (the marker of a finished solution). Returns the metrics.
+    """
+    p = ctx.params
+    cfg = cfg or p.train
+    if not files.mask_file.exists():
+        save_tensors(files.mask_file, mask)
+    model = ctx.new_model()
+    model.load_state_dict(masked_state(start, mask))
+    save_every = p.imp.save_every if keep_trajectory else 0
+
+    def on_epoch(epoch: int, m: nn.Module) -> None:
+        if save_every and (epoch % save_every == 0 or epoch == cfg.epochs):
+            save_tensors(files.epoch_file(epoch), _cpu_state(m))
+
+    if save_every and not files.start_file.exists():  # the trajectory's starting point
+        ipe = ctx.data.iterations_per_epoch(cfg.batch_size)
+        save_tensors(files.start_file, {"epoch": start_iteration / ipe, "state": _cpu_state(model)})
+    history = train(model, ctx.data, cfg, seed=p.run.seed, tag=tag, mask=mask,
+                    start_iteration=start_iteration, augment=p.data.augment,
+                    checkpoint=Checkpoint(files.resume_file), on_iteration=on_iteration,
+                    on_epoch=on_epoch, progress=progress)
+    seconds = sum(h["seconds"] for h in history)  # every epoch's, also those before a resume
+    train_loss, train_acc = evaluate(model, ctx.data, "train", cfg.eval_batch_size)
+    test_loss, test_acc = evaluate(model, ctx.data, "test", cfg.eval_batch_size)
+    final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
+             "test_acc": test_acc, "alive": count_alive(mask), "total": count_total(mask),
+             "density": density(mask), "sparsity": 1 - density(mask), "seconds": seconds,
+             "start_iteration": start_iteration}
+    metrics = {"tag": tag, "final": final, "history": history, "layers": layer_report(mask)}
+    save_tensors(files.final_file, _cpu_state(model))
+    save_json(files.metrics_file, metrics)
+    files.resume_file.unlink(missing_ok=True)
+    return metrics
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def run_imp(ctx: Context, progress: bool = True, levels: int | None = None) -> ImpResults:
+    """Train every IMP level that is not finished yet (all of them up to `imp.levels`)."""
+    p = ctx.params
+    results = ImpResults(ctx.store)
+    last = p.imp.levels if levels is None else levels
+    trajectory_levels = set(p.levels(p.imp.trajectory_levels))
+    for level in range(last + 1):
+        files = results.level(level)
+        if files.done():
+            continue
+        if level == 0:
+            mask, start, start_it, hook = _level_zero(ctx, results)
+        else:
+            mask = _next_mask(ctx, results, level)
+            start, start_it, hook = results.rewind(), p.imp.rewind_iteration, None
+        metrics = train_solution(ctx, files, tag=f"imp/level_{level:02d}", mask=mask, start=start,
+                                 start_iteration=start_it, keep_trajectory=level in trajectory_levels,
+                                 on_iteration=hook, progress=progress)
+        f = metrics["final"]
+        print(f"level {level:2d}: {100 * f['density']:6.2f}% weights left, train loss "
+              f"{f['train_loss']:.4f}, test acc {f['test_acc']:.4f} ({f['seconds'] / 60:.1f} min)")
+    return results
+
+
+def _level_zero(ctx: Context, results: ImpResults):
+    """Dense mask, W_init (saved once), and a hook that saves W_rewind at iteration k."""
+    p = ctx.params
+    init_file = ctx.store.path("imp", "init.pt")
+    rewind_file = ctx.store.path("imp", "rewind.pt")
+    total = p.train.epochs * ctx.data.iterations_per_epoch(p.train.batch_size)
+    k = p.imp.rewind_iteration
+    if k >= total:
+        raise ValueError(f"{p.source}: imp.rewind_iteration: {k} is not before the end of training "
+                         f"({p.train.epochs} epochs x {total // p.train.epochs} iterations = {total})")
+    if not init_file.exists():
+        save_tensors(init_file, _cpu_state(ctx.new_model()))
+    init = load_tensors(init_file)
+    mask = full_mask(ctx.new_model())
+    if k == 0 and not rewind_file.exists():
+        save_tensors(rewind_file, init)
+
+    def save_rewind(iteration: int, model: nn.Module) -> None:
+        if iteration == k:
+            save_tensors(rewind_file, _cpu_state(model))
+
+    return mask, init, 0, save_rewind
+
+
+def _next_mask(ctx: Context, results: ImpResults, level: int) -> Mask:
+    """m_level: magnitude pruning of W_min(level-1) within m_{level-1} (made once, then read)."""
+    files = results.level(level)
+    if files.mask_file.exists():
+        return files.mask()
+    p = ctx.params
+    mask = magnitude_prune(results.final(level - 1), results.mask(level - 1),
+                           fraction=p.imp.prune_fraction, scope=p.imp.scope)
+    save_tensors(files.mask_file, mask)
+    return mask

@@ -1,0 +1,50 @@
+"""Figures of training and IMP levels (Fig 1, training curves)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+__all__ = ["fig01_levels", "training_curves"]
+
+
+def _weights_left_axis(ax: plt.Axes, levels: Sequence[int], left_pct: Sequence[float]) -> None:
+    """A top axis labelling each level with its % of weights left."""
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(list(levels))
+    top.set_xticklabels([f"{p:.3g}" for p in left_pct], fontsize=7)
+    top.set_xlabel("% of weights left", fontsize=8)
+
+
+def fig01_levels(summary: pd.DataFrame, title: str = "IMP-WR") -> plt.Figure:
+    """Fig 1: final training loss and test accuracy of W_min(L) against level."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    levels = summary.index.to_numpy()
+    left = summary["weights_left_%"].to_numpy()
+    ax_loss.plot(levels, summary["train_loss"], "o-", color="C0")
+    ax_loss.set(xlabel="level L", ylabel="training loss", yscale="log",
+                title=f"{title}: training loss of $W_{{min(L)}}$")
+    ax_acc.plot(levels, 100 * summary["test_acc"], "o-", color="C1")
+    ax_acc.set(xlabel="level L", ylabel="test accuracy (%)",
+               title=f"{title}: test accuracy of $W_{{min(L)}}$")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xticks(levels)
+        _weights_left_axis(ax, levels, left)
+    return fig
+
+
+def training_curves(history: Sequence[dict], title: str) -> plt.Figure:
+    """Training loss and test accuracy per epoch of one training run."""
+    h = pd.DataFrame(history)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+    ax_loss.plot(h["epoch"], h["train_loss"], color="C0", label="training (running, augmented)")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title=title)
+    if "test_acc" in h:
+        tested = h.dropna(subset=["test_acc"])
+        ax_acc.plot(tested["epoch"], 100 * tested["test_acc"], color="C1", label="test")
+    ax_acc.plot(h["epoch"], 100 * h["train_acc"], color="C0", alpha=0.6, label="training")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
+    ax_acc.legend(fontsize=8)
+    return fig

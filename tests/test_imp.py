@@ -1,0 +1,161 @@
+"""IMP-WR: rewinding, nesting, resuming after a kill, and the run folder's guarantees."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lthkit.imp as imp_module
+from lthkit.context import open_run
+from lthkit.imp import ImpResults, run_imp
+from lthkit.pruning import count_alive, count_total, is_nested, masked_state, prune_count
+from lthkit.store import MissingInputError, RunMismatchError
+from lthkit.training import Checkpoint, train
+
+
+class Killed(Exception):
+    """Stands for a process killed in the middle of training."""
+
+
+def _kill_at(iteration: int):
+    def hook(i: int, model) -> None:
+        if i == iteration:
+            raise Killed
+
+    return hook
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resumed_training_equals_uninterrupted(tiny, tmp_path):
+    params = tiny()
+    ctx = open_run(params, create=True)
+    start = ctx.new_model().state_dict()
+
+    def run(kill_at: int | None, ckpt_name: str):
+        model = ctx.new_model()
+        model.load_state_dict(start)
+        ckpt = Checkpoint(tmp_path / ckpt_name)
+        kwargs = dict(seed=0, tag="t", start_iteration=2, checkpoint=ckpt, progress=False)
+        if kill_at is not None:
+            with pytest.raises(Killed):
+                train(model, ctx.data, params.train, on_iteration=_kill_at(kill_at), **kwargs)
+            model = ctx.new_model()  # a fresh process: nothing survives but the files
+            model.load_state_dict(start)
+        history = train(model, ctx.data, params.train, **kwargs)
+        return model.state_dict(), history
+
+    straight, h1 = run(None, "a.pt")
+    resumed, h2 = run(9, "b.pt")  # killed in epoch 3 (4 iterations per epoch, start at 2)
+    assert _states_equal(straight, resumed)
+    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
+
+
+def test_imp_levels_are_nested_with_exact_sparsity_and_rewound(tiny):
+    params = tiny()
+    ctx = open_run(params, create=True)
+    res = run_imp(ctx, progress=False)
+    assert res.levels_done() == [0, 1, 2]
+    rewind = res.rewind()
+    total = count_total(res.mask(0))
+    alive = total
+    for level in (1, 2):
+        mask, prev = res.mask(level), res.mask(level - 1)
+        assert is_nested(mask, prev)
+        alive -= prune_count(alive, params.imp.prune_fraction)
+        assert count_alive(mask) == alive
+        # the level started from exactly m_L ⊙ W_rewind (weights and BatchNorm statistics)
+        start = next(res.level(level).trajectory())
+        assert start[0] == pytest.approx(params.imp.rewind_iteration / 4)
+        assert _states_equal(start[1], masked_state(rewind, mask))
+        # and the solution keeps the mask
+        final = res.final(level)
+        assert all(torch.count_nonzero(final[n][~m]) == 0 for n, m in mask.items())
+        # the mask prunes the smallest alive weights of the previous solution
+        prev_final = res.final(level - 1)
+        kept = torch.cat([prev_final[n].abs()[mask[n]] for n in mask])
+        dropped = torch.cat([prev_final[n].abs()[prev[n] & ~mask[n]] for n in mask])
+        assert kept.min() >= dropped.max()
+    metrics = res.metrics(2)
+    assert len(metrics["history"]) == params.train.epochs  # epochs 1..3, the first from iteration k
+    assert res.summary().loc[2, "weights_left_%"] == pytest.approx(100 * alive / total)
+    epochs = res.level(1).trajectory_epochs()
+    assert epochs == [1, 2, 3]
+
+
+def test_rewind_point_is_the_level_zero_weights_at_iteration_k(tiny):
+    params = tiny(imp={"levels": 0})
+    ctx = open_run(params, create=True)
+    res = run_imp(ctx, progress=False)
+    model = ctx.new_model()
+    model.load_state_dict(res.init())
+    captured = {}
+
+    def capture(i, m):
+        if i == params.imp.rewind_iteration:
+            captured.update({k: v.clone() for k, v in m.state_dict().items()})
+
+    train(model, ctx.data, params.train, seed=params.run.seed, tag="imp/level_00",
+          progress=False, on_iteration=capture)
+    assert _states_equal(captured, res.rewind())
+    assert not _states_equal(res.init(), res.rewind())
+    assert _states_equal(model.state_dict(), res.final(0))
+
+
+def test_killed_imp_run_resumes_without_retraining_finished_levels(tiny, monkeypatch):
+    params = tiny()
+    straight = run_imp(open_run(params, create=True), progress=False)
+    reference = {lv: straight.final(lv) for lv in (0, 1, 2)}
+
+    other = tiny(run={"name": "killed"})
+    ctx = open_run(other, create=True)
+    real_train = imp_module.train
+
+    def killing_train(*args, **kwargs):
+        if kwargs["tag"] == "imp/level_02":
+            kwargs["on_iteration"] = _kill_at(7)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(imp_module, "train", killing_train)
+    with pytest.raises(Killed):
+        run_imp(ctx, progress=False)
+    files = ImpResults(ctx.store).level(2)
+    assert files.resume_file.exists() and not files.done()
+    level1_mtime = ImpResults(ctx.store).level(1).final_file.stat().st_mtime_ns
+    monkeypatch.setattr(imp_module, "train", real_train)
+
+    calls = []
+    monkeypatch.setattr(imp_module, "train", lambda *a, **k: calls.append(k["tag"]) or real_train(*a, **k))
+    resumed = run_imp(open_run(other, create=True), progress=False)
+    assert calls == ["imp/level_02"], "finished levels must not be retrained"
+    assert ImpResults(ctx.store).level(1).final_file.stat().st_mtime_ns == level1_mtime
+    assert not files.resume_file.exists()
+    for lv in (0, 1, 2):
+        assert _states_equal(resumed.final(lv), reference[lv])
+    leftovers = [p for p in ctx.store.root.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_run_folder_with_other_training_params_is_refused(tiny):
+    open_run(tiny(imp={"levels": 0}), create=True)
+    with pytest.raises(RunMismatchError, match="train.lr"):
+        open_run(tiny(imp={"levels": 0}, train={"lr": 0.2}), create=True)
+    open_run(tiny(imp={"levels": 1}, run={"device": "cpu"}), create=True)  # extending is fine
+
+
+def test_later_notebooks_name_the_notebook_to_run_first(tiny):
+    with pytest.raises(MissingInputError, match="01_train_imp"):
+        open_run(tiny(), create=False)
+    ctx = open_run(tiny(), create=True)
+    with pytest.raises(MissingInputError, match="01_train_imp"):
+        ImpResults(ctx.store).final(0)
+    with pytest.raises(MissingInputError, match="01_train_imp"):
+        ImpResults(ctx.store).require_levels([0, 1], "notebook 04")
+
+
+def test_rewind_iteration_past_the_end_is_a_clear_error(tiny):
+    ctx = open_run(tiny(imp={"rewind_iteration": 50}), create=True)
+    with pytest.raises(ValueError, match="imp.rewind_iteration"):
+        run_imp(ctx, progress=False)

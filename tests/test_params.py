@@ -1,0 +1,125 @@
+"""Parameter files: the presets are valid, and every kind of mistake names its key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lthkit.params import ParamsError, load_params, main, notebook_params, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted((ROOT / "params").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_presets_are_valid(preset: Path):
+    params = load_params(preset)
+    assert params.run.name
+    assert params.source == str(preset.resolve())
+
+
+def test_paper_presets_hold_the_paper_recipe():
+    resnet = load_params(ROOT / "params" / "resnet20_paper.yaml")
+    assert (resnet.train.epochs, resnet.train.batch_size, resnet.train.lr) == (160, 128, 0.1)
+    assert (resnet.train.momentum, resnet.train.weight_decay) == (0.9, 1e-4)
+    assert resnet.train.milestones == [80, 120]
+    assert (resnet.imp.levels, resnet.imp.prune_fraction) == (10, 0.2)
+    assert resnet.model.arch == "resnet20" and resnet.data.dataset == "cifar10"
+    vgg = load_params(ROOT / "params" / "vgg16_paper.yaml")
+    assert (vgg.imp.levels, vgg.imp.prune_fraction, vgg.model.arch) == (12, 0.4, "vgg16")
+
+
+def _error(write_yaml, raw) -> str:
+    path = write_yaml(raw)
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    assert str(path) in str(info.value), "the error must name the file"
+    return str(info.value)
+
+
+def test_unknown_key_is_named_with_a_suggestion(write_yaml):
+    msg = _error(write_yaml, {"train": {"epoch": 3}})
+    assert "train.epoch" in msg and "unknown key" in msg and "epochs" in msg
+
+
+def test_unknown_section_is_named(write_yaml):
+    msg = _error(write_yaml, {"trian": {"epochs": 3}})
+    assert "trian" in msg and "train" in msg
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"train": {"epochs": "ten"}}, "train.epochs"),
+    ({"train": {"epochs": 2.5}}, "train.epochs"),
+    ({"train": {"bf16": "yes"}}, "train.bf16"),
+    ({"train": {"milestones": 80}}, "train.milestones"),
+])
+def test_wrong_type_is_named(write_yaml, raw, key):
+    assert key in _error(write_yaml, raw)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"train": {"lr": -0.1}}, "train.lr"),
+    ({"imp": {"prune_fraction": 1.0}}, "imp.prune_fraction"),
+    ({"imp": {"prune_fraction": 0.0}}, "imp.prune_fraction"),
+    ({"imp": {"levels": 200}}, "imp.levels"),
+    ({"train": {"epochs": 10, "milestones": [5, 20]}}, "train.milestones"),
+    ({"train": {"milestones": [120, 80]}}, "train.milestones"),
+    ({"data": {"dataset": "imagenet"}}, "data.dataset"),
+    ({"baselines": {"levels": [0, 3]}}, "baselines.levels"),
+    ({"run": {"name": "a/b"}}, "run.name"),
+])
+def test_impossible_value_is_named(write_yaml, raw, key):
+    assert key in _error(write_yaml, raw)
+
+
+def test_layerwise_levels_are_limited_by_the_smallest_layer(write_yaml):
+    # ResNet-20's first conv has 432 weights: 0.5**9 * 432 < 1, while the whole net has 270k.
+    raw = {"imp": {"levels": 9, "prune_fraction": 0.5}}
+    load_params(write_yaml(raw, "global.yaml"))
+    msg = _error(write_yaml, {"imp": {**raw["imp"], "scope": "layerwise"}})
+    assert "imp.levels" in msg and "smallest layer" in msg
+
+
+def test_broken_yaml_names_the_file(write_yaml, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train:\n  epochs: [1, 2\n")
+    with pytest.raises(ParamsError, match="broken.yaml.*not valid YAML"):
+        load_params(path)
+
+
+def test_missing_file_is_a_params_error(tmp_path):
+    with pytest.raises(ParamsError, match="no such parameter file"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train:\n  weight_decay: 5e-4\n  lr: 1e-1\n")
+    params = load_params(path)
+    assert params.train.weight_decay == 5e-4 and params.train.lr == 0.1
+
+
+def test_injected_sections_replace_the_file():
+    params = notebook_params("params/smoke.yaml", {"run": {"name": "x"},
+                                                   "train": {"epochs": 2, "milestones": [1]}})
+    assert params.run.name == "x" and params.train.epochs == 2
+    assert params.data.dataset == "cifar10", "injected sections are the whole parameter set"
+    with pytest.raises(ParamsError, match="papermill.*train.epochs"):
+        notebook_params(None, {"train": {"epochs": -1}})
+
+
+def test_training_fingerprint_ignores_extendable_keys():
+    a = params_from_dict({"imp": {"levels": 2}})
+    b = params_from_dict({"imp": {"levels": 5}, "run": {"device": "cpu"}})
+    c = params_from_dict({"train": {"lr": 0.2}})
+    assert a.training_fingerprint() == b.training_fingerprint()
+    assert a.training_fingerprint() != c.training_fingerprint()
+
+
+def test_cli_check_and_show(capsys, write_yaml):
+    assert main(["check", str(ROOT / "params" / "smoke.yaml")]) == 0
+    assert main(["show", str(ROOT / "params" / "smoke.yaml")]) == 0
+    assert "synthetic_cifar10" in capsys.readouterr().out
+    assert main(["check", str(write_yaml({"train": {"lr": 0}}))]) == 1
+    assert "train.lr" in capsys.readouterr().err
