@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import Callable
 
 import torch
 from torch import nn
@@ -11,9 +13,10 @@ from torch import nn
 from .data import ImageData, derive_seed, load_data
 from .models import build_model
 from .params import Params
+from .points import PointEvaluator
 from .store import RunStore
 
-__all__ = ["Context", "resolve_device", "open_run"]
+__all__ = ["Context", "resolve_device", "open_run", "sub_run"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,22 +36,62 @@ class Context:
     params: Params
     store: RunStore
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    select: Callable[[ImageData], ImageData] | None = None  # a part of the data (sub-runs)
 
     @cached_property
     def data(self) -> ImageData:
         p = self.params
-        return load_data(p.data, self.device, seed=p.run.seed)
+        data = _load_data_cached(p.data, str(self.device), p.run.seed)
+        return self.select(data) if self.select else data
 
     @cached_property
     def analysis_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed analysis subset (normalized images, labels) on the device."""
         return self.data.analysis_subset(self.params.analysis.subset_size, self.params.run.seed)
 
+    @cached_property
+    def evaluator(self) -> PointEvaluator:
+        """Loss and accuracy of weight vectors on the analysis subset (BatchNorm recalibrated)."""
+        a = self.params.analysis
+        use_vmap = {"auto": None, "yes": True, "no": False}[a.vmap]
+        return PointEvaluator(self.new_model(), *self.analysis_data, batch_size=a.batch_size,
+                              recalibrate_bn=a.recalibrate_bn, points_per_pass=a.points_per_pass,
+                              use_vmap=use_vmap)
+
+    def analysis_key(self) -> str:
+        """A short hash of what decides an analysis' loss values (subset, seed, BN handling).
+
+        Part of every cache key, so changing these parameters computes afresh.
+        """
+        a, p = self.params.analysis, self.params
+        raw = f"{a.subset_size}/{a.batch_size}/{a.recalibrate_bn}/{p.run.seed}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:10]
+
     def new_model(self, init_seed: int | None = None) -> nn.Module:
         """A freshly initialized network on the device (seed: the run's initialization)."""
         p = self.params
         seed = derive_seed(p.run.seed, "init") if init_seed is None else init_seed
         return build_model(p.model.arch, p.model.width, p.data.dataset, seed=seed).to(self.device)
+
+
+@lru_cache(maxsize=2)
+def _load_data_cached(spec, device: str, seed: int) -> ImageData:
+    """Sub-runs of one notebook share the dataset they are cut from."""
+    return load_data(spec, device, seed=seed)
+
+
+def sub_run(ctx: Context, name: str, select: Callable[[ImageData], ImageData] | None = None,
+            **sections) -> Context:
+    """A training run of its own inside ctx's run folder (<run>/<name>/), with other sections.
+
+    `sections` replace the parent's (data=, model=, train=, imp=, baselines=); `select` keeps a
+    part of the data (a half, some classes). The sub-run's folder has its own manifest, so it is
+    resumed, reused and refused like a run folder.
+    """
+    params = ctx.params.model_copy(update={**sections,
+                                           "source": f"{ctx.params.source} (sub-run {name})"})
+    store = RunStore.create(params, root=ctx.store.root / name)
+    return Context(params=params, store=store, device=ctx.device, select=select)
 
 
 def open_run(params: Params, create: bool = False, needed_by: str = "this notebook") -> Context:

@@ -245,37 +245,56 @@ def _class_textures(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 def synthetic_images(shape: tuple[int, int, int], n: int, split: str, noise: float,
                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """n examples (uint8 images, labels) of the synthetic stand-in; the first m never depend on n.
+    """n examples (uint8 images, labels) of a synthetic stand-in; the first m never depend on n.
 
-    An example of class c is a grating with c's orientation and frequency (each jittered, so
-    neighbouring classes overlap a little) at a random phase, tinted with c's colour, over a
-    smooth class-independent background, plus pixel noise of relative size `noise`. The class is
-    in local texture and colour, not in pixel positions, as in natural images: convolutions learn
-    it in a few epochs, and harder settings of `noise` leave room for pruning to matter.
+    CIFAR-shaped (3 channels): class textures (`_texture_images`); MNIST-shaped (1 channel):
+    centred class shapes (`_shape_images`), which a fully connected network can learn too.
     """
+    make = _texture_images if shape[0] == 3 else _shape_images
+    xs, ys = [], []
+    for block in range((n + SYNTHETIC_BLOCK - 1) // SYNTHETIC_BLOCK):
+        g = _generator(seed, "synthetic", split, shape, block)
+        img, y = make(shape, SYNTHETIC_BLOCK, noise, seed, g)
+        xs.append((128 + 40 * img).round().clamp(0, 255).to(torch.uint8))
+        ys.append(y)
+    return torch.cat(xs)[:n].contiguous(), torch.cat(ys)[:n].contiguous()
+
+
+def _shape_images(shape: tuple[int, int, int], m: int, noise: float, seed: int,
+                  g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centred class shapes: one of two smooth prototypes of the class, shifted by up to two
+    pixels, with random contrast and pixel noise (MNIST's digits are centred, so is this)."""
+    prototypes = _smooth_fields(shape, NUM_CLASSES * 2, _generator(seed, "synthetic-shapes"))
+    prototypes = prototypes.view(NUM_CLASSES, 2, *shape)
+    y = torch.randperm(m, generator=g) % NUM_CLASSES
+    img = prototypes[y, torch.randint(0, 2, (m,), generator=g)]
+    img = _circular_shift(img, torch.randint(-2, 3, (m, 2), generator=g))
+    img = img * (0.6 + 0.8 * torch.rand(m, 1, 1, 1, generator=g))
+    return img + noise * 2 * torch.randn(img.shape, generator=g), y
+
+
+def _texture_images(shape: tuple[int, int, int], m: int, noise: float, seed: int,
+                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class textures: a grating with the class's orientation and frequency (each jittered, so
+    neighbouring classes overlap a little) at a random phase, tinted with the class's colour,
+    over a smooth class-independent background, plus pixel noise. The class is in local texture
+    and colour, not in pixel positions, as in natural images: convolutions learn it in a few
+    epochs, and larger `noise` leaves room for pruning to matter."""
     c, h, w = shape
     angle, freq, colour = _class_textures(seed)
     yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32),
                             torch.arange(w, dtype=torch.float32), indexing="ij")
-    xs, ys = [], []
-    for block in range((n + SYNTHETIC_BLOCK - 1) // SYNTHETIC_BLOCK):
-        g = _generator(seed, "synthetic", split, shape, block)
-        m = SYNTHETIC_BLOCK
-        y = torch.randperm(m, generator=g) % NUM_CLASSES
-        theta = angle[y] + 0.25 * torch.randn(m, generator=g)
-        f = freq[y] * (1 + 0.15 * torch.randn(m, generator=g))
-        phase = 2 * torch.pi * torch.rand(m, generator=g)
-        proj = xx * torch.cos(theta).view(-1, 1, 1) + yy * torch.sin(theta).view(-1, 1, 1)
-        grating = torch.sin(2 * torch.pi * f.view(-1, 1, 1) * proj + phase.view(-1, 1, 1))
-        tint = (colour[y] + 0.5 * torch.randn(m, 3, generator=g))[:, :c] if c == 3 else \
-            torch.ones(m, 1)
-        contrast = 0.6 + 0.8 * torch.rand(m, 1, 1, 1, generator=g)
-        img = contrast * grating.unsqueeze(1) * tint.view(m, c, 1, 1)
-        img = img + 0.8 * _smooth_fields(shape, m, g)
-        img = img + noise * torch.randn(img.shape, generator=g)
-        xs.append((128 + 40 * img).round().clamp(0, 255).to(torch.uint8))
-        ys.append(y)
-    return torch.cat(xs)[:n].contiguous(), torch.cat(ys)[:n].contiguous()
+    y = torch.randperm(m, generator=g) % NUM_CLASSES
+    theta = angle[y] + 0.25 * torch.randn(m, generator=g)
+    f = freq[y] * (1 + 0.15 * torch.randn(m, generator=g))
+    phase = 2 * torch.pi * torch.rand(m, generator=g)
+    proj = xx * torch.cos(theta).view(-1, 1, 1) + yy * torch.sin(theta).view(-1, 1, 1)
+    grating = torch.sin(2 * torch.pi * f.view(-1, 1, 1) * proj + phase.view(-1, 1, 1))
+    tint = colour[y] + 0.5 * torch.randn(m, 3, generator=g)
+    contrast = 0.6 + 0.8 * torch.rand(m, 1, 1, 1, generator=g)
+    img = contrast * grating.unsqueeze(1) * tint.view(m, c, 1, 1)
+    img = img + 0.8 * _smooth_fields(shape, m, g)
+    return img + noise * torch.randn(img.shape, generator=g), y
 
 
 def _circular_shift(img: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,9 @@ from .context import Context
 from .pruning import (Mask, count_alive, count_total, density, full_mask, layer_report,
                       magnitude_prune, masked_state)
 from .store import RunStore, load_json, load_tensors, save_json, save_tensors
-from .training import Checkpoint, evaluate, train
+from .training import Checkpoint, evaluate, train, train_together
 
-__all__ = ["run_imp", "ImpResults", "train_solution", "SolutionFiles"]
+__all__ = ["run_imp", "ImpResults", "train_solution", "train_solutions_together", "SolutionFiles"]
 
 MADE_BY = "notebooks/01_train_imp.ipynb"
 
@@ -151,10 +151,7 @@ def train_solution(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
     """
     p = ctx.params
     cfg = cfg or p.train
-    if not files.mask_file.exists():
-        save_tensors(files.mask_file, mask)
-    model = ctx.new_model()
-    model.load_state_dict(masked_state(start, mask))
+    model = _start_model(ctx, files, mask, start)
     save_every = p.imp.save_every if keep_trajectory else 0
 
     def on_epoch(epoch: int, m: nn.Module) -> None:
@@ -168,6 +165,44 @@ def train_solution(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
                     start_iteration=start_iteration, augment=p.data.augment,
                     checkpoint=Checkpoint(files.resume_file), on_iteration=on_iteration,
                     on_epoch=on_epoch, progress=progress)
+    return finish_solution(ctx, files, model, tag=tag, mask=mask, history=history, cfg=cfg,
+                           start_iteration=start_iteration)
+
+
+def train_solutions_together(ctx: Context, jobs: list[dict], cfg, start_iteration: int,
+                             checkpoint_file: Path, progress: bool = True) -> list[dict]:
+    """Train several solutions of one schedule at once (`training.train_together`).
+
+    `jobs` hold files, tag, mask and start of each (as `train_solution` takes them). The group
+    resumes from `checkpoint_file`; each member's files are written as `train_solution` writes
+    them. Returns the metrics of each.
+    """
+    p = ctx.params
+    models = [_start_model(ctx, j["files"], j["mask"], j["start"]) for j in jobs]
+    histories = train_together(models, ctx.data, cfg, seed=p.run.seed, tags=[j["tag"] for j in jobs],
+                               masks=[j["mask"] for j in jobs], start_iteration=start_iteration,
+                               augment=p.data.augment, checkpoint=Checkpoint(checkpoint_file),
+                               progress=progress)
+    metrics = [finish_solution(ctx, j["files"], model, tag=j["tag"], mask=j["mask"], history=h,
+                               cfg=cfg, start_iteration=start_iteration)
+               for j, model, h in zip(jobs, models, histories)]
+    checkpoint_file.unlink(missing_ok=True)
+    return metrics
+
+
+def _start_model(ctx: Context, files: SolutionFiles, mask: Mask,
+                 start: dict[str, torch.Tensor]) -> nn.Module:
+    """Save the mask (once) and return a model holding m ⊙ start."""
+    if not files.mask_file.exists():
+        save_tensors(files.mask_file, mask)
+    model = ctx.new_model()
+    model.load_state_dict(masked_state(start, mask))
+    return model
+
+
+def finish_solution(ctx: Context, files: SolutionFiles, model: nn.Module, *, tag: str, mask: Mask,
+                    history: list[dict], cfg, start_iteration: int) -> dict:
+    """Measure a trained solution, write final.pt and then metrics.json; returns the metrics."""
     seconds = sum(h["seconds"] for h in history)  # every epoch's, also those before a resume
     train_loss, train_acc = evaluate(model, ctx.data, "train", cfg.eval_batch_size)
     test_loss, test_acc = evaluate(model, ctx.data, "test", cfg.eval_batch_size)

@@ -49,6 +49,40 @@ class _Section(BaseModel):
 LevelSelection = Literal["all"] | list[int]
 
 
+class _KeyError(ValueError):
+    """Raised inside validators to name the offending key (relative to the section raising it)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def _check_level_list(selection: LevelSelection, levels: int, key: str, minimum: int) -> None:
+    if selection == "all":
+        return
+    bad = [x for x in selection if not minimum <= x <= levels]
+    if bad:
+        raise _KeyError(key, f"levels {bad} outside {minimum}..{levels} (imp.levels = {levels})")
+
+
+def _check_levels_fit(p: "Params") -> None:
+    _check_levels_fit_for(p.model, p.data.dataset, p.imp, "imp")
+
+
+def _check_levels_fit_for(model: "ModelSection", dataset: str, imp: "ImpSection", key: str) -> None:
+    """More levels than the sparsity allows: some layer (or the net) would be left with no weight."""
+    from .models import prunable_sizes  # local import: models imports torch
+
+    sizes = prunable_sizes(model.arch, model.width, dataset)
+    keep = (1.0 - imp.prune_fraction) ** imp.levels
+    smallest = min(sizes) if imp.scope == "layerwise" else sum(sizes)
+    if smallest * keep < 1.0:
+        what = "the smallest layer" if imp.scope == "layerwise" else "the network"
+        raise _KeyError(f"{key}.levels", f"{imp.levels} levels of {imp.prune_fraction:.0%} leave "
+                        f"{what} ({smallest} weights) with less than one weight")
+
+
 class RunSection(_Section):
     name: str = Field("resnet20_paper", pattern=r"^[A-Za-z0-9_.-]+$",
                       description="run folder name: everything goes to <output_root>/<name>/")
@@ -104,6 +138,12 @@ class TrainSection(_Section):
             raise ValueError("milestones must be strictly increasing positive epochs")
         return v
 
+    @model_validator(mode="after")
+    def _milestones_in_schedule(self) -> "TrainSection":
+        if any(m > self.epochs for m in self.milestones):
+            raise _KeyError("milestones", f"milestone after the last epoch ({self.epochs})")
+        return self
+
 
 class ImpSection(_Section):
     levels: int = Field(10, ge=0, description="pruning levels after the dense level 0")
@@ -150,11 +190,29 @@ class AnalysisSection(_Section):
 
 class HessianSection(_Section):
     k: int = Field(100, ge=1, description="top-k eigenvalues; V'(k) sums the logs of the positive ones")
-    ks_fig22: list[int] = Field([10, 25, 50, 100], description="k values of Fig 22")
-    max_iterations: int = Field(600, ge=2, description="Lanczos iterations at most")
-    tol: float = Field(1e-3, gt=0, description="stop when every wanted residual ||Hv - lv|| <= "
-                       "tol * |l_max|")
-    hvp: Literal["auto", "double_backward", "forward_over_reverse"] = "auto"
+    ks_fig22: list[int] = Field([10, 25, 50, 100], description="k values of Fig 22 (each <= k; "
+                                "taken from the same top-k spectra)")
+    subset_size: int | None = Field(None, ge=1, description="examples the Hessian is computed on: "
+                                    "the first n of the seeded analysis subset (None: "
+                                    "analysis.subset_size; paper: 10% of the training set)")
+    batch_size: int | None = Field(None, ge=1, description="examples per chunk of a Hessian-vector "
+                                   "product, summed weighted by size (None: analysis.batch_size)")
+    max_iterations: int = Field(600, ge=2, description="Lanczos iterations (= Hessian-vector "
+                                "products) at most")
+    tol: float = Field(1e-3, gt=0, lt=1, description="Lanczos stops when every wanted residual "
+                       "||Hv - lv|| <= tol * (see tol_relative_to)")
+    tol_relative_to: Literal["eigenvalue", "largest"] = Field(
+        "eigenvalue", description="eigenvalue: a positive pair's residual is measured against its "
+        "own l (each log l of V'(k) to relative accuracy tol); largest: against l_max (cheaper, "
+        "but the small eigenvalues of the top 100 then carry errors up to tol * l_max)")
+    hvp: Literal["auto", "double_backward", "forward_over_reverse"] = Field(
+        "auto", description="how Hessian-vector products are taken: auto = double_backward "
+        "(measured faster on the CPU); forward_over_reverse = torch.func jvp(grad)")
+    reuse_graph: bool = Field(False, description="keep each chunk's first-order graph between "
+                              "products (double backward): about 25% faster, memory grows with "
+                              "the subset (fine for ResNet-20 on a GPU, not for VGG-16)")
+    dtype: Literal["float32", "float64"] = Field("float32", description="precision of the "
+                                                 "products (TF32 is always off; bf16 never)")
     basis_device: Literal["auto", "cpu", "device"] = Field(
         "auto", description="where the Lanczos basis lives: auto = on the device when it fits")
     density_iterations: int = Field(80, ge=2, description="Lanczos steps per SLQ run")
@@ -162,20 +220,51 @@ class HessianSection(_Section):
     trace_samples: int = Field(50, ge=1, description="Hutchinson samples for the trace")
     band_levels: LevelSelection = Field("all", description="levels of Fig 16 (smallest vs next band)")
 
+    @model_validator(mode="after")
+    def _ks_within_k(self) -> "HessianSection":
+        bad = [x for x in self.ks_fig22 if not 1 <= x <= self.k]
+        if bad:
+            raise _KeyError("hessian.ks_fig22", f"{bad} outside 1..k (k = {self.k}): Fig 22 "
+                            f"reads them from the top-k spectra")
+        return self
+
 
 class LandscapeSection(_Section):
-    line_points: int = Field(41, ge=3, description="points on a line between two solutions")
-    line_margin: float = Field(0.2, ge=0, description="alpha runs from -margin to 1 + margin")
+    """Lines, basin radii, planes and filter-normalized surfaces (notebooks 05-07)."""
+
+    examples: int | None = Field(None, ge=1, description="examples of the analysis subset that "
+                                 "lines, radii and planes are evaluated on (None: all of them)")
+    one_pass_bn: bool = Field(True, description="BatchNorm statistics and loss in one pass over "
+                              "all the examples at once (half the work; statistics of the whole "
+                              "subset instead of an average of per-batch ones)")
+    line_points: int = Field(41, ge=3, description="points on a line between two solutions, "
+                             "both ends included (alpha in [0, 1])")
+    line_margin: float = Field(0.2, ge=0, description="alpha runs from -margin to 1 + margin, "
+                               "on the same spacing")
     radius_directions: int = Field(100, ge=1, description="random unit directions per point")
     radius_cutoff: Literal["relative", "additive", "absolute"] = Field(
         "relative", description="cut-off c: relative L0*(1+value), additive L0+value, absolute value")
     radius_value: float = Field(1.0, gt=0, description="value of the cut-off rule")
-    radius_max: float = Field(50.0, gt=0, description="largest radius searched")
-    radius_tol: float = Field(1e-3, gt=0, description="bisection stops when the bracket is this "
-                              "narrow (relative)")
+    radius_reference: Literal["own", "pair_max"] = Field(
+        "own", description="L0 of the cut-off: each point's own loss, or the higher loss of the "
+        "two points compared in one figure (one cut-off for both)")
+    radius_start: float = Field(0.01, gt=0, description="first distance tried along a direction")
+    radius_growth: float = Field(2.0, gt=1, description="the distance is multiplied by this until "
+                                 "the loss exceeds the cut-off (then bisection)")
+    radius_max: float = Field(50.0, gt=0, description="largest radius searched (a direction that "
+                              "never crosses reports this and counts as censored)")
+    radius_tol: float = Field(1e-3, gt=0, lt=1, description="bisection stops when the bracket is "
+                              "this narrow, relative to its upper end")
     plane_resolution: int = Field(31, ge=3, description="grid points per axis on the plane of Fig 13")
-    plane_margin: float = Field(0.3, ge=0, description="grid extends this fraction past the points")
-    sublevel_loss: float | None = Field(None, description="loss of the shaded sublevel set "
+    plane_margin: float = Field(0.3, ge=0, description="grid extends this fraction of the points' "
+                                "extent past them")
+    plane_levels: list[int] | None = Field(None, description="IMP levels of the plane's points A, "
+                                           "B, C (axes B-A, C-A); None: 0, the middle and the last "
+                                           "analysis level")
+    plane_baseline_level: int | None = Field(None, ge=1, description="level whose baselines are "
+                                             "projected on the plane (None: the last level with "
+                                             "baselines)")
+    sublevel_loss: float | None = Field(None, gt=0, description="loss of the shaded sublevel set "
                                         "(None: the largest loss of the IMP solutions)")
     surface_resolution: int = Field(25, ge=3, description="grid points per axis, filter-normalized "
                                     "surface (Li et al. 2018)")
@@ -183,6 +272,29 @@ class LandscapeSection(_Section):
     surface_examples: int = Field(250, ge=1, description="examples the surface is evaluated on "
                                   "(Bain's subsample)")
     surface_include_bn: bool = Field(False, description="perturb biases and BatchNorm too")
+    surface_sweep: list[int] = Field([], description="subsample sizes of the figure showing how one "
+                                     "surface settles as examples grow (empty: skip it)")
+
+    @field_validator("plane_levels")
+    @classmethod
+    def _three_levels(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 3 or len(set(v)) != 3 or min(v) < 0):
+            raise ValueError("plane_levels must be three different levels >= 0 (A, B, C)")
+        return v
+
+    @field_validator("surface_sweep")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError("surface_sweep sizes must be >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _radius_range(self) -> "LandscapeSection":
+        if self.radius_start >= self.radius_max:
+            raise _KeyError("landscape.radius_start", f"must be below landscape.radius_max "
+                            f"({self.radius_max})")
+        return self
 
 
 class ReportSection(_Section):
@@ -192,6 +304,93 @@ class ReportSection(_Section):
         description="notebooks the report runner executes, in order")
     html: bool = Field(True, description="write an HTML copy of every executed notebook")
     show_levels: LevelSelection = Field("all", description="levels drawn in the static figures")
+
+
+class RunSpec(_Section):
+    """A training run of its own inside a section (another model, optimizer or IMP recipe)."""
+
+    model: ModelSection = ModelSection()
+    train: TrainSection = TrainSection()
+    imp: ImpSection = ImpSection()
+
+
+_ADAM_MNIST = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "momentum": 0.0,
+               "weight_decay": 0.0, "milestones": [], "bf16": False}
+
+
+class EarlyBirdSection(_Section):
+    prune_fraction: float = Field(0.5, gt=0, lt=1, description="sparsity of the masks compared "
+                                  "epoch to epoch (You et al. 2020)")
+    threshold: float = Field(0.1, gt=0, lt=1, description="the early-bird epoch is the first from "
+                             "which the mask distance stays under this")
+
+
+class TransferSection(_Section):
+    arch: Literal["mlp", "lenet5"] = Field("mlp", description="network of the transfer tasks")
+    train: TrainSection = Field(TrainSection(**{**_ADAM_MNIST, "batch_size": 50, "epochs": 50}),
+                                description="Adam recipe of the report's Table 2")
+    sgd_lr: float = Field(0.05, gt=0, description="lr of the SGD ticket (task 3; momentum 0.9)")
+    halves_imp: ImpSection = Field(ImpSection(levels=5, prune_fraction=0.5, rewind_iteration=0,
+                                              save_every=0), description="task 1: halves of the data")
+    labels_imp: ImpSection = Field(ImpSection(levels=15, prune_fraction=0.35, rewind_iteration=0,
+                                              save_every=0), description="task 2: digits 0-4 -> 5-9")
+    optimizers_imp: ImpSection = Field(ImpSection(levels=10, prune_fraction=0.5, rewind_iteration=0,
+                                                  save_every=0), description="task 3: SGD <-> Adam")
+
+
+class MnistSection(_Section):
+    """Notebook 10 (the IE643 report): MNIST tickets, their transfer, early-bird tickets."""
+
+    data: DataSection = DataSection(dataset="mnist", augment=False)
+    mlp: RunSpec = RunSpec(model=ModelSection(arch="mlp"),
+                           train=TrainSection(**{**_ADAM_MNIST, "epochs": 75}),
+                           imp=ImpSection(levels=20, prune_fraction=0.3, rewind_iteration=0,
+                                          trajectory_levels=[0]))
+    lenet5: RunSpec = RunSpec(model=ModelSection(arch="lenet5"),
+                              train=TrainSection(**{**_ADAM_MNIST, "epochs": 50}),
+                              imp=ImpSection(levels=20, prune_fraction=0.2, rewind_iteration=0,
+                                             save_every=0))
+    transfer: TransferSection = TransferSection()
+    early_bird: EarlyBirdSection = EarlyBirdSection()
+
+    @model_validator(mode="after")
+    def _fits(self) -> "MnistSection":
+        for name in ("mlp", "lenet5"):
+            spec = getattr(self, name)
+            _check_levels_fit_for(spec.model, self.data.dataset, spec.imp, f"{name}.imp")
+        t = self.transfer
+        for name in ("halves_imp", "labels_imp", "optimizers_imp"):
+            _check_levels_fit_for(ModelSection(arch=t.arch), self.data.dataset, getattr(t, name),
+                                  f"transfer.{name}")
+        return self
+
+
+class BainSection(_Section):
+    """Notebook 11 (Bain): LeNet-5 tickets on CIFAR-10 against random tickets, their landscapes."""
+
+    data: DataSection = DataSection(dataset="cifar10", augment=False)
+    model: ModelSection = ModelSection(arch="lenet5")
+    train: TrainSection = Field(
+        TrainSection(optimizer="adam", lr=2e-3, batch_size=9600, momentum=0.0, weight_decay=0.0,
+                     epochs=35, milestones=[], bf16=False, eval_batch_size=2000),
+        description="Adam with very large batches, 35 epochs per round (Bain); lr not given there")
+    imp: ImpSection = ImpSection(levels=35, prune_fraction=0.1, scope="layerwise",
+                                 rewind_iteration=0, save_every=0)
+    show_levels: LevelSelection = Field([0, 7, 14, 21, 28, 35], description="levels whose IMP and "
+                                        "random tickets get a surface")
+    random_levels: LevelSelection = Field("all", description="levels with a random ticket (the "
+                                          "accuracy-gap plot uses all of them)")
+    subsample_sizes: list[int] = Field([10, 50, 250, 1000], description="examples per surface in "
+                                       "the plot of how the surface settles")
+
+    @model_validator(mode="after")
+    def _fits(self) -> "BainSection":
+        _check_levels_fit_for(self.model, self.data.dataset, self.imp, "imp")
+        for key in ("show_levels", "random_levels"):
+            _check_level_list(getattr(self, key), self.imp.levels, key, minimum=0)
+        if self.data.dataset.endswith("mnist") or self.model.arch not in ("lenet5", "mlp"):
+            raise _KeyError("model.arch", "Bain's experiment is LeNet-5 (or an MLP) on CIFAR-10")
+        return self
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -205,6 +404,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "hessian": HessianSection,
     "landscape": LandscapeSection,
     "report": ReportSection,
+    "mnist": MnistSection,
+    "bain": BainSection,
 }
 
 # Keys that do not change what a finished level holds: a run folder may be reused when only
@@ -229,6 +430,8 @@ class Params(_Section):
     hessian: HessianSection = HessianSection()
     landscape: LandscapeSection = LandscapeSection()
     report: ReportSection = ReportSection()
+    mnist: MnistSection = MnistSection()
+    bain: BainSection = BainSection()
     source: str = Field("<defaults>", exclude=True)
 
     @model_validator(mode="after")
@@ -242,9 +445,6 @@ class Params(_Section):
                           minimum=1)
         _check_level_list(self.report.show_levels, self.imp.levels, "report.show_levels",
                           minimum=0)
-        if any(m > self.train.epochs for m in self.train.milestones):
-            raise _KeyError("train.milestones", f"milestone after the last epoch "
-                            f"({self.train.epochs})")
         if self.hessian.k > self.hessian.max_iterations:
             raise _KeyError("hessian.max_iterations", "must be at least hessian.k")
         if self.data.dataset.endswith("mnist") and self.model.arch in ("resnet20", "vgg16"):
@@ -274,36 +474,6 @@ class Params(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
-
-
-class _KeyError(ValueError):
-    """Raised inside validators to name the offending key."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
-
-
-def _check_level_list(selection: LevelSelection, levels: int, key: str, minimum: int) -> None:
-    if selection == "all":
-        return
-    bad = [x for x in selection if not minimum <= x <= levels]
-    if bad:
-        raise _KeyError(key, f"levels {bad} outside {minimum}..{levels} (imp.levels = {levels})")
-
-
-def _check_levels_fit(p: "Params") -> None:
-    """More levels than the sparsity allows: some layer (or the net) would be left with no weight."""
-    from .models import prunable_sizes  # local import: models imports torch
-
-    sizes = prunable_sizes(p.model.arch, p.model.width, p.data.dataset)
-    keep = (1.0 - p.imp.prune_fraction) ** p.imp.levels
-    smallest = min(sizes) if p.imp.scope == "layerwise" else sum(sizes)
-    if smallest * keep < 1.0:
-        what = "the smallest layer" if p.imp.scope == "layerwise" else "the network"
-        raise _KeyError("imp.levels", f"{p.imp.levels} levels of {p.imp.prune_fraction:.0%} leave "
-                        f"{what} ({smallest} weights) with less than one weight")
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -408,8 +578,8 @@ def _validation_message(source: str, error: ValidationError, raw: Mapping[str, A
         return _unknown_message(source, key, allowed)
     if first["type"] == "value_error":
         ctx_error = first.get("ctx", {}).get("error")
-        if isinstance(ctx_error, _KeyError):
-            return f"{source}: {ctx_error.key}: {ctx_error.message}"
+        if isinstance(ctx_error, _KeyError):  # its key is relative to the section that raised it
+            return f"{source}: {'.'.join([*loc, ctx_error.key])}: {ctx_error.message}"
         msg = str(ctx_error) if ctx_error else first["msg"]
         return f"{source}: {key}: {msg}" if key else f"{source}: {msg}"
     got = first.get("input")

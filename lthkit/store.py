@@ -86,6 +86,17 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(x).__name__}")
 
 
+def _refuse_differences(old: dict[str, Any], new: dict[str, Any], what: str, source: str) -> None:
+    """Raise RunMismatchError listing the keys whose values differ between old and new."""
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if differ:
+        lines = "\n".join(f"  {k}: {old.get(k)!r} there, {new.get(k)!r} in {source}"
+                          for k in differ[:12])
+        raise RunMismatchError(
+            f"{what} was made with other parameters:\n{lines}\n"
+            f"Use another run.name for these parameters, or delete that folder to start over.")
+
+
 # --- the run folder -----------------------------------------------------------------------------
 
 class RunStore:
@@ -96,9 +107,10 @@ class RunStore:
 
     # construction ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, params: Params) -> "RunStore":
-        """Open the run folder for training, creating it; refuse one made with other parameters."""
-        store = cls(params.run_dir())
+    def create(cls, params: Params, root: Path | None = None) -> "RunStore":
+        """Open the run folder (or `root`) for training, creating it; refuse one made with other
+        training parameters."""
+        store = cls(root or params.run_dir())
         manifest = store.root / "manifest.json"
         if manifest.exists():
             store._check_fingerprint(params, load_json(manifest))
@@ -124,15 +136,19 @@ class RunStore:
         return store
 
     def _check_fingerprint(self, params: Params, manifest: dict[str, Any]) -> None:
-        old = manifest.get("fingerprint", {})
-        new = params.training_fingerprint()
-        differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if differ:
-            lines = "\n".join(f"  {k}: {old.get(k)!r} in the run folder, {new.get(k)!r} in "
-                              f"{params.source}" for k in differ[:12])
-            raise RunMismatchError(
-                f"the run folder {self.root} was made with other training parameters:\n{lines}\n"
-                f"Use another run.name for these parameters, or delete the folder to start over.")
+        _refuse_differences(manifest.get("fingerprint", {}), params.training_fingerprint(),
+                            f"the run folder {self.root}", params.source)
+
+    def claim(self, folder: Path, spec: dict[str, Any], source: str) -> None:
+        """Record the parameters a result folder is made with (spec.json), or refuse other ones.
+
+        Keeps a result made with, say, another fine-tuning lr from being silently reused.
+        """
+        path = folder / "spec.json"
+        if path.exists():
+            _refuse_differences(load_json(path), spec, str(folder), source)
+        else:
+            save_json(path, spec)
 
     # paths ---------------------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:

@@ -26,7 +26,8 @@ from .params import TrainSection
 from .pruning import Mask
 from .store import load_tensors, save_tensors
 
-__all__ = ["train", "evaluate", "Checkpoint", "lr_at_epoch", "make_optimizer", "EpochHook"]
+__all__ = ["train", "train_together", "evaluate", "Checkpoint", "lr_at_epoch", "make_optimizer",
+           "EpochHook"]
 
 EpochHook = Callable[[int, nn.Module], None]
 IterationHook = Callable[[int, nn.Module], None]
@@ -39,11 +40,7 @@ def lr_at_epoch(cfg: TrainSection, epoch: int) -> float:
 
 def make_optimizer(model: nn.Module, cfg: TrainSection, device: torch.device) -> torch.optim.Optimizer:
     """SGD with momentum and weight decay, or Adam, over every trainable parameter."""
-    fused = {"fused": True} if device.type == "cuda" else {}
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **fused)
+    return make_optimizer_for(list(model.parameters()), cfg, device)
 
 
 @dataclass
@@ -200,3 +197,128 @@ def evaluate(model: nn.Module, data: ImageData, split: str, batch_size: int = 10
         n += y.shape[0]
     model.train(was_training)
     return float(loss_sum) / n, float(correct) / n
+
+
+# --- several networks of one architecture trained together ----------------------------------------
+
+def train_together(models: list[nn.Module], data: ImageData, cfg: TrainSection, *, seed: int,
+                   tags: list[str], masks: list[Mask | None], start_iteration: int = 0,
+                   augment: bool = True, checkpoint: Checkpoint | None = None,
+                   progress: bool = True) -> list[list[dict]]:
+    """Train K networks of one architecture at once: one vmapped forward and backward per step.
+
+    Each network keeps its own data order (its tag), mask, optimizer state and metrics, exactly
+    as `train` would give it; only the arithmetic is batched (convolutions become grouped ones).
+    The K networks' parameters are stacked into leaf tensors with a leading K dimension, so one
+    ordinary optimizer updates all of them (SGD and Adam act elementwise). Returns the histories.
+    """
+    from torch.func import functional_call, stack_module_state
+
+    device = next(models[0].parameters()).device
+    k = len(models)
+    ipe = data.iterations_per_epoch(cfg.batch_size)
+    params, buffers = stack_module_state(models)
+    template = models[0]
+    stacked_masks = _stack_masks(masks, params)
+    optimizer = make_optimizer_for(list(params.values()), cfg, device)
+    histories: list[list[dict]] = [[] for _ in range(k)]
+    iteration, first_epoch = start_iteration, start_iteration // ipe
+    state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        with torch.no_grad():
+            for name, t in {**params, **buffers}.items():
+                t.copy_(state["model"][name])
+        optimizer.load_state_dict(state["optimizer"])
+        histories, iteration, first_epoch = state["history"], state["iteration"], state["epoch"] + 1
+    _mask_stacked(params, stacked_masks, grads=False)
+
+    def forward(p, b, x):
+        return functional_call(template, (p, b), (x,))
+
+    batched = torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
+    bar = tqdm(total=(cfg.epochs * ipe - start_iteration), initial=iteration - start_iteration,
+               desc=f"{k} together", unit="it", disable=not progress, leave=False, mininterval=1.0)
+    for epoch in range(first_epoch, cfg.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at_epoch(cfg, epoch)
+        template.train()
+        t0 = time.perf_counter()
+        skip = max(0, iteration - epoch * ipe)
+        streams = [data.train_batches(cfg.batch_size, derive_seed(seed, tag, epoch), augment,
+                                      start=skip) for tag in tags]
+        loss_sum = torch.zeros(k, device=device)
+        correct = torch.zeros(k, device=device)
+        seen = 0
+        for batches in zip(*streams):
+            x = torch.stack([b[0] for b in batches])
+            y = torch.stack([b[1] for b in batches])
+            logits = batched(params, buffers, x)
+            losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+            losses = losses.view(k, -1).mean(1)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # each network's loss reaches only its own slice
+            _mask_stacked(params, stacked_masks, grads=True)
+            optimizer.step()
+            _mask_stacked(params, stacked_masks, grads=False)
+            loss_sum += losses.detach() * y.shape[1]
+            correct += (logits.argmax(2) == y).sum(1)
+            seen += y.shape[1]
+            iteration += 1
+            bar.update(1)
+        for i in range(k):
+            record = {"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
+                      "train_loss": float(loss_sum[i]) / max(seen, 1),
+                      "train_acc": float(correct[i]) / max(seen, 1),
+                      "train_seconds": time.perf_counter() - t0, "images": seen}
+            histories[i].append(record)
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            _unstack_into(models, params, buffers)
+            for i, model in enumerate(models):
+                test_loss, test_acc = evaluate(model, data, "test", cfg.eval_batch_size)
+                histories[i][-1].update(test_loss=test_loss, test_acc=test_acc)
+        for h in histories:
+            h[-1]["seconds"] = time.perf_counter() - t0
+        if checkpoint is not None:
+            save_tensors(checkpoint.path, {
+                "model": {n: t.detach() for n, t in {**params, **buffers}.items()},
+                "optimizer": optimizer.state_dict(), "epoch": epoch, "iteration": iteration,
+                "history": histories})
+    bar.close()
+    _unstack_into(models, params, buffers)
+    return histories
+
+
+def make_optimizer_for(tensors: list[torch.Tensor], cfg: TrainSection,
+                       device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer of `make_optimizer` over explicit tensors (stacked parameters)."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(tensors, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.SGD(tensors, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay, **fused)
+
+
+def _stack_masks(masks: list[Mask | None], params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Masks stacked like the parameters (K x shape), for the names any network masks."""
+    names = sorted({n for m in masks if m for n in m})
+    out = {}
+    for n in names:
+        p = params[n]
+        out[n] = torch.stack([(m[n] if m and n in m else torch.ones(p.shape[1:], dtype=torch.bool))
+                              .to(p.device, p.dtype) for m in masks])
+    return out
+
+
+@torch.no_grad()
+def _mask_stacked(params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], grads: bool) -> None:
+    for n, m in masks.items():
+        target = params[n].grad if grads else params[n]
+        if target is not None:
+            target.mul_(m)
+
+
+@torch.no_grad()
+def _unstack_into(models: list[nn.Module], params: dict[str, torch.Tensor],
+                  buffers: dict[str, torch.Tensor]) -> None:
+    for i, model in enumerate(models):
+        model.load_state_dict({n: t[i] for n, t in {**params, **buffers}.items()})

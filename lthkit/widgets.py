@@ -50,6 +50,9 @@ class Picker:
         """The choice whose image the stack shows now."""
         return self.choices[self.stack.selected_index]
 
+    def _ipython_display_(self) -> None:
+        """Shown once, when made: as the value of a notebook cell it adds nothing."""
+
 
 def choice_picker(render: Callable[[Any], Any], choices: Sequence[Any], interactive: bool,
                   static: Sequence[Any] | None = None, description: str = "choice",

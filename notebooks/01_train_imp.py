@@ -44,6 +44,8 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+mnist = None
+bain = None
 
 # %%
 import lthkit as lk

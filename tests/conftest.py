@@ -79,7 +79,8 @@ class SmokeSeries:
 
         key = name + repr(sorted(parameters.items()))
         if key not in self.done:
-            out = self.folder / f"{name}.ipynb"
+            suffix = "".join(f"-{k}={v}" for k, v in sorted(parameters.items()))
+            out = self.folder / f"{name}{suffix}.ipynb"
             papermill.execute_notebook(
                 str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), kernel_name="python3",
                 cwd=str(ROOT), progress_bar=False,

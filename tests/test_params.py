@@ -123,3 +123,15 @@ def test_cli_check_and_show(capsys, write_yaml):
     assert "synthetic_cifar10" in capsys.readouterr().out
     assert main(["check", str(write_yaml({"train": {"lr": 0}}))]) == 1
     assert "train.lr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"mnist": {"mlp": {"imp": {"levels": 80}}}}, "mnist.mlp.imp.levels"),
+    ({"mnist": {"transfer": {"train": {"lr": -1}}}}, "mnist.transfer.train.lr"),
+    ({"mnist": {"lenet5": {"train": {"epochs": 5, "milestones": [9]}}}}, "mnist.lenet5.train.milestones"),
+    ({"bain": {"show_levels": [99]}}, "bain.show_levels"),
+    ({"bain": {"imp": {"prune_fraction": 2}}}, "bain.imp.prune_fraction"),
+    ({"bain": {"surface": 3}}, "bain.surface"),
+])
+def test_nested_sections_name_the_full_key(write_yaml, raw, key):
+    assert key in _error(write_yaml, raw)

@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["fig01_levels", "training_curves"]
+__all__ = ["STRATEGY_STYLE", "fig01_levels", "fig02_strategies", "strategy_curves", "training_curves"]
 
 
 def _weights_left_axis(ax: plt.Axes, levels: Sequence[int], left_pct: Sequence[float]) -> None:
@@ -46,5 +46,58 @@ def training_curves(history: Sequence[dict], title: str) -> plt.Figure:
         ax_acc.plot(tested["epoch"], 100 * tested["test_acc"], color="C1", label="test")
     ax_acc.plot(h["epoch"], 100 * h["train_acc"], color="C0", alpha=0.6, label="training")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
+    ax_acc.legend(fontsize=8)
+    return fig
+
+
+STRATEGY_STYLE = {  # colour and marker of each strategy, shared by every comparison figure
+    "imp": ("C0", "o"), "one_shot": ("C1", "s"), "fine_tune": ("C2", "^"),
+    "lr_rewind": ("C3", "v"), "random_reinit": ("C4", "D"), "random_prune": ("C5", "P"),
+    "random_prune_oneshot": ("C6", "X"),
+}
+
+
+def fig02_strategies(summary: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Fig 2: final training loss and test accuracy of IMP-WR and every baseline against level.
+
+    `summary` has columns strategy, symbol, level, train_loss, test_acc (BaselineResults.summary).
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for strategy, rows in summary.groupby("strategy", sort=False):
+        rows = rows.sort_values("level")
+        colour, marker = STRATEGY_STYLE.get(strategy, ("k", "."))
+        style = dict(color=colour, marker=marker, label=f"${_tex(rows['symbol'].iloc[0])}$",
+                     lw=2.2 if strategy == "imp" else 1.2, ms=6)
+        ax_loss.plot(rows["level"], rows["train_loss"], **style)
+        ax_acc.plot(rows["level"], 100 * rows["test_acc"], **style)
+    ax_loss.set(xlabel="level L", ylabel="training loss", yscale="log",
+                title=f"{title} training loss".strip())
+    ax_acc.set(xlabel="level L", ylabel="test accuracy (%)", title=f"{title} test accuracy".strip())
+    levels = sorted(summary["level"].unique())
+    for ax in (ax_loss, ax_acc):
+        ax.set_xticks(levels)
+    ax_acc.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _tex(symbol: str) -> str:
+    """W_min -> W_{min}, W_RP' -> W_{RP'}: a strategy symbol for mathtext."""
+    head, _, sub = symbol.partition("_")
+    return f"{head}_{{{sub}}}" if sub else head
+
+
+def strategy_curves(histories: dict[str, list[dict]], symbols: dict[str, str],
+                    title: str) -> plt.Figure:
+    """Test accuracy and running training loss per epoch of several strategies at one level."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    for strategy, history in histories.items():
+        h = pd.DataFrame(history)
+        colour, _ = STRATEGY_STYLE.get(strategy, ("k", "."))
+        label = f"${_tex(symbols[strategy])}$"
+        ax_loss.plot(h["epoch"], h["train_loss"], color=colour, label=label)
+        tested = h.dropna(subset=["test_acc"]) if "test_acc" in h else h.iloc[:0]
+        ax_acc.plot(tested["epoch"], 100 * tested["test_acc"], color=colour, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="training loss (running)", yscale="log", title=title)
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
     ax_acc.legend(fontsize=8)
     return fig

@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · The comparison solutions
+#
+# Reproduces **Fig 2** (and **Fig 24** for VGG-16): training loss and test accuracy of the IMP
+# solution $W_{min(L)}$ against the paper's other ways of reaching the same sparsity, level by level:
+#
+# | symbol | how it is made |
+# | --- | --- |
+# | $W_{OS(L)}$ one-shot | magnitude-prune $W_{min(0)}$ in one step to the sparsity of $m_L$, rewind, retrain |
+# | $W_{FT(L)}$ fine-tuning | keep training $m_L \odot W_{min(L-1)}$ at a small fixed learning rate |
+# | $W_{LRR(L)}$ learning-rate rewinding | retrain $m_L \odot W_{min(L-1)}$ with the rewound schedule |
+# | $W_{RI(L)}$ random re-initialization | mask $m_L$, survivors drawn afresh, retrain from scratch |
+# | $W_{RP(L)}$ random pruning | prune IMP's count at random from $m_{L-1}$, rewind, retrain |
+# | $W_{RP'(L)}$ one-shot random pruning | random mask of $m_L$'s sparsity over the dense net, rewind, retrain |
+#
+# Each is trained once, stored beside the IMP levels in the run folder, and reused by notebooks
+# 03-08. **What to look for:** $W_{min(L)}$ keeps the lowest training loss and the best test
+# accuracy as levels go up; random re-initialization and one-shot random pruning fall behind first;
+# learning-rate rewinding stays close to weight rewinding, fine-tuning does not (Renda et al.).
+
+# %% tags=["parameters"]
+params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
+interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+# `papermill -f preset.yaml` injects the preset's sections here:
+run = None
+data = None
+model = None
+train = None
+imp = None
+baselines = None
+analysis = None
+hessian = None
+landscape = None
+report = None
+mnist = None
+bain = None
+
+# %%
+import lthkit as lk
+from lthkit import plots
+from lthkit.baselines import SYMBOLS, run_baselines
+
+P = lk.notebook_params(params_file, globals())
+interactive = lk.interactive_default(interactive, globals())
+ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb")
+imp_results = lk.ImpResults(ctx.store)
+levels = P.levels(P.baselines.levels, minimum=1)
+print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}")
+
+# %% [markdown]
+# ## Train the baselines
+# Finished ones are read from the run folder; an interrupted one resumes from its last epoch.
+
+# %%
+baseline_results = run_baselines(ctx)
+
+# %% [markdown]
+# ## Fig 2: every strategy against level
+
+# %%
+summary = baseline_results.summary(imp_results)
+ctx.store.save_table(summary, "fig02_strategies.csv")
+fig = plots.fig02_strategies(summary, title=P.model.arch)
+ctx.store.save_figure(fig, "fig02_strategies.png")
+summary.pivot_table(index="level", columns="symbol", values=["test_acc", "train_loss"]).round(4)
+
+# %% [markdown]
+# ## Training curves of every strategy, level by level
+
+# %%
+def render(level: int):
+    histories = {"imp": imp_results.metrics(level)["history"]}
+    histories |= {kind: baseline_results.metrics(kind, level)["history"]
+                  for kind, lv in baseline_results.available() if lv == level}
+    return plots.strategy_curves(histories, SYMBOLS, title=f"level {level}")
+
+
+lk.level_picker(render, baseline_results.levels(), interactive)

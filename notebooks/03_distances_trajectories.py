@@ -1,0 +1,105 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Distances, trajectories and similarities
+#
+# Reproduces **Fig 3**, **Fig 4** (Fig 25 for VGG-16), **Fig 14** and **Fig 15** of the paper.
+#
+# * **Fig 3**: for each level $L$, the distance from the rewind point projected on level $L$,
+#   $Pr_L(rewind) = m_L \odot W_{rewind}$, to the projected previous solution
+#   $Pr_L(min(L-1)) = m_L \odot W_{min(L-1)}$ and to the solution actually found, $W_{min(L)}$.
+#   *Look for:* $Pr_L(min(L-1))$ is the closer one at most levels, yet SGD does not go there.
+# * **Fig 4**: training loss (log scale) along level $L$'s SGD run, and along level $L-1$'s run
+#   projected on $m_L$ epoch by epoch. *Look for:* the path of level $L$ is steeper, which is why
+#   SGD ends at $W_{min(L)}$ rather than at $Pr_L(min(L-1))$.
+# * **Figs 14, 15**: Euclidean distances and cosine similarities between the points of interest.
+#   *Look for:* IMP solutions are close to each other and similar in direction; $W_{RI}$ and the
+#   randomly pruned solutions are far away.
+#
+# Losses are measured on the fixed analysis subset (no augmentation) with BatchNorm statistics
+# recomputed at every point, since projected points have none of their own.
+
+# %% tags=["parameters"]
+params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
+interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+# `papermill -f preset.yaml` injects the preset's sections here:
+run = None
+data = None
+model = None
+train = None
+imp = None
+baselines = None
+analysis = None
+hessian = None
+landscape = None
+report = None
+mnist = None
+bain = None
+
+# %%
+import lthkit as lk
+from lthkit import geometry, plots
+from lthkit.baselines import BaselineResults
+
+P = lk.notebook_params(params_file, globals())
+interactive = lk.interactive_default(interactive, globals())
+ctx = lk.open_run(P, needed_by="notebooks/03_distances_trajectories.ipynb")
+imp_results = lk.ImpResults(ctx.store)
+levels = P.levels(P.analysis.levels, minimum=1)
+imp_results.require_levels([0, *levels], "notebooks/03_distances_trajectories.ipynb")
+layout = ctx.evaluator.layout
+print(f"levels {levels}; {layout.size} trainable parameters; analysis subset of "
+      f"{ctx.analysis_data[1].numel()} examples")
+
+# %% [markdown]
+# ## Fig 3: distances from the projected rewind point
+
+# %%
+distances = geometry.rewind_distances(imp_results, layout, levels)
+ctx.store.save_table(distances, "fig03_distances.csv")
+ctx.store.save_figure(plots.fig03_distances(distances, title=P.model.arch), "fig03_distances.png")
+distances.round(4)
+
+# %% [markdown]
+# ## Fig 4: SGD trajectories, level $L$ against level $L-1$ projected on $m_L$
+
+# %%
+trajectory_levels = [lv for lv in levels
+                     if imp_results.level(lv).start_file.exists()
+                     and imp_results.level(lv - 1).start_file.exists()]
+trajectories = {lv: geometry.trajectory_losses(ctx, ctx.evaluator, lv) for lv in trajectory_levels}
+for lv, result in trajectories.items():
+    ctx.store.save_figure(plots.fig04_trajectory(result, lv), f"fig04_trajectory_level{lv:02d}.png")
+lk.level_picker(lambda lv: plots.fig04_trajectory(trajectories[lv], lv), trajectory_levels,
+                interactive, static=P.levels(P.report.show_levels))
+
+# %% [markdown]
+# ## Figs 14 and 15: distances and cosine similarities between the points of interest
+# Every IMP solution, and the baselines trained at one level (the picker chooses the level).
+
+# %%
+baseline_results = BaselineResults(ctx.store)
+baseline_levels = baseline_results.levels() or [None]
+matrices = {}
+for lv in baseline_levels:
+    points = geometry.points_of_interest(imp_results, baseline_results, layout, lv)
+    distance, cosine = matrices[lv] = geometry.pairwise_matrices(points)
+    suffix = "" if lv is None else f"_baselines_level{lv:02d}"
+    ctx.store.save_table(distance, f"fig14_distances{suffix}.csv")
+    ctx.store.save_table(cosine, f"fig15_cosine{suffix}.csv")
+    ctx.store.save_figure(plots.fig14_15_matrices(distance, cosine), f"fig14_15{suffix}.png")
+
+lk.choice_picker(lambda lv: plots.fig14_15_matrices(*matrices[lv]), baseline_levels, interactive,
+                 static=baseline_levels[-1:], description="baselines of level")

@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Loss barriers along straight lines
+#
+# Reproduces **Figs 12, 9, 17 and 19** of Saleem, Ahuja, Prasad and Lall, *Insights into the
+# Lottery Ticket Hypothesis and Iterative Magnitude Pruning* (and **Figs 28, 29, 31** for VGG-16):
+# the training loss along the straight line $(1-\alpha) A + \alpha B$ between two solutions, for
+# $\alpha$ from a little before 0 to a little past 1, and the **barrier height**: the highest loss
+# between the two points minus the higher of their two losses.
+#
+# | figure | A | B |
+# | --- | --- | --- |
+# | Fig 12 | $W_{min(L-1)}$ | $W_{min(L)}$ (successive IMP levels) |
+# | Fig 9 | $Pr_L(min(L-1))$ | $W_{RI(L)}$ (random re-initialization) |
+# | Fig 17 | $W_{min(L)}$ / $Pr_L(min(L-1))$ | $W_{RP'(L)}$ / $W_{RP(L)}$ (random pruning, one-shot / iterative) |
+# | Fig 19 | $W_{min(L)}$ | $W_{OS(L)}$ (one-shot magnitude pruning) |
+#
+# Every point of a line has its BatchNorm statistics recomputed on the analysis subset before its
+# loss is measured (mode-connectivity practice); without it interpolated losses are meaningless.
+# The baselines exist only at `baselines.levels` (notebook 02); their figures are drawn there.
+#
+# **What to look for.** A barrier between successive IMP solutions (Fig 12): they are distinct
+# minima, not linearly connected in the loss. Small barriers from $W_{min(L)}$ to $W_{OS(L)}$ and
+# to $W_{RP'(L)}$ (same sublevel set), a large one from $Pr_L(min(L-1))$ to $W_{RI(L)}$ and to
+# $W_{RP(L)}$ (different sublevel sets).
+
+# %% tags=["parameters"]
+params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
+interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+# `papermill -f preset.yaml` injects the preset's sections here:
+run = None
+data = None
+model = None
+train = None
+imp = None
+baselines = None
+analysis = None
+hessian = None
+landscape = None
+report = None
+
+# %%
+import lthkit as lk
+from lthkit import landscape as ls
+from lthkit import plots
+
+P = lk.notebook_params(params_file, globals())
+interactive = lk.interactive_default(interactive, globals())
+ctx = lk.open_run(P, needed_by="notebooks/06_barriers.ipynb")
+imp_results = lk.ImpResults(ctx.store)
+levels = P.levels(P.analysis.levels, minimum=1)
+imp_results.require_levels(sorted({0, *levels}), "notebooks/06_barriers.ipynb")
+land = ls.Landscape(ctx)
+show = P.levels(P.report.show_levels)
+print(f"levels {levels}; {P.landscape.line_points} points from A to B, margin "
+      f"{P.landscape.line_margin} past each end; {land.evaluator.x.shape[0]} examples")
+
+# %% [markdown]
+# ## Fig 12: successive IMP solutions, $W_{min(L-1)}$ to $W_{min(L)}$
+
+# %%
+lines = {("fig12", lv): land.figure_lines("fig12", lv) for lv in levels}
+fig = plots.line_figure([ln for lv in levels for ln in lines["fig12", lv]],
+                        title="Fig 12: successive IMP levels")
+ctx.store.save_figure(fig, "fig12_barriers.png")
+
+
+# %%
+def render12(level: int):
+    return plots.line_figure(lines["fig12", level], title=f"Fig 12, level {level - 1} to {level}")
+
+
+plots.save_each(ctx.store, render12, levels, "fig12_barrier_level{:02d}.png")
+lk.level_picker(render12, levels, interactive, static=[lv for lv in show if lv in levels])
+
+# %% [markdown]
+# ## Figs 9, 17, 19: to the baselines
+# Drawn at the levels where notebook 02 trained the baselines they need.
+
+# %%
+BASELINE_FIGURES = {"fig09": "Fig 9: projection to random re-initialization",
+                    "fig17": "Fig 17: to random pruning (one-shot W_RP', iterative W_RP)",
+                    "fig19": "Fig 19: to one-shot magnitude pruning"}
+figure_levels = {f: land.figure_levels(f, levels) for f in BASELINE_FIGURES}
+for f, title in BASELINE_FIGURES.items():
+    print(f"{title}: levels {figure_levels[f] or 'none (run notebooks/02_baselines.ipynb)'}")
+    for lv in figure_levels[f]:
+        lines[f, lv] = land.figure_lines(f, lv)
+
+# %%
+def render_baselines(level: int):
+    drawn = [(f, ln) for f in BASELINE_FIGURES if (f, level) in lines for ln in lines[f, level]]
+    return plots.line_figure([ln for _, ln in drawn], title=f"Figs 9, 17, 19, level {level}")
+
+
+baseline_levels = sorted({lv for f in BASELINE_FIGURES for lv in figure_levels[f]})
+for f in BASELINE_FIGURES:
+    plots.save_each(ctx.store, lambda lv, f=f: plots.line_figure(
+        lines[f, lv], title=f"{BASELINE_FIGURES[f]}, level {lv}"),
+        figure_levels[f], f + "_barrier_level{:02d}.png")
+lk.level_picker(render_baselines, baseline_levels, interactive,
+                static=[lv for lv in show if lv in baseline_levels] or baseline_levels[-1:])
+
+# %% [markdown]
+# ## Barrier heights
+# Highest loss on the segment between A and B (α in [0, 1]) minus the higher endpoint.
+
+# %%
+barriers = ls.barrier_table((f, lv, ln) for (f, lv), group in lines.items() for ln in group)
+ctx.store.save_table(barriers, "barriers.csv")
+ctx.store.save_figure(plots.barrier_summary(barriers, title=P.model.arch), "barriers.png")
+barriers.style.format(precision=4)

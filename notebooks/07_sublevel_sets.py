@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Sublevel sets and loss surfaces
+#
+# Reproduces **Fig 13** of Saleem, Ahuja, Prasad and Lall, *Insights into the Lottery Ticket
+# Hypothesis and Iterative Magnitude Pruning*: the training loss on the plane through three IMP
+# solutions A, B, C, with axes $B-A$ and $C-A$ made orthonormal by Gram-Schmidt (Appendix I: a
+# point $W$ lands at $\alpha = \langle W-A, u\rangle$, $\beta = \langle W-A, v\rangle$). Every other
+# IMP solution and the baselines $W_{RI}$, $W_{RP}$, $W_{RP'}$, $W_{OS}$ are projected on the plane
+# and marked, with their distance from it; the dark region is the sublevel set
+# $\{W : \mathcal{L}(W) \le c\}$ with $c$ the largest loss of the IMP solutions (or
+# `landscape.sublevel_loss`). Which three solutions span the paper's plane was lost in the
+# extraction; by default A, B, C are $W_{min}$ of level 0, of the middle and of the last analysis
+# level (`landscape.plane_levels`).
+#
+# Then, per level, the loss surface around $W_{min(L)}$ on two random **filter-normalized**
+# directions (Li et al. 2018), as in Bain, *Visualizing the Loss Landscape of Winning Lottery
+# Tickets*: each filter of a direction has the norm of the same filter of the weights, pruned
+# weights stay zero, biases and BatchNorm are not perturbed. As Bain does, the surface is
+# evaluated on a small subsample of examples (`landscape.surface_examples`); the last figure shows
+# how a surface settles as the subsample grows.
+#
+# **What to look for.** All IMP solutions inside one connected dark region (one sublevel set);
+# $W_{RI}$ and $W_{RP}$ outside it, $W_{OS}$ and $W_{RP'}$ inside (Fig 13). A marker's position is a
+# projection: a point far from the plane (large distance) can sit over the dark region without
+# being in it, so the table lists each point's own loss. The surfaces of winning tickets stay
+# convex around the solution as levels go up (Bain, Fig 6).
+
+# %% tags=["parameters"]
+params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
+interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+# `papermill -f preset.yaml` injects the preset's sections here:
+run = None
+data = None
+model = None
+train = None
+imp = None
+baselines = None
+analysis = None
+hessian = None
+landscape = None
+report = None
+
+# %%
+import lthkit as lk
+from lthkit import landscape as ls
+from lthkit import plots
+from lthkit.landscape import PointRef
+
+P = lk.notebook_params(params_file, globals())
+interactive = lk.interactive_default(interactive, globals())
+ctx = lk.open_run(P, needed_by="notebooks/07_sublevel_sets.ipynb")
+imp_results = lk.ImpResults(ctx.store)
+levels = P.levels(P.analysis.levels, minimum=1)
+imp_results.require_levels(sorted({0, *levels}), "notebooks/07_sublevel_sets.ipynb")
+land = ls.Landscape(ctx)
+abc, extras = land.plane_points(levels)
+print("plane through " + ", ".join(f"{n} = {r.label}" for n, r in zip("ABC", abc)))
+print("projected: " + (", ".join(r.label for r in extras) or "nothing else"))
+if not any(r.kind != "imp" for r in extras):
+    print("no baselines yet: run notebooks/02_baselines.ipynb to project them too")
+
+# %% [markdown]
+# ## Fig 13: the plane through A, B, C and the sublevel set
+
+# %%
+plane = land.plane(*abc, extras=extras)
+sublevel = land.sublevel_loss(plane)
+fig = plots.plane_figure(plane, sublevel, title="Fig 13: A = {}, B = {}, C = {}".format(
+    *(r.math for r in abc)))
+ctx.store.save_figure(fig, "fig13_sublevel_set.png")
+
+# %% [markdown]
+# Coordinates on the plane, distance from it, and each point's own training loss (on the same
+# examples): `loss_below_sublevel` says whether the point itself is in the shaded sublevel set.
+
+# %%
+points = ls.plane_table(plane, sublevel)
+ctx.store.save_table(points, "fig13_points.csv")
+points.style.format(precision=4)
+
+# %% [markdown]
+# ## Filter-normalized loss surfaces around $W_{min(L)}$ (Li et al. 2018; Bain)
+
+# %%
+surface_levels = sorted({0, *levels})
+surfaces = {lv: land.surface(PointRef("imp", lv)) for lv in surface_levels}
+
+
+def render_surface(level: int):
+    s = surfaces[level]
+    return plots.surface_figure(s, title=f"{s['math']}: {s['examples']} examples")
+
+
+plots.save_each(ctx.store, render_surface, surface_levels, "surface_level{:02d}.png")
+lk.level_picker(render_surface, surface_levels, interactive,
+                static=[lv for lv in P.levels(P.report.show_levels) if lv in surface_levels])
+
+# %% [markdown]
+# ## How a surface settles as the subsample grows (Bain, Fig 2)
+# The same directions around the last level's solution, evaluated on more and more examples.
+
+# %%
+if P.landscape.surface_sweep:
+    sweep = [land.surface(PointRef("imp", levels[-1]), examples=n)
+             for n in sorted(P.landscape.surface_sweep)]
+    fig = plots.surface_sweep(sweep, title=f"W_min({levels[-1]}) on growing subsamples")
+    ctx.store.save_figure(fig, f"surface_sweep_level{levels[-1]:02d}.png")
+else:
+    print("landscape.surface_sweep is empty: skipped")

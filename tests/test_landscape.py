@@ -1,0 +1,316 @@
+"""The loss-landscape engine (lines, radii, planes, filter-normalized directions) and notebooks 05-07."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lthkit import landscape as ls
+from lthkit.data import synthetic_images
+from lthkit.models import build_model
+from lthkit.params import load_params, params_from_dict, ParamsError
+from lthkit.points import ParamLayout, PointEvaluator
+from lthkit.pruning import full_mask, random_prune
+from lthkit.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- lines --------------------------------------------------------------------------------------
+
+def test_alpha_grid_has_both_ends_and_margin():
+    a = ls.alpha_grid(9, 0.2)
+    assert (a == 0).sum() == 1 and (a == 1).sum() == 1
+    assert float(a.min()) <= -0.2 + 1e-12 and float(a.max()) >= 1.2 - 1e-12
+    torch.testing.assert_close(a.diff(), torch.full((len(a) - 1,), 1 / 8, dtype=torch.float64))
+    assert len(ls.alpha_grid(5, 0.0)) == 5
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0)
+    x, y = synthetic_images((3, 32, 32), 32, "train", 0.5, seed=0)
+    x = (x.float() / 255 - 0.5) / 0.25
+    ev = PointEvaluator(model, x, y, batch_size=32)
+    base = ev.layout.flatten(model.state_dict())
+    g = torch.Generator().manual_seed(0)
+    other = base + 0.3 * base.abs().mean() * torch.randn(base.numel(), generator=g)
+    return ev, base, other
+
+
+def test_line_ends_are_the_points_own_losses(tiny_net):
+    ev, a, b = tiny_net
+    line = ls.evaluate_line(ev.evaluate, a, b, points=5, margin=0.25, chunk=3)
+    own_a, acc_a = ev.evaluate(a)
+    own_b, _ = ev.evaluate(b)
+    assert line["loss_a"] == pytest.approx(float(own_a), rel=1e-6)
+    assert line["loss_b"] == pytest.approx(float(own_b), rel=1e-6)
+    assert float(line["acc"][line["alpha"] == 0][0]) == float(acc_a)
+    assert len(line["loss"]) == len(line["alpha"]) == 5 + 2 * 1
+    assert line["barrier"] >= 0
+
+
+def test_barrier_of_a_known_bump():
+    """Loss 2 - |W - m|²/|A - m|² is 1 at A and B and 2 at their midpoint m: barrier 1 at α = 0.5."""
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(20, generator=g), torch.randn(20, generator=g)
+    m = (a + b) / 2
+    r2 = float(((a - m) ** 2).sum())
+
+    def loss(points: torch.Tensor) -> torch.Tensor:
+        return 2 - ((points - m) ** 2).sum(1) / r2
+
+    line = ls.evaluate_line(loss, a, b, points=11, margin=0.2)
+    assert line["loss_a"] == pytest.approx(1.0, abs=1e-5)
+    assert line["barrier"] == pytest.approx(1.0, abs=1e-5)
+    assert line["barrier_alpha"] == pytest.approx(0.5)
+    assert "acc" not in line
+
+
+# --- planes -------------------------------------------------------------------------------------
+
+def test_plane_axes_are_orthonormal_and_points_land_where_expected():
+    g = torch.Generator().manual_seed(2)
+    a, b, c = (torch.randn(40, generator=g, dtype=torch.float64) for _ in range(3))
+    u, v = ls.plane_basis(a, b, c)
+    assert float(u.norm()) == pytest.approx(1.0) and float(v.norm()) == pytest.approx(1.0)
+    assert abs(float(u @ v)) < 1e-12
+    coords = ls.project(torch.stack([a, b, c]), a, u, v)
+    torch.testing.assert_close(coords[0], torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(coords[1], torch.tensor([float((b - a).norm()), 0.0, 0.0],
+                                                       dtype=torch.float64))
+    beta = float(((c - a) - ((c - a) @ u) * u).norm())
+    torch.testing.assert_close(coords[2], torch.tensor([float((c - a) @ u), beta, 0.0],
+                                                       dtype=torch.float64))
+    # an off-plane point: 2 u + 3 v + 5 n from A, n a unit normal of the plane
+    n = torch.randn(40, generator=g, dtype=torch.float64)
+    n = n - (n @ u) * u - (n @ v) * v
+    n = n / n.norm()
+    off = ls.project(a + 2 * u + 3 * v + 5 * n, a, u, v)[0]
+    torch.testing.assert_close(off, torch.tensor([2.0, 3.0, 5.0], dtype=torch.float64))
+
+
+def test_plane_grid_losses_and_projections():
+    g = torch.Generator().manual_seed(3)
+    a, b, c, e = (torch.randn(12, generator=g, dtype=torch.float64) for _ in range(4))
+
+    def loss(points):
+        return (points ** 2).sum(1)
+
+    plane = ls.evaluate_plane(loss, a, b, c, {"E": e}, resolution=5, margin=0.1, chunk=7)
+    assert plane["loss"].shape == (5, 5) and plane["labels"] == ["A", "B", "C", "E"]
+    u, v = ls.plane_basis(a, b, c)
+    i, j = 1, 3  # row i is y[i], column j is x[j]
+    w = a + plane["x"][j] * u + plane["y"][i] * v
+    assert float(plane["loss"][i, j]) == pytest.approx(float((w ** 2).sum()))
+    xy = plane["coords"]
+    assert float(plane["x"].min()) < float(xy[:, 0].min()) and float(plane["x"].max()) > float(xy[:, 0].max())
+    assert float(plane["y"].min()) < float(xy[:, 1].min()) and float(plane["y"].max()) > float(xy[:, 1].max())
+    assert float(plane["distance"][:3].abs().max()) < 1e-9 and float(plane["distance"][3]) > 0
+
+
+def test_collinear_points_span_no_plane():
+    a = torch.zeros(5)
+    with pytest.raises(ValueError, match="one line"):
+        ls.plane_basis(a, a + 1, a + 2)
+
+
+# --- filter normalization -----------------------------------------------------------------------
+
+def test_filter_normalized_direction():
+    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0)
+    layout = ParamLayout.from_model(model)
+    mask = random_prune(full_mask(model), fraction=0.6, generator=torch.Generator().manual_seed(4))
+    mask["conv.weight"][0] = False  # a filter pruned entirely
+    m = layout.mask_vector(mask)
+    point = layout.flatten(model.state_dict()) * m
+    d = ls.filter_normalized_direction(layout, point, m, torch.Generator().manual_seed(5))
+    assert bool((d[m == 0] == 0).all()), "pruned weights are not perturbed"
+    slices = layout.slices()
+    for name, shape in zip(layout.names, layout.shapes):
+        dn, wn = d[slices[name]].view(shape), point[slices[name]].view(shape)
+        if name in layout.prunable:
+            torch.testing.assert_close(dn.flatten(1).norm(dim=1), wn.flatten(1).norm(dim=1),
+                                       rtol=1e-5, atol=1e-7)
+        else:
+            assert bool((dn == 0).all()), f"{name}: biases and BatchNorm are not perturbed"
+    assert bool((d[slices["conv.weight"]].view(layout.shapes[0])[0] == 0).all())
+    with_bn = ls.filter_normalized_direction(layout, point, m, torch.Generator().manual_seed(5),
+                                             include_bn=True)
+    other = ~layout.prunable_vector()
+    torch.testing.assert_close(with_bn[other], point[other])
+    torch.testing.assert_close(with_bn[~other], d[~other])
+
+
+def test_surface_is_centered_on_the_point():
+    center = torch.tensor([1.0, -2.0, 0.5])
+    d1, d2 = torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0])
+    s = ls.evaluate_surface(lambda p: (p ** 2).sum(1), center, d1, d2, span=1.0, resolution=5)
+    assert float(s["loss"][2, 2]) == pytest.approx(float((center ** 2).sum()))
+    assert float(s["loss"][0, 4]) == pytest.approx(float(((center + d1 - d2) ** 2).sum()))
+
+
+# --- basin radius -------------------------------------------------------------------------------
+
+def _quadratic(h: torch.Tensor, center: torch.Tensor, l0: float, calls: list[int] | None = None):
+    def loss(points: torch.Tensor) -> torch.Tensor:
+        if calls is not None:
+            calls.append(points.shape[0])
+        return l0 + 0.5 * ((points - center) ** 2 * h).sum(1)
+    return loss
+
+
+def test_radius_matches_the_quadratic():
+    """L(W) = L0 + ½ (W-c)ᵀ H (W-c): along unit d the cut-off c* is crossed at sqrt(2(c*-L0)/dᵀHd)."""
+    g = torch.Generator().manual_seed(6)
+    p = 30
+    h = torch.rand(p, generator=g, dtype=torch.float64) * 4 + 0.5
+    center = torch.randn(p, generator=g, dtype=torch.float64)
+    mask = (torch.arange(p) < 20).double()
+    dirs = ls.random_directions(25, mask, seed=7).double()
+    calls: list[int] = []
+    l0 = 0.8
+    cut = ls.cutoff_loss(l0, "relative", 0.5)
+    res = ls.basin_radii(_quadratic(h, center, l0, calls), center, dirs, cut, start=0.01,
+                         tol=1e-5, max_radius=100.0)
+    expected = torch.sqrt(2 * (cut - l0) / ((dirs ** 2) * h).sum(1))
+    torch.testing.assert_close(res["radii"], expected, rtol=2e-5, atol=0)
+    assert res["mean"] == pytest.approx(float(expected.mean()), rel=2e-5)
+    assert res["center_loss"] == pytest.approx(l0) and not bool(res["censored"].any())
+    assert max(calls) == 25, "all directions evaluated together"
+    assert int(res["hist_counts"].sum()) == 25
+
+
+def test_radius_batched_equals_one_direction_at_a_time():
+    g = torch.Generator().manual_seed(8)
+    h = torch.rand(16, generator=g, dtype=torch.float64) + 0.1
+    center = torch.zeros(16, dtype=torch.float64)
+    dirs = ls.random_directions(6, torch.ones(16), seed=9).double()
+    loss = _quadratic(h, center, 1.0)
+    batched = ls.basin_radii(loss, center, dirs, 1.5, tol=1e-3)
+    single = torch.cat([ls.basin_radii(loss, center, dirs[i:i + 1], 1.5, tol=1e-3)["radii"]
+                        for i in range(6)])
+    torch.testing.assert_close(batched["radii"], single)
+
+
+def test_radius_censored_and_empty_basins():
+    h = torch.cat([torch.ones(5), torch.zeros(5)]).double()
+    center = torch.zeros(10, dtype=torch.float64)
+    flat = ls.random_directions(3, torch.cat([torch.zeros(5), torch.ones(5)]), seed=0).double()
+    res = ls.basin_radii(_quadratic(h, center, 1.0), center, flat, 2.0, max_radius=8.0)
+    assert bool(res["censored"].all()) and torch.equal(res["radii"], torch.full((3,), 8.0,
+                                                                                 dtype=torch.float64))
+    above = ls.basin_radii(_quadratic(h, center, 1.0), center, flat, ls.cutoff_loss(1.0, "absolute", 0.5))
+    assert torch.equal(above["radii"], torch.zeros(3, dtype=torch.float64))
+
+
+def test_random_directions_are_seeded_unit_and_in_the_subspace():
+    mask = (torch.arange(50) % 3 == 0).float()
+    d = ls.random_directions(8, mask, seed=11)
+    torch.testing.assert_close(d.norm(dim=1), torch.ones(8))
+    assert bool((d[:, mask == 0] == 0).all())
+    assert torch.equal(d, ls.random_directions(8, mask, seed=11))
+    assert torch.equal(d[:3], ls.random_directions(3, mask, seed=11))
+    assert not torch.equal(d, ls.random_directions(8, mask, seed=12))
+
+
+def test_cutoff_rules():
+    assert ls.cutoff_loss(0.2, "relative", 1.0) == pytest.approx(0.4)
+    assert ls.cutoff_loss(0.2, "additive", 0.1) == pytest.approx(0.3)
+    assert ls.cutoff_loss(0.2, "absolute", 0.7) == pytest.approx(0.7)
+
+
+def test_landscape_params_are_validated(tiny):
+    with pytest.raises(ParamsError, match="plane_levels"):
+        tiny(landscape={"plane_levels": [0, 1]})
+    with pytest.raises(ParamsError, match="radius_start"):
+        tiny(landscape={"radius_start": 5.0, "radius_max": 1.0})
+    assert tiny(landscape={"plane_levels": [0, 1, 2], "examples": 32}).landscape.examples == 32
+
+
+def test_point_labels():
+    assert ls.PointRef("proj", 3).label == "Pr_3(min(2))"
+    assert ls.PointRef("rpr", 3).generic(3) == "RPr_L-1(min(L))"
+    assert ls.PointRef("random_prune_oneshot", 2).label == "W_RP'(2)"
+    assert ls.PointRef("imp", 4).tag == "imp04"
+
+
+# --- notebooks ----------------------------------------------------------------------------------
+
+def _store(smoke) -> tuple[RunStore, object]:
+    params = load_params(smoke.params_file)
+    return RunStore(params.run_dir()), params
+
+
+def _images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def _baselines(smoke) -> None:
+    if (ROOT / "notebooks" / "02_baselines.ipynb").exists():
+        smoke.run("02_baselines")
+
+
+@pytest.mark.notebook
+def test_05_basin_radius_on_smoke(smoke):
+    smoke.run("01_train_imp")
+    nb = smoke.run("05_basin_radius")
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    store, params = _store(smoke)
+    levels = params.levels(params.analysis.levels, minimum=1)
+    for name in ("table2.csv", "table4.csv"):
+        table = pd.read_csv(store.table_path(name))
+        assert len(table) == 2 * len(levels)
+        assert (table["mean_radius"] > 0).all() and (table["directions"] ==
+                                                     params.landscape.radius_directions).all()
+    for lv in levels:
+        assert store.figure_path(f"fig06_radius_level{lv:02d}.png").stat().st_size > 5_000
+        assert store.figure_path(f"fig08_radius_level{lv:02d}.png").exists()
+    # W_min(L-1) in level L-1 space is shared by Fig 8 at L and Fig 6 at L-1: computed once
+    measured = {(f"imp{lv:02d}", lv) for lv in levels} | {(f"proj{lv:02d}", lv) for lv in levels} \
+        | {(f"imp{lv - 1:02d}", lv - 1) for lv in levels} | {(f"rpr{lv:02d}", lv - 1) for lv in levels}
+    cached = {(f.name.split("_")[1], int(f.name.split("_")[2][5:]))
+              for f in store.path("cache", "landscape").glob("radius_*.pt")}
+    assert cached == measured
+    assert _images(nb) >= 2
+
+
+@pytest.mark.notebook
+def test_06_barriers_on_smoke(smoke):
+    smoke.run("01_train_imp")
+    _baselines(smoke)
+    nb = smoke.run("06_barriers")
+    store, params = _store(smoke)
+    levels = params.levels(params.analysis.levels, minimum=1)
+    barriers = pd.read_csv(store.table_path("barriers.csv"))
+    assert sorted(barriers.loc[barriers["figure"] == "fig12", "level"]) == levels
+    assert (barriers["barrier"] >= 0).all()
+    for lv in levels:
+        assert store.figure_path(f"fig12_barrier_level{lv:02d}.png").exists()
+    if (ROOT / "notebooks" / "02_baselines.ipynb").exists():
+        assert {"fig09", "fig17", "fig19"} <= set(barriers["figure"])
+        assert len(barriers[barriers["figure"] == "fig17"]) % 2 == 0
+    assert store.figure_path("fig12_barriers.png").exists() and _images(nb) >= 2
+
+
+@pytest.mark.notebook
+def test_07_sublevel_sets_on_smoke(smoke):
+    smoke.run("01_train_imp")
+    _baselines(smoke)
+    nb = smoke.run("07_sublevel_sets")
+    store, params = _store(smoke)
+    assert store.figure_path("fig13_sublevel_set.png").stat().st_size > 10_000
+    points = pd.read_csv(store.table_path("fig13_points.csv"), index_col=0)
+    imp_rows = [p for p in points.index if p.startswith("W_min")]
+    assert len(imp_rows) == params.imp.levels + 1, "every IMP solution is on the figure"
+    assert (points.loc[imp_rows, "loss_below_sublevel"]).all()
+    assert (points["distance_from_plane"].iloc[:3].abs() < 1e-2).all(), "A, B, C lie on the plane"
+    for lv in sorted({0, *params.levels(params.analysis.levels, minimum=1)}):
+        assert store.figure_path(f"surface_level{lv:02d}.png").exists()
+    if params.landscape.surface_sweep:
+        assert list(store.root.glob("figures/surface_sweep_level*.png"))
+    assert _images(nb) >= 2
