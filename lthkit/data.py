@@ -96,14 +96,19 @@ class ImageData:
         if do_augment:
             shifts = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=g)
             flips = torch.randint(0, 2, (n,), generator=g, dtype=torch.bool)
+        # One copy to the device per epoch: a copy per batch from pageable memory would make the
+        # host wait for the GPU at every step.
+        order = order.to(self.device)
+        if do_augment:
+            shifts, flips = shifts.to(self.device), flips.to(self.device)
         batches = self.iterations_per_epoch(batch_size)
         bs = min(batch_size, n)
         for b in range(start, batches):
             idx = order[b * bs:(b + 1) * bs]
-            x = self.train_x[idx.to(self.device)]
+            x = self.train_x[idx]
             if do_augment:
-                x = crop_and_flip(x, shifts[idx].to(self.device), flips[idx].to(self.device))
-            yield self.normalize(x), self.train_y[idx.to(self.device)]
+                x = crop_and_flip(x, shifts[idx], flips[idx])
+            yield self.normalize(x), self.train_y[idx]
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The train or test split in order, without augmentation."""

@@ -290,7 +290,7 @@ def evaluate_plane(evaluate: Evaluate, a: Tensor, b: Tensor, c: Tensor,
     u, v = plane_basis(a, b, c)
     names = list(labels) + list(extras or {})
     pts = torch.stack([a, b, c, *(extras or {}).values()]).to(a.device, a.dtype)
-    proj = project(pts, a, u, v)
+    proj = project(pts, a, u, v).cpu()  # results live on the CPU (cached, plotted)
     xs, ys = plane_grid(proj, resolution, margin)
     loss, acc = grid_losses(evaluate, a, u, v, xs, ys, chunk, progress, "plane")
     out = {"x": xs, "y": ys, "loss": loss, "labels": names, "coords": proj[:, :2],
@@ -474,6 +474,12 @@ class Landscape:
         """m_L over W: 1 on the weights alive at `level` and on every non-prunable parameter."""
         return self.layout.mask_vector(self.imp.mask(level), self.device)
 
+    def own_space(self, ref: PointRef) -> Tensor:
+        """The point's own mask over W: a baseline's mask for a baseline, m_L for IMP points."""
+        if ref.kind in ("imp", "rpr", "proj", "rewind", "init"):
+            return self.space(ref.level)
+        return self.layout.mask_vector(self.baselines.mask(ref.kind, ref.level), self.device)
+
     def baseline_levels(self, kind: str) -> list[int]:
         """Levels at which a finished baseline of `kind` exists."""
         return sorted(lv for k, lv in self.baselines.available() if k == kind)
@@ -565,19 +571,21 @@ class Landscape:
                 space_level: int | None = None) -> dict[str, Any]:
         """Loss on two filter-normalized random directions around a point (Li et al.; Bain).
 
-        Directions are zero outside level `space_level` space (default: the point's own level)
-        and on biases and BatchNorm unless `landscape.surface_include_bn`.
+        Directions are zero outside level `space_level` space (default: the point's own mask,
+        so a random ticket is perturbed only on its own survivors) and on biases and BatchNorm
+        unless `landscape.surface_include_bn`. The random draw depends on the run seed and the
+        level only: an IMP ticket and a random ticket of one sparsity share it.
         """
         lp = self.params.landscape
         n = lp.surface_examples if examples is None else examples
         res = lp.surface_resolution if resolution is None else resolution
         level = ref.level if space_level is None else space_level
-        config = {"ref": ref.tag, "space": level, "res": res, "span": lp.surface_span,
-                  "bn": lp.surface_include_bn, **self._eval_config(n)}
+        config = {"ref": ref.tag, "space": "own" if space_level is None else level, "res": res,
+                  "span": lp.surface_span, "bn": lp.surface_include_bn, **self._eval_config(n)}
 
         def compute() -> dict:
             center = self.point(ref)
-            mask = self.space(level)
+            mask = self.own_space(ref) if space_level is None else self.space(level)
             g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, "surface", level))
             d1 = filter_normalized_direction(self.layout, center, mask, g, lp.surface_include_bn)
             d2 = filter_normalized_direction(self.layout, center, mask, g, lp.surface_include_bn)

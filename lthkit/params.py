@@ -127,7 +127,9 @@ class TrainSection(_Section):
     gamma: float = Field(0.1, gt=0, le=1)
     bf16: bool = Field(True, description="bf16 autocast for training on CUDA (ignored on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA")
-    compile: bool = Field(False, description="torch.compile the training step on CUDA")
+    compile: bool = Field(False, description="torch.compile the model on CUDA (no CUDA graph then)")
+    cuda_graphs: bool = Field(True, description="replay the SGD training step from a CUDA graph on "
+                              "CUDA (removes the launch overhead that bounds small networks)")
     eval_every: int = Field(1, ge=1, description="test accuracy every n epochs (and the last)")
     eval_batch_size: int = Field(1000, ge=1)
 
@@ -412,7 +414,7 @@ SECTIONS: dict[str, type[_Section]] = {
 # these differ (for example to add levels to a run, or to resume on another device).
 EXTENDABLE_KEYS = frozenset({
     "run.device", "run.num_threads", "run.output_root", "data.root", "data.download",
-    "train.eval_batch_size", "train.compile", "imp.levels",
+    "train.eval_batch_size", "train.compile", "train.cuda_graphs", "imp.levels",
 })
 TRAINING_SECTIONS = ("run", "data", "model", "train", "imp")
 

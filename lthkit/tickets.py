@@ -28,9 +28,11 @@ from .params import ImpSection, ModelSection, TrainSection
 from .pruning import hamming_distance, magnitude_prune
 
 __all__ = ["mnist_tickets", "TransferTask", "transfer_tasks", "run_transfer", "transfer_table",
-           "early_bird", "bain_tickets", "accuracy_table", "tickets_table", "TransferResult"]
+           "early_bird", "bain_tickets", "accuracy_table", "tickets_table", "TransferResult",
+           "RANDOM_TICKET", "bain_pairs", "ticket_histories", "ticket_surfaces"]
 
 MADE_BY_10 = "notebooks/10_ticket_transfer.ipynb"
+RANDOM_TICKET = "random_prune_oneshot"  # Bain's random ticket: a random mask of m_L's layer counts
 
 
 # --- MNIST tickets (IE643 Table 1) --------------------------------------------------------------
@@ -206,3 +208,40 @@ def accuracy_table(sub: Context) -> pd.DataFrame:
     if "control_test_acc" in table:
         table["gap"] = table["ticket_test_acc"] - table["control_test_acc"]
     return table.rename(columns=lambda c: c.replace("control", "random"))
+
+
+def bain_pairs(sub: Context, levels: list[int]) -> list[int]:
+    """The levels of `levels` at which both an IMP ticket and a random ticket are trained."""
+    have = {lv for kind, lv in BaselineResults(sub.store).available() if kind == RANDOM_TICKET}
+    done = set(ImpResults(sub.store).levels_done())
+    return [lv for lv in levels if lv in have and lv in done]
+
+
+def ticket_histories(sub: Context, level: int) -> dict[str, list[dict]]:
+    """Per-epoch training records of the IMP ticket and the random ticket of one level."""
+    imp, base = ImpResults(sub.store), BaselineResults(sub.store)
+    left = 100 * imp.metrics(level)["final"]["density"]
+    out = {f"IMP ticket ({left:.1f}% left)": imp.metrics(level)["history"]}
+    if (RANDOM_TICKET, level) in base.available():
+        out[f"random ticket ({left:.1f}% left)"] = base.metrics(RANDOM_TICKET, level)["history"]
+    return out
+
+
+def ticket_surfaces(land, level: int, examples: int | None = None) -> list[tuple[dict, str]]:
+    """Filter-normalized surfaces of the IMP and the random ticket of a level, with titles that
+    give each one's test accuracy (Bain's Figs 3 and 4). `land` is a `Landscape` of the sub-run.
+    """
+    from .landscape import PointRef
+
+    imp, base = land.imp, land.baselines
+    out = []
+    refs = [PointRef("imp", level)]
+    if (RANDOM_TICKET, level) in base.available():
+        refs.append(PointRef(RANDOM_TICKET, level))
+    for ref in refs:
+        final = (imp.metrics(level) if ref.kind == "imp" else base.metrics(ref.kind, level))["final"]
+        name = "IMP ticket" if ref.kind == "imp" else "random ticket"
+        title = (f"{name}, {100 * final['density']:.1f}% left\n"
+                 f"test acc {100 * final['test_acc']:.1f}%")
+        out.append((land.surface(ref, examples=examples), title))
+    return out

@@ -62,13 +62,13 @@ def write_yaml(tmp_path: Path):
 
 
 class SmokeSeries:
-    """Runs notebooks on the smoke preset, once each per test session, in one run folder."""
+    """Runs notebooks on a smoke preset, once each per test session, in one run folder."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, preset: str = "smoke"):
         self.folder = folder
-        raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+        raw = yaml.safe_load((ROOT / "params" / f"{preset}.yaml").read_text())
         raw["run"]["output_root"] = str(folder / "outputs")
-        self.params_file = folder / "smoke.yaml"
+        self.params_file = folder / f"{preset}.yaml"
         self.params_file.write_text(yaml.safe_dump(raw))
         self.done: dict[str, Any] = {}
 
@@ -93,3 +93,8 @@ class SmokeSeries:
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory) -> SmokeSeries:
     return SmokeSeries(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="session")
+def smoke_vgg16(tmp_path_factory) -> SmokeSeries:
+    return SmokeSeries(tmp_path_factory.mktemp("smoke_vgg16"), preset="smoke_vgg16")

@@ -60,3 +60,69 @@ def test_01_train_imp_on_smoke(smoke):
     assert len(table.strip().splitlines()) == params.imp.levels + 2  # header + one row per level
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 1 + len(params.levels(params.report.show_levels)), "Fig 1 + every level"
+
+
+def _images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.notebook
+def test_09_vgg16_appendix_on_smoke_vgg16(smoke_vgg16):
+    for name in ("01_train_imp", "02_baselines"):
+        smoke_vgg16.run(name)
+    nb = smoke_vgg16.run("09_vgg16_appendix")
+    params = load_params(smoke_vgg16.params_file)
+    store = RunStore(params.run_dir())
+    levels = params.levels(params.analysis.levels, minimum=1)
+    figures = {p.name for p in (store.root / "figures").glob("*.png")}
+    assert {"fig23_loss_accuracy.png", "fig24_strategies.png"} <= figures
+    for lv in levels:
+        for fig in ("fig25_trajectory", "fig26_eigenvalues", "fig27_eigenvalues",
+                    "fig28_barrier"):
+            assert f"{fig}_level{lv:02d}.png" in figures, (fig, lv)
+    for lv in params.levels(params.baselines.levels, minimum=1):
+        for fig in ("fig29_barrier", "fig30_eigenvalues", "fig31_barrier", "fig32_eigenvalues"):
+            assert f"{fig}_level{lv:02d}.png" in figures, (fig, lv)
+    import pandas as pd
+    table6 = pd.read_csv(store.table_path("table6.csv"), index_col="level")
+    assert list(table6.index) == levels
+    assert table6.filter(like="V'").notna().all().all()
+    report = pd.read_csv(store.table_path("appendix_spectra_report.csv"))
+    assert set(report["basis"]) <= {"cpu", "cuda"} and len(report) >= 3 * len(levels)
+    for table in ("table8", "table9"):
+        assert store.table_path(f"{table}.csv").exists()
+    assert _images(nb) >= 10
+
+
+@pytest.mark.notebook
+def test_10_ticket_transfer_on_smoke(smoke):
+    nb = smoke.run("10_ticket_transfer")
+    params = load_params(smoke.params_file)
+    store = RunStore(params.run_dir())
+    import pandas as pd
+    mlp = pd.read_csv(store.table_path("ie643_tickets_mlp.csv"), index_col="level")
+    assert list(mlp.index) == list(range(params.mnist.mlp.imp.levels + 1))
+    assert mlp["control_test_acc"].iloc[1:].notna().all()
+    for task in ("halves", "labels", "sgd_to_adam", "adam_to_sgd"):
+        t = pd.read_csv(store.table_path(f"ie643_transfer_{task}.csv"))
+        assert t["transferred_ticket_test_acc"].notna().all(), task
+    eb = pd.read_csv(store.table_path("early_bird_mlp.csv"))
+    assert eb["distance"].between(0, 1).all() and len(eb) == params.mnist.mlp.train.epochs
+    assert _images(nb) >= 4
+
+
+@pytest.mark.notebook
+def test_11_ticket_landscapes_on_smoke(smoke):
+    nb = smoke.run("11_ticket_landscapes")
+    params = load_params(smoke.params_file)
+    store = RunStore(params.run_dir())
+    import pandas as pd
+    table = pd.read_csv(store.table_path("bain_accuracy.csv"), index_col="level")
+    assert list(table.index) == list(range(params.bain.imp.levels + 1))
+    assert table["gap"].iloc[1:].notna().all()
+    shown = [lv for lv in params.bain.show_levels if lv >= 1]
+    for lv in shown:
+        assert store.figure_path(f"bain_surfaces_level{lv:02d}.png").exists()
+        assert store.figure_path(f"bain_training_level{lv:02d}.png").exists()
+    assert store.figure_path(f"bain_fig2_subsample_level{shown[-1]:02d}.png").exists()
+    assert _images(nb) >= 2 * len(shown) + 3

@@ -10,22 +10,30 @@ import matplotlib.pyplot as plt
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False})
 
-from .imp import (STRATEGY_STYLE, fig01_levels, fig02_strategies, strategy_curves,  # noqa: E402
-                  training_curves)
 from .geometry import (fig03_distances, fig04_trajectory, fig14_15_matrices,  # noqa: E402
                        matrix_heatmap)
-
-__all__ = ["STRATEGY_STYLE", "fig01_levels", "fig02_strategies", "strategy_curves", "training_curves",
-           "fig03_distances", "fig04_trajectory", "fig14_15_matrices", "matrix_heatmap"]
-from .landscape import (barrier_summary, line_figure, plane_figure, radius_histograms,  # noqa: E402
-                        radius_summary, save_each, surface_figure, surface_sweep)
-__all__ += ["barrier_summary", "line_figure", "plane_figure", "radius_histograms", "radius_summary",
-            "surface_figure", "surface_sweep", "save_each"]
-from .tickets import (accuracy_vs_iterations, early_bird_distance, ticket_gap,  # noqa: E402
-                      tickets_accuracy, transfer_accuracy)
-__all__ += ["accuracy_vs_iterations", "early_bird_distance", "ticket_gap", "tickets_accuracy",
-            "transfer_accuracy"]
 from .hessian import (density_figure, eigenvalue_comparison, fig22_volume_k,  # noqa: E402
                       flip_figure, trace_figure, volume_by_level)
-__all__ += ["density_figure", "eigenvalue_comparison", "fig22_volume_k", "flip_figure",
-            "trace_figure", "volume_by_level"]
+from .imp import (STRATEGY_STYLE, fig01_levels, fig02_strategies, strategy_curves,  # noqa: E402
+                  training_curves)
+from .landscape import (barrier_summary, line_figure, plane_figure, radius_histograms,  # noqa: E402
+                        radius_summary, save_each, surface_figure, surface_sweep,
+                        surfaces_side_by_side)
+from .tickets import (accuracy_vs_iterations, early_bird_distance, ticket_gap,  # noqa: E402
+                      tickets_accuracy, transfer_accuracy)
+
+__all__ = [
+    # IMP and baselines (notebooks 01, 02)
+    "STRATEGY_STYLE", "fig01_levels", "fig02_strategies", "strategy_curves", "training_curves",
+    # geometry (03)
+    "fig03_distances", "fig04_trajectory", "fig14_15_matrices", "matrix_heatmap",
+    # Hessian (04, 08)
+    "density_figure", "eigenvalue_comparison", "fig22_volume_k", "flip_figure", "trace_figure",
+    "volume_by_level",
+    # landscape (05-07, 11)
+    "barrier_summary", "line_figure", "plane_figure", "radius_histograms", "radius_summary",
+    "surface_figure", "surface_sweep", "surfaces_side_by_side", "save_each",
+    # tickets (10, 11)
+    "accuracy_vs_iterations", "early_bird_distance", "ticket_gap", "tickets_accuracy",
+    "transfer_accuracy",
+]

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 
 __all__ = ["line_figure", "barrier_summary", "radius_histograms", "radius_summary",
-           "plane_figure", "surface_figure", "surface_sweep", "save_each"]
+           "plane_figure", "surface_figure", "surface_sweep", "surfaces_side_by_side", "save_each"]
 
 
 def save_each(store: Any, render: Callable[[Any], plt.Figure], items: Iterable[Any],
@@ -184,4 +184,29 @@ def surface_sweep(surfaces: Sequence[Mapping[str, Any]], title: str = "") -> plt
     fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def surfaces_side_by_side(surfaces: Sequence[Mapping[str, Any]], titles: Sequence[str],
+                          suptitle: str = "") -> plt.Figure:
+    """Several filter-normalized surfaces as contours on one colour scale (Bain's Figs 3, 4).
+
+    One scale makes the comparison honest: a sharper basin shows as tighter contours, not as a
+    rescaled colour map.
+    """
+    k = len(surfaces)
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), layout="constrained", squeeze=False)
+    zs = [np.log10(np.clip(_np(s["loss"]), 1e-12, None)) for s in surfaces]
+    lo, hi = min(z.min() for z in zs), max(z.max() for z in zs)
+    levels = np.linspace(lo, hi + 1e-9, 25)
+    for ax, s, z, title in zip(axes[0], surfaces, zs, titles):
+        filled = ax.contourf(_np(s["x"]), _np(s["y"]), z, levels=levels, cmap="viridis")
+        ax.contour(_np(s["x"]), _np(s["y"]), z, levels=levels[::3], colors="k", linewidths=0.4,
+                   alpha=0.6)
+        ax.plot(0, 0, "*", color="white", mec="black", ms=11)
+        ax.set(title=title, xlabel="δ (filter-normalized)", ylabel="η", aspect="equal")
+        ax.grid(False)
+    fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss")
+    if suptitle:
+        fig.suptitle(suptitle)
     return fig
