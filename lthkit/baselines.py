@@ -160,7 +160,8 @@ def run_baselines(ctx: Context, kinds: list[str] | None = None, levels: list[int
 
     At each level, baselines that share a schedule (all but fine-tuning and re-initialization
     start at iteration k) train together in one vmapped model when `together` is on (default:
-    `baselines.train_together`, auto = on CUDA only), else one after another.
+    `baselines.train_together`; auto = off, as measured slower everywhere so far), else one after
+    another.
     """
     p = ctx.params
     imp = ImpResults(ctx.store)
@@ -168,8 +169,7 @@ def run_baselines(ctx: Context, kinds: list[str] | None = None, levels: list[int
     levels = levels or p.levels(p.baselines.levels, minimum=1)
     imp.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}), MADE_BY)
     if together is None:
-        together = {"yes": True, "no": False}.get(p.baselines.train_together,
-                                                  ctx.device.type == "cuda")
+        together = p.baselines.train_together == "yes"
     results = BaselineResults(ctx.store)
     for level in levels:
         plans = []

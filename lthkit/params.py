@@ -174,8 +174,9 @@ class BaselinesSection(_Section):
     fine_tune_lr: float = Field(1e-3, gt=0, description="fixed lr of fine-tuning")
     fine_tune_epochs: int = Field(40, ge=1, description="epochs of fine-tuning")
     train_together: Literal["auto", "yes", "no"] = Field(
-        "auto", description="train the baselines of one level together (vmap) where it is faster: "
-        "auto = on CUDA only")
+        "auto", description="train the baselines of one level together (vmap); auto = no: "
+        "measured slower on the CPU and on an H100 (0.72x, benchmarks/baselines_together.py), "
+        "where one after another each replays a CUDA graph")
 
 
 class AnalysisSection(_Section):
