@@ -149,3 +149,23 @@ def test_apply_and_masked_state_zero_exactly_the_pruned():
     for n, m in mask.items():
         assert torch.equal(state[n], dict(model.named_parameters())[n].detach())
         assert torch.count_nonzero(state[n][~m]) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_step_equals_the_eager_step_and_keeps_zeros():
+    """On a GPU only: the replayed step (two lr values: two graphs) matches the eager one."""
+    data = load_data(DataSection(dataset="synthetic_cifar10", train_size=512, test_size=64),
+                     torch.device("cuda"))
+    mask = random_prune(full_mask(build_model("resnet20", 4, "synthetic_cifar10", seed=0)),
+                        fraction=0.5, generator=torch.Generator().manual_seed(0))
+    finals = []
+    for graphs in (True, False):
+        model = build_model("resnet20", 4, "synthetic_cifar10", seed=0).cuda()
+        cfg = TrainSection(epochs=3, batch_size=64, lr=0.05, milestones=[2], cuda_graphs=graphs)
+        history = train(model, data, cfg, seed=0, tag="g", mask=mask, progress=False)
+        finals.append((history[-1]["train_loss"], dict(model.named_parameters())))
+    (loss_g, p_g), (loss_e, p_e) = finals
+    assert loss_g == pytest.approx(loss_e, rel=1e-3)
+    for n, m in mask.items():
+        assert torch.count_nonzero(p_g[n][~m.cuda()]) == 0
+        assert torch.allclose(p_g[n], p_e[n], rtol=1e-3, atol=1e-4), n
