@@ -190,6 +190,11 @@ class AnalysisSection(_Section):
     vmap: Literal["auto", "yes", "no"] = Field("auto", description="evaluate many points with "
                                                 "torch.func.vmap: auto = on CUDA only")
 
+    @property
+    def use_vmap(self) -> bool | None:
+        """`vmap` as PointEvaluator takes it (None: decide by device)."""
+        return {"auto": None, "yes": True, "no": False}[self.vmap]
+
 
 class HessianSection(_Section):
     k: int = Field(100, ge=1, description="top-k eigenvalues; V'(k) sums the logs of the positive ones")

@@ -1,0 +1,244 @@
+"""The Hessian analysis of a run: its points (IMP solutions, projections, baselines) with the space
+each is measured in, and their spectra, traces and densities cached in the run folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..points import PointEvaluator
+from ..pruning import Mask, magnitude_prune, masked_state
+from .lanczos import density_curve, hutchinson_trace, lanczos_topk, log_volume, slq_density
+from .operator import HessianOperator
+
+__all__ = ["HessianPoint", "imp_solution", "imp_reverse_projection", "imp_projection",
+           "band_projection", "baseline_solution", "volume_points", "baseline_levels",
+           "HessianAnalysis", "BASELINE_SYMBOLS"]
+
+
+@dataclass
+class HessianPoint:
+    """A point W, the space it is measured in, and its names (cache key and plot label).
+
+    `load()` returns (state dict, mask): the weights (and BatchNorm statistics, used only when
+    recalibration is off) and the mask whose space the Hessian is restricted to.
+    """
+
+    name: str                    # e.g. imp_L03_min, imp_L03_proj_from_L02, one_shot_L03
+    space: str                   # e.g. imp_m03, one_shot_m03
+    label: str                   # matplotlib mathtext, e.g. $W_{min(3)}$
+    load: Callable[[], tuple[dict[str, torch.Tensor], Mask]] = field(repr=False)
+
+
+def imp_solution(imp, level: int, space_level: int | None = None) -> HessianPoint:
+    """W_min(level) in level `space_level` space (default: its own level)."""
+    s = level if space_level is None else space_level
+    label = rf"$W_{{min({level})}}$" if s == level else rf"$RPr_{{{s}}}(min({level}))$"
+    return HessianPoint(f"imp_L{level:02d}_min", f"imp_m{s:02d}", label,
+                        lambda: (imp.final(level), imp.mask(s)))
+
+
+def imp_reverse_projection(imp, level: int) -> HessianPoint:
+    """RPr_{L-1}(min(L)): W_min(L) measured in level L-1 space."""
+    return imp_solution(imp, level, space_level=level - 1)
+
+
+def imp_projection(imp, level: int) -> HessianPoint:
+    """Pr_L(min(L-1)) = m_L ⊙ W_min(L-1), in level L space."""
+    def load():
+        mask = imp.mask(level)
+        return masked_state(imp.final(level - 1), mask), mask
+
+    return HessianPoint(f"imp_L{level:02d}_proj_from_L{level - 1:02d}", f"imp_m{level:02d}",
+                        rf"$Pr_{{{level}}}(min({level - 1}))$", load)
+
+
+def band_projection(imp, level: int, fraction: float, scope: str = "global") -> HessianPoint:
+    """W_min(L-1) pruned of the band of slightly larger weights (ranks p..2p of its alive ones)
+    instead of the smallest p, in the space of that band mask (Fig 16)."""
+    def load():
+        prev = imp.final(level - 1)
+        mask = magnitude_prune(prev, imp.mask(level - 1), fraction=fraction, scope=scope,
+                               band_offset=fraction)
+        return masked_state(prev, mask), mask
+
+    return HessianPoint(f"band_L{level:02d}_from_L{level - 1:02d}_p{fraction:g}",
+                        f"band_m{level:02d}_p{fraction:g}",
+                        rf"$Pr^{{band}}_{{{level}}}(min({level - 1}))$", load)
+
+
+BASELINE_SYMBOLS = {"one_shot": "OS", "fine_tune": "FT", "lr_rewind": "LRR",
+                    "random_reinit": "RI", "random_prune": "RP", "random_prune_oneshot": "RP'"}
+
+
+def baseline_solution(baselines, kind: str, level: int) -> HessianPoint:
+    """A comparison solution W_X(L) of notebook 02, in the space of its own mask."""
+    sym = BASELINE_SYMBOLS.get(kind, kind)
+    return HessianPoint(f"{kind}_L{level:02d}", f"{kind}_m{level:02d}", rf"$W_{{{sym}({level})}}$",
+                        lambda: (baselines.final(kind, level), baselines.mask(kind, level)))
+
+
+def volume_points(imp, levels: Sequence[int]) -> list[HessianPoint]:
+    """Every point of Tables I, III and V for these levels, each once: W_min(L) and
+    Pr_L(min(L-1)) in level L space, W_min(L-1) and RPr_{L-1}(min(L)) in level L-1 space."""
+    points: dict[tuple[str, str], HessianPoint] = {}
+    for L in levels:
+        for pt in (imp_solution(imp, L - 1), imp_reverse_projection(imp, L),
+                   imp_solution(imp, L), imp_projection(imp, L)):
+            points.setdefault((pt.name, pt.space), pt)
+    return list(points.values())
+
+
+def baseline_levels(baselines, kind: str, levels: Sequence[int]) -> list[int]:
+    """The levels of `levels` at which notebook 02 has finished the baseline `kind`."""
+    have = set(baselines.available())
+    return [lv for lv in levels if (kind, lv) in have]
+
+
+# --- the analysis of a run ----------------------------------------------------------------------
+
+def _digest(fields: Mapping[str, object]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
+class HessianAnalysis:
+    """Spectra, traces and densities of the points of one run, cached in its run folder."""
+
+    def __init__(self, ctx, progress: bool = True):
+        p = ctx.params
+        self.ctx, self.cfg, self.progress = ctx, p.hessian, progress
+        self.subset_size = min(self.cfg.subset_size or p.analysis.subset_size, ctx.data.num_train)
+        self.seed = p.run.seed
+        self.batch_size = self.cfg.batch_size or p.analysis.batch_size
+        self.dtype = torch.float64 if self.cfg.dtype == "float64" else torch.float32
+        self.recalibrate = p.analysis.recalibrate_bn
+        self._data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._model: nn.Module | None = None
+
+    # --- data, model, operator -------------------------------------------------------------
+    @property
+    def data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Hessian's examples: the first subset_size of the seeded analysis draw."""
+        if self._data is None:
+            self._data = self.ctx.data.analysis_subset(self.subset_size, self.seed)
+        return self._data
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            self._model = self.ctx.new_model()
+        return self._model
+
+    def operator(self, point: HessianPoint) -> HessianOperator:
+        """The masked Hessian operator at a point, BatchNorm recalibrated on the subset."""
+        state, mask = point.load()
+        x, y = self.data
+        evaluator = PointEvaluator(self.model, x, y, batch_size=self.batch_size,
+                                   recalibrate_bn=self.recalibrate)
+        w = evaluator.point(state)
+        if evaluator.recalibrate:
+            buffers = evaluator.recalibrated_buffers(w)
+        else:
+            buffers = {n: state[n] for n in evaluator.buffer_names if n in state}
+        layout = evaluator.layout
+        return HessianOperator(self.model, w, x, y, buffers=buffers,
+                               mask=layout.mask_vector(mask, x.device),
+                               batch_size=self.batch_size, mode=self.cfg.hvp, dtype=self.dtype,
+                               reuse_graph=self.cfg.reuse_graph)
+
+    # --- cached results ----------------------------------------------------------------------
+    def key(self, what: str, point: HessianPoint, **fields: object) -> str:
+        """Cache key: what, point, space, subset size and seed, and a digest of the settings."""
+        settings = {"dtype": self.cfg.dtype, "recalibrate_bn": self.recalibrate, **fields}
+        return (f"{what}__{point.name}__in_{point.space}__n{self.subset_size}_s{self.seed}"
+                f"__{_digest(settings)}")
+
+    def spectrum(self, point: HessianPoint) -> dict:
+        """Top-k eigenvalues at a point in its space, with the loss there and Lanczos' report."""
+        c = self.cfg
+        key = self.key(f"top{c.k}", point, k=c.k, tol=c.tol, relative_to=c.tol_relative_to,
+                       max_iterations=c.max_iterations)
+
+        def compute() -> dict:
+            op = self.operator(point)
+            res = lanczos_topk(op, c.k, max_iterations=c.max_iterations, tol=c.tol,
+                               relative_to=c.tol_relative_to, seed=self.seed,
+                               basis_device=c.basis_device,
+                               progress=self.progress, desc=point.name)
+            op.release()
+            return {**res.to_dict(), "loss": op.loss(), "hvp_mode": op.mode, "k": c.k,
+                    "point": point.name, "space": point.space, "subset_size": self.subset_size}
+
+        return self.ctx.store.cached("hessian", key, compute)
+
+    def trace(self, point: HessianPoint) -> dict:
+        """Hutchinson trace of the masked Hessian at a point."""
+        n = self.cfg.trace_samples
+        key = self.key(f"trace{n}", point, samples=n)
+
+        def compute() -> dict:
+            op = self.operator(point)
+            out = hutchinson_trace(op, n, seed=self.seed, progress=self.progress)
+            op.release()
+            return {**out, "dim": op.dim, "point": point.name, "space": point.space}
+
+        return self.ctx.store.cached("hessian", key, compute)
+
+    def density(self, point: HessianPoint) -> dict:
+        """SLQ nodes and weights of the masked Hessian at a point."""
+        c = self.cfg
+        key = self.key(f"slq{c.density_iterations}x{c.density_runs}", point,
+                       iterations=c.density_iterations, runs=c.density_runs)
+
+        def compute() -> dict:
+            op = self.operator(point)
+            out = slq_density(op, c.density_iterations, c.density_runs, seed=self.seed,
+                              progress=self.progress)
+            op.release()
+            return {**out, "dim": op.dim, "point": point.name, "space": point.space}
+
+        return self.ctx.store.cached("hessian", key, compute)
+
+    def density_curve(self, point: HessianPoint) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grid, density) of the SLQ spectral density at a point, for plotting."""
+        d = self.density(point)
+        return density_curve(d["nodes"], d["weights"])
+
+    def spectra(self, points: Sequence[HessianPoint], desc: str = "spectra") -> list[dict]:
+        """The spectra of several points, one progress bar over them."""
+        out = []
+        for point in tqdm(points, desc=desc, disable=not self.progress, leave=False):
+            out.append(self.spectrum(point))
+        return out
+
+    # --- tables --------------------------------------------------------------------------------
+    def volume(self, point: HessianPoint, k: int | None = None) -> float:
+        """V'(k) at a point (k: hessian.k)."""
+        return log_volume(self.spectrum(point)["eigenvalues"], k or self.cfg.k)
+
+    def eigenvalues(self, *points: HessianPoint) -> dict[str, torch.Tensor]:
+        """{label: top-k eigenvalues} of the points, for the comparison figures."""
+        return {pt.label: self.spectrum(pt)["eigenvalues"] for pt in points}
+
+    def report(self, points: Sequence[HessianPoint]) -> pd.DataFrame:
+        """What each spectrum cost and how well it converged: one row per point (computing the
+        missing spectra first, one progress bar over them)."""
+        rows = []
+        for pt, s in zip(points, self.spectra(points)):
+            lam = s["eigenvalues"]
+            rows.append({"point": pt.name, "space": pt.space, "dim": s["dim"],
+                         "loss": s["loss"], "lambda_max": float(lam[0]),
+                         "lambda_k": float(lam[-1]), "positive": int((lam > 0).sum()),
+                         f"V'({s['k']})": log_volume(lam, s["k"]), "n_hvp": s["n_hvp"],
+                         "max_residual": s["max_residual"],
+                         "relative_residual": s["relative_residual"],
+                         "converged": s["converged"], "basis": s["basis_device"],
+                         "seconds": s["seconds"]})
+        return pd.DataFrame(rows).set_index("point")
