@@ -1,0 +1,361 @@
+"""How long a preset's whole series takes, projected from units of work measured on this device.
+
+    python benchmarks/paper_time.py                                  # params/resnet20_paper.yaml
+    python benchmarks/paper_time.py params/vgg16_paper.yaml params/quick.yaml
+    python benchmarks/paper_time.py --small                          # a few minutes on a CPU
+    python benchmarks/paper_time.py params/smoke.yaml --check outputs/smoke   # against a real run
+
+`lthkit.workload.count_work` counts the units each notebook does with the preset's parameters
+(training steps, test-set passes, Hessian-vector products, loss evaluations at points). Each kind
+of unit is measured here on the present device at the preset's sizes (its network and width,
+batch, analysis subset, Hessian subset, synthetic data of the dataset's shape), a few repetitions
+each; two counts are measured too, on one real point (a network trained for a few hundred steps):
+the products one top-k spectrum takes, and the losses one basin-radius direction takes. The
+table gives per notebook the units, seconds per unit and projected minutes, then the total.
+
+`--small` measures on reduced sizes so a CPU finishes in minutes: Hessian products and points on
+at most `--small-examples` examples, scaled linearly to the preset's count (the CPU's cost is
+linear in examples), the two measured counts on a network of width at most 8; training steps at
+the preset's sizes. Every size used is printed. `--check RUN_FOLDER` prints the projection beside
+the wall time the report runner recorded for each notebook of that run (its notebooks/index.json),
+so the instrument is itself checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from lthkit import hessian as hs
+from lthkit.context import resolve_device
+from lthkit.data import load_data
+from lthkit.landscape import basin_radii, cutoff_loss, random_directions
+from lthkit.models import build_model
+from lthkit.params import DataSection, Params, load_params
+from lthkit.points import PointEvaluator
+from lthkit.training import evaluate, train, train_together
+from lthkit.workload import UnitSpec, WorkItem, count_work
+
+CIFAR_LIKE = {"cifar10": "synthetic_cifar10", "mnist": "synthetic_mnist"}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _synthetic(dataset: str, n_train: int, n_test: int, seed: int = 0):
+    name = CIFAR_LIKE.get(dataset.removeprefix("synthetic_"), dataset)
+    return load_data(DataSection(dataset=name, train_size=n_train, test_size=n_test,
+                                 augment=True), seed=seed)
+
+
+@dataclass
+class Measured:
+    """Seconds per unit of one spec, how it was measured."""
+
+    seconds: float
+    how: str
+
+
+class UnitCosts:
+    """Measures (once per spec) what one unit of work costs on `device`."""
+
+    def __init__(self, params: Params, device: torch.device, small: bool, small_examples: int,
+                 reps: int, warm_steps: int):
+        self.p, self.device, self.small = params, device, small
+        self.small_examples, self.reps, self.warm_steps = small_examples, reps, warm_steps
+        self.cache: dict[UnitSpec, Measured] = {}
+        self.counts: dict[str, tuple[float, str]] = {}
+        self._probe: tuple | None = None
+
+    # --- units --------------------------------------------------------------------------------
+    def cost(self, spec: UnitSpec) -> Measured:
+        if spec not in self.cache:
+            measure = {"train_iter": self._train_iter, "group_iter": self._group_iter,
+                       "test_eval": self._test_eval, "hvp": self._hvp,
+                       "point": self._point}[spec.unit]
+            self.cache[spec] = measure(spec)
+        return self.cache[spec]
+
+    def _train_cfg(self, spec: UnitSpec):
+        """The preset's training recipe for this spec (its optimizer, batch), two epochs."""
+        p = self.p
+        for cfg in (p.train, p.mnist.mlp.train, p.mnist.lenet5.train, p.mnist.transfer.train,
+                    p.bain.train):
+            if cfg.batch_size == spec.batch and cfg.optimizer == spec.optimizer:
+                return cfg.model_copy(update={"epochs": 2, "milestones": [], "eval_every": 100})
+        return p.train.model_copy(update={"epochs": 2, "milestones": [], "eval_every": 100,
+                                          "batch_size": spec.batch, "optimizer": spec.optimizer})
+
+    def _steps(self, spec: UnitSpec) -> int:
+        return max(5, min(60, int(2000 / max(spec.batch, 1)))) if self.device.type == "cuda" \
+            else max(3, min(12, int(600 / max(spec.batch, 1))))
+
+    def _train_iter(self, spec: UnitSpec) -> Measured:
+        steps = self._steps(spec)
+        data = _synthetic(spec.dataset, spec.batch * steps, 16)
+        cfg = self._train_cfg(spec)
+        model = build_model(spec.arch, spec.width, data.name, seed=0).to(self.device)
+        history = train(model, data.to(self.device), cfg, seed=0, tag="unit", progress=False)
+        seconds = history[-1]["train_seconds"] / steps  # epoch 2: warm (graphs captured)
+        return Measured(seconds, f"{steps} steps at batch {spec.batch}")
+
+    def _group_iter(self, spec: UnitSpec) -> Measured:
+        steps = self._steps(spec)
+        data = _synthetic(spec.dataset, spec.batch * steps, 16).to(self.device)
+        cfg = self._train_cfg(spec)
+        models = [build_model(spec.arch, spec.width, data.name, seed=i).to(self.device)
+                  for i in range(spec.group)]
+        histories = train_together(models, data, cfg, seed=0, tags=[f"m{i}" for i in range(
+            spec.group)], masks=[None] * spec.group, progress=False)
+        seconds = histories[0][-1]["train_seconds"] / steps
+        return Measured(seconds, f"{steps} fused steps of {spec.group} networks")
+
+    def _test_eval(self, spec: UnitSpec) -> Measured:
+        n = min(spec.examples, 2000)
+        data = _synthetic(spec.dataset, 16, n).to(self.device)
+        model = build_model(spec.arch, spec.width, data.name, seed=0).to(self.device)
+        evaluate(model, data, "test", spec.chunk)
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(self.reps):
+            evaluate(model, data, "test", spec.chunk)
+        _sync(self.device)
+        per = (time.perf_counter() - t0) / self.reps
+        return Measured(per * spec.examples / n, f"{n} of {spec.examples} test images, scaled")
+
+    def _examples(self, spec: UnitSpec) -> int:
+        return min(spec.examples, self.small_examples) if self.small else spec.examples
+
+    def _subset(self, spec: UnitSpec, n: int):
+        data = _synthetic(spec.dataset, n, 16).to(self.device)
+        return data.analysis_subset(n, 0)
+
+    def _hvp(self, spec: UnitSpec) -> Measured:
+        n = self._examples(spec)
+        x, y = self._subset(spec, n)
+        model = build_model(spec.arch, spec.width, spec.dataset if spec.dataset.startswith(
+            "synthetic") else CIFAR_LIKE[spec.dataset], seed=0).to(self.device)
+        op = _operator(model, x, y, spec.chunk, self.p)
+        v = torch.randn(op.size, device=self.device)
+        op(v)
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(self.reps):
+            op(v)
+        _sync(self.device)
+        per = (time.perf_counter() - t0) / self.reps
+        scaled = per * spec.examples / n
+        return Measured(scaled, f"{op.mode} on {n} examples" + (", scaled" if n < spec.examples
+                                                                  else ""))
+
+    def _point(self, spec: UnitSpec) -> Measured:
+        n = self._examples(spec)
+        x, y = self._subset(spec, n)
+        model = build_model(spec.arch, spec.width, _data_name(spec.dataset), seed=0)
+        a = self.p.analysis
+        chunk = n if spec.chunk >= spec.examples else min(spec.chunk, n)
+        ev = PointEvaluator(model.to(self.device), x, y, batch_size=chunk,
+                            recalibrate_bn=a.recalibrate_bn, points_per_pass=a.points_per_pass,
+                            use_vmap=a.use_vmap, one_pass_bn=self.p.landscape.one_pass_bn)
+        w = ev.layout.flatten(model.state_dict()).to(self.device)
+        block = max(1, ev.points_per_pass if ev.use_vmap else 1)
+        points = w.unsqueeze(0) + 1e-3 * torch.randn(block, w.numel(), device=self.device)
+        ev.evaluate(points)
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(self.reps):
+            ev.evaluate(points)
+        _sync(self.device)
+        per = (time.perf_counter() - t0) / (self.reps * block)
+        return Measured(per * spec.examples / n, f"blocks of {block} on {n} examples"
+                        + (", scaled" if n < spec.examples else ""))
+
+    # --- counts measured on one real point -------------------------------------------------------
+    def probe(self) -> tuple:
+        """A network of the preset trained `warm_steps` steps, with its analysis subset."""
+        if self._probe is None:
+            p = self.p
+            width = min(p.model.width or 10**9, 8) if self.small else p.model.width
+            n = min(p.analysis.subset_size, self.small_examples if self.small else 10**9)
+            steps = self.warm_steps
+            data = _synthetic(p.data.dataset, max(n, p.train.batch_size * 20), 16).to(self.device)
+            cfg = p.train.model_copy(update={"epochs": max(1, math.ceil(
+                steps / data.iterations_per_epoch(p.train.batch_size))), "milestones": [],
+                "eval_every": 1000})
+            model = build_model(p.model.arch, width, data.name, seed=0).to(self.device)
+            train(model, data, cfg, seed=0, tag="probe", progress=False)
+            x, y = data.analysis_subset(n, 0)
+            self._probe = (model, x, y, width, n, cfg.epochs * data.iterations_per_epoch(
+                p.train.batch_size))
+        return self._probe
+
+    def products_per_spectrum(self) -> tuple[float, str]:
+        if "products" not in self.counts:
+            p, hp = self.p, self.p.hessian
+            model, x, y, width, n, steps = self.probe()
+            n_h = min(hp.subset_size or n, n)
+            op = _operator(model, x[:n_h], y[:n_h], hp.batch_size or p.analysis.batch_size, p)
+            t0 = time.perf_counter()
+            res = hs.lanczos_topk(op, hp.k, max_iterations=hp.max_iterations, tol=hp.tol,
+                                  relative_to=hp.tol_relative_to, seed=0)
+            self.counts["products"] = (float(res.n_hvp), (
+                f"top-{hp.k} on {n_h} examples, {p.model.arch} width {width or 'paper'} after "
+                f"{steps} steps: {res.n_hvp} products, converged {res.converged}, "
+                f"{time.perf_counter() - t0:.0f} s"))
+        return self.counts["products"]
+
+    def points_per_direction(self) -> tuple[float, str]:
+        if "radius" not in self.counts:
+            lp = self.p.landscape
+            model, x, y, width, n, steps = self.probe()
+            a = self.p.analysis
+            ev = PointEvaluator(model, x, y, batch_size=max(a.batch_size, n),
+                                recalibrate_bn=a.recalibrate_bn,
+                                points_per_pass=a.points_per_pass, use_vmap=a.use_vmap,
+                                one_pass_bn=lp.one_pass_bn)
+            w = ev.layout.flatten(model.state_dict()).to(self.device)
+            directions = 8
+            dirs = random_directions(directions, ev.layout.mask_vector(None, self.device), 0)
+            own = float(ev.losses(w))
+            out = basin_radii(ev.losses, w, dirs, cutoff_loss(own, lp.radius_cutoff,
+                                                              lp.radius_value),
+                              start=lp.radius_start, growth=lp.radius_growth,
+                              max_radius=lp.radius_max, tol=lp.radius_tol, center_loss=own)
+            per = out["evaluations"] / directions
+            self.counts["radius"] = (per, f"{directions} directions at a point trained {steps} "
+                                          f"steps: {per:.1f} losses each, mean radius "
+                                          f"{out['mean']:.3g}")
+        return self.counts["radius"]
+
+
+def _data_name(dataset: str) -> str:
+    return dataset if dataset.startswith("synthetic") else CIFAR_LIKE[dataset]
+
+
+def _operator(model, x, y, chunk: int, p: Params) -> hs.HessianOperator:
+    """The Hessian operator the analysis would build at the model's point (BN recalibrated)."""
+    ev = PointEvaluator(model, x, y, batch_size=chunk, recalibrate_bn=p.analysis.recalibrate_bn)
+    w = ev.point(model.state_dict())
+    buffers = ev.recalibrated_buffers(w) if ev.recalibrate else dict(model.named_buffers())
+    return hs.HessianOperator(model, w, x, y, buffers=buffers, batch_size=chunk,
+                              mode=p.hessian.hvp,
+                              dtype=torch.float64 if p.hessian.dtype == "float64" else torch.float32)
+
+
+def project(params: Params, costs: UnitCosts, work: list[WorkItem]) -> list[dict]:
+    """One row per work item: units, seconds per unit, projected minutes."""
+    rows = []
+    for item in work:
+        unit = costs.cost(item.spec)
+        count, note = item.count, unit.how
+        if item.per == "products_per_spectrum":
+            per, how = costs.products_per_spectrum()
+            count, note = item.count * per, f"{item.count:g} spectra x {per:g} products"
+        elif item.per == "points_per_direction":
+            per, how = costs.points_per_direction()
+            count, note = item.count * per, f"{item.count:g} directions x {per:.1f} losses"
+        rows.append({"notebook": item.notebook, "what": item.what, "unit": item.spec.unit,
+                     "units": count, "s_per_unit": unit.seconds,
+                     "minutes": count * unit.seconds / 60, "how": note})
+    return rows
+
+
+def print_table(preset: str, params: Params, rows: list[dict], costs: UnitCosts,
+                device: torch.device, check: dict[str, float] | None) -> float:
+    print(f"\n== {preset}: {params.model.arch} (width {params.model.width or 'paper'}) on "
+          f"{params.data.dataset}, {params.imp.levels} levels x {params.train.epochs} epochs ==")
+    print(f"{'notebook':28s} {'what':44s} {'units':>12s} {'s/unit':>10s} {'minutes':>9s}")
+    per_nb: dict[str, float] = defaultdict(float)
+    for r in rows:
+        per_nb[r["notebook"]] += r["minutes"]
+        print(f"{r['notebook']:28s} {r['what'][:44]:44s} {r['units']:12,.0f} "
+              f"{r['s_per_unit']:10.4g} {r['minutes']:9.1f}   ({r['unit']}: {r['how']})")
+    total = sum(per_nb.values())
+    print("per notebook (projected minutes" + (", measured minutes" if check else "") + "):")
+    for nb, minutes in per_nb.items():
+        seen = f"   measured {check[nb] / 60:6.1f}" if check and nb in check else ""
+        print(f"  {nb:28s} {minutes:9.1f}{seen}")
+    print(f"TOTAL {total:,.1f} minutes = {total / 60:,.2f} hours on {_device_name(device)}")
+    if check:
+        both = [nb for nb in per_nb if nb in check]
+        measured = sum(check[nb] for nb in both) / 60
+        projected = sum(per_nb[nb] for nb in both)
+        print(f"check: notebooks {', '.join(both)}: projected {projected:.1f} min, measured "
+              f"{measured:.1f} min (ratio {projected / max(measured, 1e-9):.2f})")
+    for key, (value, how) in costs.counts.items():
+        print(f"measured count: {how}")
+    return total
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"CPU, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}" \
+           f" (torch {torch.__version__})"
+
+
+def _check_times(run_folder: Path | None) -> dict[str, float] | None:
+    if run_folder is None:
+        return None
+    index = run_folder / "notebooks" / "index.json"
+    if not index.exists():
+        sys.exit(f"--check {run_folder}: no notebooks/index.json there (run lthkit-report first)")
+    return {r["name"]: r["seconds"] for r in json.loads(index.read_text()) if r["status"] == "ok"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("presets", nargs="*", default=["params/resnet20_paper.yaml"])
+    parser.add_argument("--small", action="store_true", help="reduced sizes (a CPU in minutes)")
+    parser.add_argument("--small-examples", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per unit")
+    parser.add_argument("--warm-steps", type=int, default=300,
+                        help="training steps of the network the counts are measured on")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--check", type=Path, help="a run folder of the (first) preset")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    t0 = time.perf_counter()
+    out = {}
+    for i, preset in enumerate(args.presets):
+        params = load_params(preset)
+        group = _group_size(params)
+        work = count_work(params, group_size=group)
+        costs = UnitCosts(params, device, args.small, args.small_examples, args.reps,
+                          args.warm_steps)
+        rows = project(params, costs, work)
+        total = print_table(preset, params, rows, costs, device,
+                            _check_times(args.check) if i == 0 else None)
+        out[preset] = {"rows": rows, "total_minutes": total, "counts": costs.counts,
+                       "small": args.small, "device": _device_name(device)}
+    print(f"\n(measured in {time.perf_counter() - t0:.0f} s; sizes: "
+          + ("--small: Hessian products and points on at most "
+             f"{args.small_examples} examples, scaled linearly; counts on width <= 8"
+             if args.small else "the presets' own") + ")")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+def _group_size(params: Params) -> int:
+    """Networks trained together per baseline group, as notebook 02 would."""
+    size = getattr(params.baselines, "group_size", None)
+    if isinstance(size, int):
+        return size
+    return 4 if params.baselines.train_together == "yes" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
