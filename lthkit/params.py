@@ -327,7 +327,7 @@ _ADAM_MNIST = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "momentum": 
 
 
 class EarlyBirdSection(_Section):
-    """Early-bird tickets (You et al. 2020): when the mask of a run stops moving, during training."""
+    """Early-bird tickets (You et al. 2020): when a run's mask stops moving, during training."""
 
     channel_ratio: float = Field(0.5, gt=0, lt=1, description="You et al.'s channel pruning ratio "
                                  "p: the fraction of BatchNorm channels, ranked globally by "

@@ -88,8 +88,9 @@ def tickets_table(sub: Context, control: str = "random_reinit") -> pd.DataFrame:
     dense = imp.metrics(0)["final"]["test_acc"] if levels else None
     for level in levels:
         f = imp.metrics(level)["final"]
-        row = {"level": level, "weights_left_%": 100 * f["density"], "ticket_test_acc": f["test_acc"],
-               "ticket_train_loss": f["train_loss"], "ticket_vs_dense": f["test_acc"] - dense}
+        row = {"level": level, "weights_left_%": 100 * f["density"],
+               "ticket_test_acc": f["test_acc"], "ticket_train_loss": f["train_loss"],
+               "ticket_vs_dense": f["test_acc"] - dense}
         kept = _kept_epoch(imp.level(level))
         if kept is not None:
             row["ticket_kept_epoch"] = kept
@@ -326,13 +327,15 @@ def main_run_trajectory(ctx: Context) -> tuple[SolutionFiles | None, str]:
                       f"{p.source} first for You et al.'s channel masks")
     if len(files.trajectory_epochs()) < 2:
         return None, (f"{what} kept no per-epoch weights: You et al.'s rule needs imp.save_every "
-                      f">= 1 and level 0 in imp.trajectory_levels (a new run.name, then notebook 01)")
+                      f">= 1 and level 0 in imp.trajectory_levels (a new run.name, then "
+                      f"notebook 01)")
     if not bn_scale_names(ctx.new_model()):
         return None, f"{what} has no BatchNorm, so no channel masks"
     return files, f"{what}, {len(files.trajectory_epochs())} kept epochs"
 
 
-def early_birds(ctx: Context, mlp: Context) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None, str]:
+def early_birds(ctx: Context, mlp: Context
+                ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None, str]:
     """The early-bird tables of notebook 10: weight masks of the MNIST MLP's dense run and, when
     the main run has them, channel and weight masks of its dense level 0; the channel masks'
     distance matrix (or None); and a line saying which runs were used."""
@@ -445,8 +448,8 @@ class EarlyStopper:
 
 def train_early_stopped(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
                         start: dict[str, torch.Tensor], start_iteration: int,
-                        validation: ImageData, patience: int | None, cfg: TrainSection | None = None,
-                        keep_trajectory: bool = False, on_iteration=None,
+                        validation: ImageData, patience: int | None,
+                        cfg: TrainSection | None = None, keep_trajectory: bool = False, on_iteration=None,
                         progress: bool = True) -> dict:
     """`imp.train_solution` that keeps the epoch with the lowest validation loss as the solution.
 
@@ -524,10 +527,11 @@ def bain_tickets(ctx: Context, progress: bool = True) -> Context:
 def _claim_stopping(sub: Context) -> None:
     """Refuse to mix rounds kept by early stopping with rounds that were not (in either order).
 
-    A folder trained before early stopping existed has no claim: it is claimed as "off" first.
+    A folder whose training started before early stopping existed has no claim: it is claimed
+    as "off" first (new folders are claimed before their first round starts).
     """
     folder = sub.store.root / "imp"
-    if not (folder / "spec.json").exists() and ImpResults(sub.store).level(0).done():
+    if not (folder / "spec.json").exists() and ImpResults(sub.store).level(0).folder.exists():
         sub.store.claim(folder, {"early_stopping": "off"}, "a run folder made before early "
                         "stopping existed")
     sub.store.claim(folder, {"early_stopping": _stopping_spec(sub.params)}, sub.params.source)
@@ -575,8 +579,8 @@ def _bain_random_tickets(sub: Context, levels: list[int], validation: ImageData,
                                        "milestones": plan.cfg.milestones,
                                        "early_stopping": _stopping_spec(sub.params)},
                         sub.params.source)
-        metrics = train_early_stopped(sub, files, tag=f"baselines/{RANDOM_TICKET}/level_{level:02d}",
-                                      mask=plan.mask, start=plan.start,
+        tag = f"baselines/{RANDOM_TICKET}/level_{level:02d}"
+        metrics = train_early_stopped(sub, files, tag=tag, mask=plan.mask, start=plan.start,
                                       start_iteration=plan.start_iteration, cfg=plan.cfg,
                                       validation=validation, patience=patience, progress=progress)
         _report(f"level {level:2d} random ticket", files, metrics)
@@ -589,7 +593,7 @@ def _report(what: str, files: SolutionFiles, metrics: dict) -> None:
 
 
 def bain_protocol(params: Params) -> str:
-    """What notebook 11 used, in words: the surfaces' examples and how each round's model was kept."""
+    """What notebook 11 used, in words: the surfaces' examples and each round's kept model."""
     b, lp = params.bain, params.landscape
     if b.surface_split == "test":
         where = f"{lp.surface_examples} images drawn (seeded) from the test set, as Bain"

@@ -133,6 +133,9 @@ tickets.transfer_summary(transfer_tables).round(4)
 # `imp.save_every` >= 1 and level 0 in `imp.trajectory_levels`). That run differs from You et
 # al.'s in one respect: they train with network slimming's L1 penalty on γ, which pushes
 # unimportant channels' γ to zero; the main run trains without it.
+#
+# The first channel distance (W_init to epoch 1) is large by construction: every γ starts at 1,
+# so the mask of W_init breaks a tie among all channels by their position.
 
 # %%
 eb = P.mnist.early_bird

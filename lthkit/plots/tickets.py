@@ -89,7 +89,7 @@ def early_bird_distance(tables: Mapping[str, pd.DataFrame], epsilon: float, wind
             ax.axvline(drawn.iloc[0], color=f"C{i}", ls="--", lw=1,
                        label=f"drawn at epoch {drawn.iloc[0]:g}")
     ax.axhline(epsilon, color="grey", ls=":", label=f"epsilon {epsilon:g}")
-    ax.set(xlabel="epoch", ylabel="normalized Hamming distance to the previous epoch's mask",
+    ax.set(xlabel="epoch", ylabel="normalized Hamming distance\nto the previous epoch's mask",
            title=(f"Early-bird tickets {title}".strip() +
                   f"\n(drawn when the last {window} distances are all below epsilon)"))
     ax.set_ylim(bottom=0)
