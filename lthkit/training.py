@@ -29,7 +29,7 @@ from .store import load_tensors, save_tensors
 __all__ = ["train", "train_together", "evaluate", "Checkpoint", "lr_at_epoch", "make_optimizer",
            "EpochHook"]
 
-EpochHook = Callable[[int, nn.Module], None]
+EpochHook = Callable[[int, nn.Module], bool | None]
 IterationHook = Callable[[int, nn.Module], None]
 
 
@@ -88,7 +88,8 @@ def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, ta
 
     `tag` names the run (e.g. "imp/level_03") and, with `seed`, fixes its data order.
     `on_iteration(i, model)` is called after every step (used to save the rewind point);
-    `on_epoch(e, model)` after every epoch, before the checkpoint (used for trajectories).
+    `on_epoch(e, model)` after every epoch, before the checkpoint (used for trajectories); when
+    it returns True, training stops after that epoch's checkpoint (early stopping).
     With a `checkpoint`, training resumes from its last saved epoch.
     """
     device = next(model.parameters()).device
@@ -146,10 +147,11 @@ def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, ta
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record.get('test_acc', math.nan):.3f}")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, model)
+        stop = on_epoch is not None and on_epoch(epoch + 1, model) is True
         if checkpoint is not None:
             checkpoint.save(model, optimizer, epoch, iteration, history)
+        if stop:
+            break
     bar.close()
     if channels_last:
         model.to(memory_format=torch.contiguous_format)

@@ -19,22 +19,31 @@
 #
 # Reproduces `papers/bain_loss_landscape_winning_tickets.txt` with LeNet-5 on CIFAR-10 (Adam, a
 # large batch, 10% of the remaining weights pruned per round, layer by layer, rewinding to
-# initialization):
+# initialization, the best model of each round kept by early stopping):
 #
-# * **Bain Figs 3 and 4:** filter-normalized 2D loss surfaces (Li et al. 2018) of the IMP ticket
-#   and of a random ticket of the same sparsity (a random mask with the IMP mask's per-layer
-#   counts, on the same initialization), side by side on one colour scale, with each ticket's
-#   test accuracy in its title. The level picker chooses the sparsity. *Look for:* at high
-#   sparsity the random ticket's basin is sharper and higher than the IMP ticket's.
-# * **Training curves** of both kinds of ticket. *Look for:* the IMP ticket trains faster and
-#   further.
-# * **Bain Fig 5:** test accuracy of both tickets against % of weights left, and the gap.
-#   *Look for:* a gap that opens as sparsity grows.
+# * **Bain Figs 6 and 7:** filter-normalized 2D loss surfaces (Li et al. 2018) of the IMP ticket
+#   (his Fig 6) and of a random ticket of the same sparsity (his Fig 7: a random mask with the
+#   IMP mask's per-layer counts, on the same initialization), side by side on one colour scale,
+#   with each ticket's test accuracy in its title. The level picker chooses the sparsity.
+#   *Look for:* the IMP ticket's surface deeper and sharper than the random ticket's, the random
+#   ticket's "vastly more shallow"; both flatter and shallower as pruning goes on.
+# * **Bain Fig 5:** training curves of both kinds of ticket, and the test-accuracy gap against
+#   % of weights left. *Look for:* a gap that opens around 50% of weights left and keeps growing
+#   (16 points at the end in Bain's run), and an IMP ticket at ~3% of weights still as good as
+#   the dense network.
 # * **Bain Fig 2:** how one surface settles as the number of examples it is evaluated on grows,
-#   the reason a subsample (250 examples by default) is enough.
+#   the reason a subsample (250 examples) is enough.
 #
-# Parameters: the `bain` section (data, model, training, IMP rounds, levels shown, subsample
-# sizes) and, for the surfaces, `landscape.surface_*` (resolution, span, examples).
+# **Examples and kept models.** Bain evaluates every surface on a random sample of 250 *test*
+# images (`bain.surface_split: test`, the default; `train` uses the analysis subset of the
+# training set instead), and keeps each round's best model by early stopping on validation
+# loss (`bain.early_stopping`: a validation split carved from the training set, never trained
+# on; the kept model is the epoch of lowest validation loss, and the next round prunes it). The
+# line printed below says which were used.
+#
+# Parameters: the `bain` section (data, model, training, IMP rounds, early stopping, levels
+# shown, surface split, subsample sizes) and, for the surfaces, `landscape.surface_*`
+# (resolution, span, examples).
 
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
@@ -63,10 +72,13 @@ interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, create=True)
 print(f"run folder: {ctx.store.root / 'bain'}; data: {P.bain.data.dataset}, "
       f"{P.bain.imp.levels} rounds of {P.bain.imp.prune_fraction:.0%} ({P.bain.imp.scope})")
+print(tickets.bain_protocol(P))
 
 # %% [markdown]
 # ## IMP tickets and random tickets
-# Trained once into `<run>/bain/` (resumable; a rerun reuses them).
+# Trained once into `<run>/bain/` (resumable; a rerun reuses them). `ticket_vs_dense` is the
+# IMP ticket's test accuracy minus the dense network's; `*_kept_epoch` the epoch early stopping
+# kept.
 
 # %%
 sub = tickets.bain_tickets(ctx)
@@ -75,26 +87,30 @@ ctx.store.save_table(table, "bain_accuracy.csv")
 table.round(4)
 
 # %% [markdown]
-# ## Bain Fig 5: the gap in test accuracy against sparsity
+# ## Bain Fig 5 and Section 7: the gap in test accuracy against sparsity
 
 # %%
 ctx.store.save_figure(plots.ticket_gap(table, title="LeNet-5:"), "bain_fig5_gap.png")
 
 # %% [markdown]
-# ## Bain Figs 3 and 4: surfaces of the IMP and the random ticket
+# ## Bain Figs 6 and 7: surfaces of the IMP and the random ticket
 # Both tickets of a level share the two random draws; each direction is zero on the ticket's own
-# pruned weights and normalized filter by filter to the ticket's weights.
+# pruned weights and normalized filter by filter to the ticket's weights. The table puts
+# numbers on Bain's words per level, for both tickets: `center_loss` at the ticket, `rise` (the
+# mean loss on the plotted window's border minus the center's: small is shallow) and
+# `curvature` (the second difference at the center: small is flat).
 
 # %%
-land = Landscape(sub)
-shown = tickets.bain_pairs(sub, sub.params.levels(P.bain.show_levels))
+land = Landscape(sub, surface_split=P.bain.surface_split)
+shown = tickets.shown_levels(sub)
 surfaces = {lv: tickets.ticket_surfaces(land, lv) for lv in shown}
 
 
 def render_pair(level: int):
     pair = surfaces[level]
-    return plots.surfaces_side_by_side([s for s, _ in pair], [t for _, t in pair],
-                                       suptitle=f"level {level}: {pair[0][0]['examples']} examples")
+    examples = pair["ticket"][0]["examples"]
+    return plots.ticket_surfaces(pair, suptitle=f"level {level}: {examples} "
+                                 f"{P.bain.surface_split} examples")
 
 
 if shown:
@@ -102,21 +118,26 @@ if shown:
     lk.level_picker(render_pair, shown, interactive)
 else:
     print("no level of bain.show_levels has both tickets: add levels >= 1 to bain.show_levels")
+surface_numbers = tickets.surface_table(surfaces)
+ctx.store.save_table(surface_numbers, "bain_surfaces.csv")
+surface_numbers.round(4)
 
 # %% [markdown]
 # The dense network (level 0) for reference: the surface both kinds of ticket start from.
 
 # %%
 dense = land.surface(PointRef("imp", 0))
-ctx.store.save_figure(plots.surface_figure(dense, title="dense LeNet-5"), "bain_surface_dense.png")
+ctx.store.save_figure(plots.ticket_surface(dense, title="dense LeNet-5"), "bain_surface_dense.png")
 
 # %% [markdown]
-# ## Training curves of both tickets
+# ## Bain Fig 5: training curves of both tickets
+# A star marks the epoch early stopping kept (when it is on).
 
 # %%
 def render_curves(level: int):
     return plots.accuracy_vs_iterations(tickets.ticket_histories(sub, level),
-                                        title=f"level {level}: test accuracy while training")
+                                        title=f"level {level}: test accuracy while training",
+                                        kept=tickets.kept_iterations(sub, level))
 
 
 if shown:
@@ -125,12 +146,11 @@ if shown:
 
 # %% [markdown]
 # ## Bain Fig 2: how a surface settles as the subsample grows
-# The IMP ticket of the sparsest level shown, on more and more examples of the analysis subset
-# (`bain.subsample_sizes`; sizes above `analysis.subset_size` are capped at it).
+# The IMP ticket of the sparsest level shown, on more and more examples of the surfaces' split
+# (`bain.subsample_sizes`, capped at what the split holds).
 
 # %%
-sizes = sorted({min(n, P.analysis.subset_size) for n in P.bain.subsample_sizes})
-last = shown[-1] if shown else 0
-sweep = [land.surface(PointRef("imp", last), examples=n) for n in sizes]
-ctx.store.save_figure(plots.surface_sweep(sweep, title=f"IMP ticket of level {last}"),
+last = tickets.sweep_level(shown)
+sweep = [land.surface(PointRef("imp", last), examples=n) for n in tickets.sweep_sizes(sub)]
+ctx.store.save_figure(plots.ticket_surface_sweep(sweep, title=f"IMP ticket of level {last}"),
                       f"bain_fig2_subsample_level{last:02d}.png")

@@ -96,6 +96,7 @@ def test_09_vgg16_appendix_on_smoke_vgg16(smoke_vgg16):
 
 @pytest.mark.notebook
 def test_10_ticket_transfer_on_smoke(smoke):
+    smoke.run("01_train_imp")  # the main run's dense trajectory gives the channel masks
     nb = smoke.run("10_ticket_transfer")
     params = load_params(smoke.params_file)
     store = RunStore(params.run_dir())
@@ -103,12 +104,23 @@ def test_10_ticket_transfer_on_smoke(smoke):
     mlp = pd.read_csv(store.table_path("ie643_tickets_mlp.csv"), index_col="level")
     assert list(mlp.index) == list(range(params.mnist.mlp.imp.levels + 1))
     assert mlp["control_test_acc"].iloc[1:].notna().all()
+    assert mlp["ticket_vs_dense"].iloc[0] == 0
     for task in ("halves", "labels", "sgd_to_adam", "adam_to_sgd"):
         t = pd.read_csv(store.table_path(f"ie643_transfer_{task}.csv"))
         assert t["transferred_ticket_test_acc"].notna().all(), task
+        assert t["transferred_minus_target"].notna().all(), task
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    t = params.mnist.transfer
+    assert f"SGD lr {t.sgd_lr:g}, momentum {t.sgd_momentum:g}" in text
     eb = pd.read_csv(store.table_path("early_bird_mlp.csv"))
     assert eb["distance"].between(0, 1).all() and len(eb) == params.mnist.mlp.train.epochs
-    assert _images(nb) >= 4
+    assert {"window_max", "drawn"} <= set(eb.columns)
+    channels = pd.read_csv(store.table_path("early_bird_main_channels.csv"))
+    assert len(channels) == params.train.epochs  # from W_init through every epoch of level 0
+    summary = pd.read_csv(store.table_path("early_bird_summary.csv"), index_col="masks")
+    assert len(summary) == 3 and "drawn_epoch" in summary
+    assert store.figure_path("early_bird_channel_matrix.png").exists()
+    assert _images(nb) >= 6
 
 
 @pytest.mark.notebook
@@ -120,7 +132,15 @@ def test_11_ticket_landscapes_on_smoke(smoke):
     table = pd.read_csv(store.table_path("bain_accuracy.csv"), index_col="level")
     assert list(table.index) == list(range(params.bain.imp.levels + 1))
     assert table["gap"].iloc[1:].notna().all()
+    epochs = params.bain.train.epochs
+    assert table["ticket_kept_epoch"].between(1, epochs).all(), "early stopping is on in smoke"
+    assert table["random_kept_epoch"].iloc[1:].between(1, epochs).all()
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "drawn (seeded) from the test set" in text and "validation split" in text
     shown = [lv for lv in params.bain.show_levels if lv >= 1]
+    surfaces = pd.read_csv(store.table_path("bain_surfaces.csv"), index_col="level")
+    assert list(surfaces.index) == shown
+    assert surfaces[["ticket_rise", "random_rise", "ticket_curvature"]].notna().all().all()
     for lv in shown:
         assert store.figure_path(f"bain_surfaces_level{lv:02d}.png").exists()
         assert store.figure_path(f"bain_training_level{lv:02d}.png").exists()

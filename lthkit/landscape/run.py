@@ -80,13 +80,15 @@ class Landscape:
 
     ANALYSIS = "landscape"
 
-    def __init__(self, ctx: Any, progress: bool = True):
+    def __init__(self, ctx: Any, progress: bool = True, surface_split: str = "train"):
         self.ctx = ctx
         self.params = ctx.params
         self.progress = progress
+        self.surface_split = surface_split  # surfaces on the analysis subset, or "test" (Bain)
         self._points: dict[PointRef, Tensor] = {}
         self._own: dict[PointRef, tuple[float, float]] = {}
         self._evaluators: dict[int | None, PointEvaluator] = {}
+        self._test_evaluators: dict[int, PointEvaluator] = {}
 
     # inputs --------------------------------------------------------------------------------------
     @cached_property
@@ -117,6 +119,25 @@ class Landscape:
             return self.ctx.point_evaluator(one_pass_bn=self.params.landscape.one_pass_bn)
         return self._evaluator(None).subset(
             examples, seed=derive_seed(self.params.run.seed, "landscape", examples))
+
+    def _surface_evaluator(self, examples: int) -> PointEvaluator:
+        """Surfaces' examples: a seeded sample of the analysis subset, or of the test set when
+        `surface_split` is "test" (Bain evaluates his surfaces on 250 test images)."""
+        if self.surface_split == "train":
+            return self._evaluator(examples)
+        if self.surface_split != "test":
+            raise ValueError(f"surface_split must be 'train' or 'test', not {self.surface_split!r}")
+        if examples not in self._test_evaluators:
+            data, a = self.ctx.data, self.params.analysis
+            g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, "surface-test",
+                                                          examples))
+            idx = torch.randperm(data.test_x.shape[0], generator=g)[:examples].sort().values
+            idx = idx.to(data.device)
+            self._test_evaluators[examples] = PointEvaluator(
+                self.ctx.new_model(), data.normalize(data.test_x[idx]), data.test_y[idx],
+                batch_size=a.batch_size, recalibrate_bn=a.recalibrate_bn,
+                points_per_pass=a.points_per_pass, use_vmap=a.use_vmap)
+        return self._test_evaluators[examples]
 
     @property
     def layout(self) -> ParamLayout:
@@ -255,19 +276,22 @@ class Landscape:
         level = ref.level if space_level is None else space_level
         config = {"ref": ref.tag, "space": "own" if space_level is None else level, "res": res,
                   "span": lp.surface_span, "bn": lp.surface_include_bn, **self._eval_config(n)}
+        if self.surface_split != "train":
+            config["split"] = self.surface_split
 
         def compute() -> dict:
+            evaluator = self._surface_evaluator(n)
             center = self.point(ref)
             mask = self.own_space(ref) if space_level is None else self.space(level)
             g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, "surface", level))
             d1 = filter_normalized_direction(self.layout, center, mask, g, lp.surface_include_bn)
             d2 = filter_normalized_direction(self.layout, center, mask, g, lp.surface_include_bn)
-            out = evaluate_surface(self._evaluator(n).evaluate, center, d1, d2, lp.surface_span,
+            out = evaluate_surface(evaluator.evaluate, center, d1, d2, lp.surface_span,
                                    res, progress=self.progress)
-            return {**out, "examples": int(min(n, self.ctx.analysis_data[1].numel()))}
+            return {**out, "examples": int(evaluator.y.numel())}
 
         out = self._cached(f"surface_{ref.tag}_n{n}_r{res}", config, compute)
-        return {**out, "label": ref.label, "math": ref.math}
+        return {**out, "label": ref.label, "math": ref.math, "split": self.surface_split}
 
 
     # the paper's comparisons -------------------------------------------------------------------

@@ -19,7 +19,8 @@ from .imp import (STRATEGY_STYLE, fig01_levels, fig02_strategies, strategy_curve
 from .landscape import (barrier_summary, line_figure, plane_figure, radius_histograms,  # noqa: E402
                         radius_summary, save_each, surface_figure, surface_sweep,
                         surfaces_side_by_side)
-from .tickets import (accuracy_vs_iterations, early_bird_distance, ticket_gap,  # noqa: E402
+from .tickets import (accuracy_vs_iterations, early_bird_distance, mask_distance_matrix,  # noqa: E402
+                      ticket_gap, ticket_surface, ticket_surface_sweep, ticket_surfaces,
                       tickets_accuracy, transfer_accuracy)
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "barrier_summary", "line_figure", "plane_figure", "radius_histograms", "radius_summary",
     "surface_figure", "surface_sweep", "surfaces_side_by_side", "save_each",
     # tickets (10, 11)
-    "accuracy_vs_iterations", "early_bird_distance", "ticket_gap", "tickets_accuracy",
+    "accuracy_vs_iterations", "early_bird_distance", "mask_distance_matrix", "ticket_gap",
+    "ticket_surface", "ticket_surface_sweep", "ticket_surfaces", "tickets_accuracy",
     "transfer_accuracy",
 ]
