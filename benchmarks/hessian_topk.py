@@ -108,8 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--block-sizes", default="2,4,8", help="block Lanczos block sizes")
     ap.add_argument("--tol", type=float, default=1e-3, help="residual tolerance of all solvers")
     ap.add_argument("--relative-to", default="eigenvalue", choices=["eigenvalue", "largest"])
-    ap.add_argument("--mode", default="double_backward",
-                    choices=["double_backward", "forward_over_reverse"])
+    ap.add_argument("--mode", default="auto",
+                    choices=["auto", "double_backward", "forward_over_reverse"],
+                    help="hessian.hvp (auto: single products by double backward on the CPU, "
+                    "blocks by forward-over-reverse)")
+    ap.add_argument("--eigsh-ks", default="20", help="k values at which eigsh runs too")
+    ap.add_argument("--reference-tol", type=float, default=1e-8)
     ap.add_argument("--reuse-graph", action="store_true", help="keep first-order graphs")
     ap.add_argument("--no-reference", action="store_true", help="skip the float64 eigsh reference")
     ap.add_argument("--skip-products", action="store_true", help="skip the per-product timings")
@@ -150,34 +154,12 @@ def main(argv: list[str] | None = None) -> None:
                                                        False: " (loop on one graph)"}[batched])
             sec = product_seconds(model, point, x, y, buffers, bs, mode, reuse, b, batched)
             print(f"  {label:62s} {sec:.3f}", flush=True)
-        a, b = operator(torch.float32), operator(torch.float64)
-        v = torch.randn(a.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        h64 = b(v)
-        err = float((a(v.float()).double() - h64).norm() / h64.norm())
-        print(f"  fp32 product against fp64: relative error {err:.1e} (the floor lthkit trusts: "
-              f"{hs.dtype_floor(torch.float32):.1e} x lambda_max)", flush=True)
 
-    reference = None
-    if not args.no_reference:
-        ref, wall, _ = timed(lambda: hs.eigsh_topk(operator(torch.float64, reuse=True), max(ks),
-                                                   tol=1e-10, max_iterations=5000, seed=1))
-        reference = ref.eigenvalues
-        print(f"\nreference: eigsh on float64 products, tol 1e-10: {ref.n_hvp} products, "
-              f"{wall:.0f} s, status {ref.status}, largest true residual "
-              f"{float((ref.residuals / ref.eigenvalues.abs()).max()):.1e} relative", flush=True)
-
-    def errors(res) -> tuple[str, str]:
-        if reference is None:
-            return "-", "-"
-        n = len(res.eigenvalues)
-        ref = reference[:n]
-        rel = float(((res.eigenvalues - ref) / ref.abs()).abs().max())
-        dv = hs.log_volume(res.eigenvalues, n, warn=False) - hs.log_volume(ref, n, warn=False)
-        return f"{rel:.1e}", f"{dv:+.3f}"
-
-    print(f"\n{'k':>4} {'method':22s} {'products':>8} {'blocks':>6} {'passes':>6} {'wall s':>7} "
-          f"{'CPU s':>7} {'residual':>9} {'status':>13} {'max rel err':>11} {'dV':>7}")
+    results = []
     common = dict(tol=args.tol, relative_to=args.relative_to)
+    eigsh_ks = {int(k) for k in args.eigsh_ks.split(",") if k}
+    print(f"\n{'k':>4} {'method':22s} {'products':>8} {'blocks':>6} {'passes':>6} {'wall s':>7} "
+          f"{'CPU s':>7} {'residual':>9} {'status':>13}", flush=True)
     for k in ks:
         budget = max(8 * k, 80)
         runs = [("lanczos", lambda: hs.lanczos_topk(operator(), k, max_iterations=budget,
@@ -185,23 +167,48 @@ def main(argv: list[str] | None = None) -> None:
         for b in sizes:
             runs.append((f"block_lanczos b={b}", lambda b=b: hs.block_lanczos_topk(
                 operator(), k, block_size=b, max_iterations=budget, seed=0, **common)))
-        runs.append(("eigsh", lambda: hs.eigsh_topk(operator(), k, tol=args.tol,
-                                                    max_iterations=budget, seed=0)))
+        if k in eigsh_ks:
+            runs.append(("eigsh", lambda: hs.eigsh_topk(operator(), k, tol=args.tol,
+                                                        max_iterations=budget, seed=0)))
         for label, solve in runs:
             res, wall, cpu = timed(solve)
-            rel, dv = errors(res)
             resid = (float((res.residuals / res.eigenvalues.abs()).max()) if label == "eigsh"
                      else res.relative_residual)
+            results.append((k, label, res, wall, cpu, resid))
             print(f"{k:4d} {label:22s} {res.n_hvp:8d} {res.n_blocks:6d} {res.n_passes:6d} "
-                  f"{wall:7.1f} {cpu:7.1f} {resid:9.1e} {res.status:>13} {rel:>11} {dv:>7}",
-                  flush=True)
-    print("(residual: the largest ||Hv - lv|| relative to l (pairs above 1e-3 l_max) or l_max, "
-          "the Lanczos bound for lthkit, the true one for eigsh, never below the fp32 floor for "
-          "lthkit; max rel err and dV: against the reference; CPU s: this process)")
-    if reference is not None:
+                  f"{wall:7.1f} {cpu:7.1f} {resid:9.1e} {res.status:>13}", flush=True)
+    print("(residual: the largest ||Hv - lv|| relative to l (pairs above 1e-3 l_max) or l_max: "
+          "the Lanczos bound, never below the fp32 floor, for lthkit; the true one for eigsh; "
+          "CPU s: this process)")
+
+    reference = None
+    if not args.no_reference:
+        ref, wall, _ = timed(lambda: hs.eigsh_topk(operator(torch.float64, "double_backward",
+                                                            reuse=True), max(ks),
+                                                   tol=args.reference_tol, max_iterations=5000,
+                                                   seed=1))
+        reference = ref.eigenvalues
+        print(f"\nreference: eigsh on float64 products, tol {args.reference_tol:g}: {ref.n_hvp} "
+              f"products, {wall:.0f} s, status {ref.status}, largest true residual "
+              f"{float((ref.residuals / ref.eigenvalues.abs()).max()):.1e} relative", flush=True)
+        print(f"{'k':>4} {'method':22s} {'max rel err':>11} {'V(k) ours':>10} {'V(k) ref':>10} "
+              f"{'dV':>7}")
+        for k, label, res, *_ in results:
+            n = len(res.eigenvalues)
+            rel = float(((res.eigenvalues - reference[:n]) / reference[:n].abs()).abs().max())
+            ours = hs.log_volume(res.eigenvalues, n, warn=False)
+            theirs = hs.log_volume(reference[:n], n, warn=False)
+            print(f"{k:4d} {label:22s} {rel:11.1e} {ours:10.3f} {theirs:10.3f} "
+                  f"{ours - theirs:+7.3f}")
         print(f"reference top-{len(reference)} (first 10): "
               + " ".join(f"{v:.4g}" for v in reference[:10].tolist())
               + f"; smallest {float(reference[-1]):.4g}")
+        a, b = operator(torch.float32, "double_backward"), operator(torch.float64, "double_backward")
+        v = torch.randn(a.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        h64 = b(v)
+        err = float((a(v.float()).double() - h64).norm()) / (float(reference[0]) * float(v.norm()))
+        print(f"fp32 product against fp64, relative to lambda_max ||v||: {err:.1e} (the floor "
+              f"lthkit trusts: {hs.dtype_floor(torch.float32):.1e})")
 
     if args.pyhessian:
         out, wall, _ = timed(lambda: hs.pyhessian_topk(model, point, x, y, 10, buffers=buffers,

@@ -225,7 +225,7 @@ class HessianSection(_Section):
         "blocks of block_size products sharing one pass over the data; eigsh = scipy's ARPACK; "
         "auto = block_lanczos on the CPU (measured faster there), lanczos on CUDA (blocks not "
         "measured there yet)")
-    block_size: int = Field(4, ge=1, description="vectors per block of block_lanczos (more: "
+    block_size: int = Field(8, ge=1, description="vectors per block of block_lanczos (more: "
                             "fewer passes over the data, more products in all)")
     hvp: Literal["auto", "double_backward", "forward_over_reverse"] = Field(
         "auto", description="how Hessian-vector products are taken: auto = double_backward "

@@ -231,7 +231,7 @@ def test_top_eigenvalues_agree_with_pyhessian(resnet_point):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model.train()
     ours = hs.lanczos_topk(hs.HessianOperator(model, point, x, y, buffers=buffers, batch_size=12),
-                           3, tol=1e-5, max_iterations=200, seed=0)
+                           3, tol=2e-5, max_iterations=200, seed=0)
     ref = hs.pyhessian_topk(model, point, x, y, 3, buffers=buffers, batch_size=12, seed=0,
                             max_iter=300, tol=1e-4)
     torch.testing.assert_close(ours.eigenvalues, ref["eigenvalues"], rtol=3e-3, atol=0)

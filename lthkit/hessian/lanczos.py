@@ -404,7 +404,7 @@ def _next_block(w: torch.Tensor, basis: _Basis, b: int, scale: float, seed: int)
     return q.T.contiguous()
 
 
-def block_lanczos_topk(op: Operator, k: int, *, block_size: int = 4, max_iterations: int = 600,
+def block_lanczos_topk(op: Operator, k: int, *, block_size: int = 8, max_iterations: int = 600,
                        tol: float = 1e-3, relative_to: ToleranceMode = "eigenvalue",
                        positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD, seed: int = 0,
                        basis_device: str = "auto", return_vectors: bool = False,
@@ -534,7 +534,7 @@ def eigsh_topk(op: Operator, k: int, *, max_iterations: int = 600, tol: float = 
                          method="eigsh", block_size=1, n_blocks=n_hvp, n_passes=n_passes)
 
 
-def topk(op: Operator, k: int, *, method: Method = "auto", block_size: int = 4,
+def topk(op: Operator, k: int, *, method: Method = "auto", block_size: int = 8,
          **kwargs) -> LanczosResult:
     """The top-k eigenvalues by `method` ('auto': see `resolve_method`); keyword arguments go to
     `lanczos_topk` / `block_lanczos_topk`."""

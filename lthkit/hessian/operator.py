@@ -80,8 +80,10 @@ class HessianOperator:
     the tangents of one jvp(grad) whose primal pass is shared; double backward builds each
     chunk's first-order graph once and takes the b second backward passes on it, batched
     (`is_grads_batched`, a vmap) or one after another (`batched_backward`; None: batched on CUDA,
-    a loop on the CPU, where the loop measured faster: 0.63 s against 0.84 s per vector,
-    ResNet-20 width 4, 128 images, blocks of 16, benchmarks/hessian_topk.py).
+    a loop on the CPU). With mode 'auto', blocks take forward-over-reverse on every device: on
+    the CPU (ResNet-20 width 2, 64 images, blocks of 8, benchmarks/hessian_topk.py) 1.22 s per
+    vector against 1.89 s (is_grads_batched), 2.08 s (loop) and 3.08 s for one double-backward
+    product at a time.
     """
 
     def __init__(self, model: nn.Module, point: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *,
@@ -101,6 +103,7 @@ class HessianOperator:
         self.x, self.y = x.to(dtype), y
         self.batch_size = batch_size
         self.mode = resolve_hvp_mode(mode, self.device)
+        self.block_mode = "forward_over_reverse" if mode == "auto" else self.mode
         self.reuse_graph = reuse_graph and self.mode == "double_backward"
         self.size = self.layout.size
         self.batched_backward = (self.device.type == "cuda" if batched_backward is None
@@ -139,9 +142,9 @@ class HessianOperator:
         if self.mask is not None:
             v = v * self.mask
         with strict_fp32(), _eval_mode(self.model):
-            hv = (self._block_reused(v) if self.reuse_graph else
-                  self._block_double_backward(v) if self.mode == "double_backward" else
-                  self._block_forward_over_reverse(v))
+            hv = (self._block_forward_over_reverse(v) if self.block_mode != "double_backward"
+                  else self._block_reused(v) if self.reuse_graph else
+                  self._block_double_backward(v))
         return hv if self.mask is None else hv * self.mask
 
     @torch.no_grad()
