@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"reference top-{len(reference)} (first 10): "
               + " ".join(f"{v:.4g}" for v in reference[:10].tolist())
               + f"; smallest {float(reference[-1]):.4g}")
-        a, b = operator(torch.float32, "double_backward"), operator(torch.float64, "double_backward")
+        a = operator(torch.float32, "double_backward")
+        b = operator(torch.float64, "double_backward")
         v = torch.randn(a.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         h64 = b(v)
         err = float((a(v.float()).double() - h64).norm()) / (float(reference[0]) * float(v.norm()))

@@ -104,9 +104,9 @@ print(f"levels {levels}; top-{k} eigenvalues on {H.subset_size} training example
 # Four points per level (two per space); $W_{min(L-1)}$ in level $L-1$ space is shared with the
 # previous level. One row per spectrum: the solver, products, blocks and passes over the data, the
 # largest residual (absolute, and relative to what `tol` bounds), the `status` (`converged`;
-# `exhausted`: the Krylov space filled the subspace, the values are exact; `dtype_limited`; `budget`:
-# stopped at `hessian.max_iterations` short of the tolerance), how many eigenvalues `entered`
-# $V'(k)$, the `flags` the tables repeat, where the basis lived, and the loss at the point.
+# `exhausted`: the Krylov space filled the subspace, the values are exact; `dtype_limited`;
+# `budget`: stopped at `hessian.max_iterations` short of the tolerance), how many eigenvalues
+# `entered` $V'(k)$, the `flags` the tables repeat, where the basis lived, and the loss there.
 
 # %%
 spectra_report = H.report(hs.volume_points(imp_results, levels))

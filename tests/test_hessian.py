@@ -518,7 +518,8 @@ def test_block_lanczos_equals_the_exact_masked_hessian(small, block_size):
     # reported residuals are the true ones
     vecs = res.vectors.double()
     assert torch.all(vecs[:, mask == 0] == 0)
-    true = torch.stack([torch.linalg.norm(h @ v - lam * v) for v, lam in zip(vecs, res.eigenvalues)])
+    true = torch.stack([torch.linalg.norm(h @ v - lam * v)
+                        for v, lam in zip(vecs, res.eigenvalues)])
     torch.testing.assert_close(true, res.residuals, rtol=1e-3, atol=1e-10)
     # fp32 products at the default tolerance: the top 5 within 1e-5 relative
     op32 = hs.HessianOperator(model, point, x, y, buffers=buffers, mask=mask, batch_size=16)
@@ -535,7 +536,8 @@ def test_block_lanczos_finds_repeated_eigenvalues_and_exhausts_small_spaces():
     res = hs.block_lanczos_topk(op, 6, block_size=2, tol=1e-10, max_iterations=40)
     torch.testing.assert_close(res.eigenvalues, values[:6], rtol=1e-8, atol=1e-10)
     # rank 3: the block runs into an invariant subspace and goes on from fresh directions
-    low = hs.DenseOperator((q[:, :3] * torch.tensor([5.0, 3.0, 1.0], dtype=torch.float64)) @ q[:, :3].T)
+    top3 = torch.tensor([5.0, 3.0, 1.0], dtype=torch.float64)
+    low = hs.DenseOperator((q[:, :3] * top3) @ q[:, :3].T)
     res = hs.block_lanczos_topk(low, 5, block_size=4, tol=1e-8, max_iterations=40)
     torch.testing.assert_close(res.eigenvalues[:3], torch.tensor([5.0, 3.0, 1.0],
                                                                  dtype=torch.float64))
@@ -653,10 +655,12 @@ def test_unconverged_spectra_are_flagged_in_the_report_and_tables(tiny):
     report = hs.HessianAnalysis(ok, progress=False).report(
         hs.volume_points(ImpResults(ok.store), [1]))
     assert report["status"].isin(["converged", "exhausted"]).all()
-    assert (report["method"] == "block_lanczos").all() and (report["blocks"] < report["n_hvp"]).all()
+    assert (report["method"] == "block_lanczos").all()
+    assert (report["blocks"] < report["n_hvp"]).all()
     old = {"converged": False, "eigenvalues": torch.tensor([2.0, 1.0]), "relative_residual": 0.1,
            "tol": 1e-3, "n_hvp": 4}
-    assert hs.spectrum_status(old) == "budget" and "not converged" in hs.spectrum_flags(old, 2, 1e-3)
+    assert hs.spectrum_status(old) == "budget"
+    assert "not converged" in hs.spectrum_flags(old, 2, 1e-3)
 
 
 def test_tolerance_parameters_are_validated_against_the_dtype():
