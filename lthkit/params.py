@@ -223,7 +223,7 @@ class HessianSection(_Section):
     method: Literal["auto", "lanczos", "block_lanczos", "eigsh"] = Field(
         "auto", description="top-k solver: lanczos = one product at a time; block_lanczos = "
         "blocks of block_size products sharing one pass over the data; eigsh = scipy's ARPACK; "
-        "auto = block_lanczos on the CPU (0.63x the CPU time at k = 100, even at k = 20), lanczos "
+        "auto = block_lanczos on the CPU (0.63x the CPU time at k = 100, about equal at k = 20), lanczos "
         "on CUDA (blocks not measured there yet)")
     block_size: int = Field(8, ge=1, description="vectors per block of block_lanczos (more: "
                             "fewer passes over the data, more products in all)")
