@@ -1,24 +1,21 @@
-"""Top-k Hessian eigenvalues: lthkit's Lanczos against pyhessian's power iteration.
+"""Top-k Hessian eigenvalues: single-vector Lanczos, block Lanczos and scipy's eigsh, in one run.
 
-One model, one point, one subset, in one run: the seconds per Hessian-vector product of both
-product modes, then the wall time and the number of products of lthkit's top-k (Lanczos with full
-reorthogonalization, stopped on residuals) against pyhessian 0.1's eigenvalues(top_n=k) (power
-iteration with deflation), and the largest relative difference of their eigenvalues.
+One model, one point, one subset: the seconds per Hessian-vector product of each product mode,
+one vector at a time and in blocks (one shared pass over the data per block); then, at each k,
+lthkit's single-vector Lanczos (today's default before block products: double backward, graphs
+not kept), its block Lanczos at each block size, and scipy.sparse.linalg.eigsh (ARPACK) on the
+same operator as a LinearOperator: products, blocks, passes over the data, wall and CPU seconds,
+the largest relative residual, and the largest relative eigenvalue error and the V'(k) error
+against a reference that is not lthkit: eigsh on float64 products at tol 1e-10.
 
-    python benchmarks/hessian_topk.py                       # CPU: ResNet-20 width 4, 128 images
+    python benchmarks/hessian_topk.py --threads 1            # CPU: ResNet-20 width 4, 128 images
     python benchmarks/hessian_topk.py --width 16 --images 5000   # the paper's model and subset
     python benchmarks/hessian_topk.py --params params/quick.yaml --level 5   # a trained solution
+    python benchmarks/hessian_topk.py --pyhessian             # pyhessian 0.1 at k = 10 as well
 
-k = 10 and k = 100 for lthkit; pyhessian at k = 10, and at k = 100 with --pyhessian-large (on
-one H100 that is thousands of products of ~0.1 s at 5,000 images: tens of minutes). Otherwise
-its products at k = 100 are extrapolated from k = 10: ten
-times as many, which flatters it (deeper eigenvalues have smaller gaps and converge more slowly;
-the tail estimate uses the mean count of its ranks 6-10). The eigenvalues are compared with
-lthkit's own top-10 at tol 1e-7 as the reference (pyhessian finds the largest |λ| and its deeper
-ranks may be off, see CONVENTIONS.md).
 Without --params the point is a ResNet-20 trained for a few hundred SGD steps on the synthetic
-stand-in of CIFAR-10. Targets (issue 4): at k = 100 at least 20x fewer products than pyhessian
-with the top 10 within 1%; on one H100, top-100 of ResNet-20 on 5,000 images in under a minute.
+stand-in of CIFAR-10. Target (issue 14): on 2 CPU cores, block Lanczos in fewer wall seconds than
+single-vector Lanczos at k = 20 and k = 100.
 """
 
 from __future__ import annotations
@@ -75,18 +72,27 @@ def trained_point(args, device: torch.device):
 
 
 def product_seconds(model, point, x, y, buffers, batch_size: int, mode: str, reuse: bool,
-                    repeats: int = 3) -> float:
-    """Seconds per Hessian-vector product (after one warm-up product)."""
+                    block: int = 1, batched: bool | None = None, repeats: int = 2) -> float:
+    """Seconds per Hessian-vector product, one vector at a time (block 1) or in blocks of
+    `block` vectors (after one warm-up call)."""
     op = hs.HessianOperator(model, point, x, y, buffers=buffers, batch_size=batch_size, mode=mode,
-                            reuse_graph=reuse)
-    v = torch.randn(op.size, device=x.device)
-    op(v)
+                            reuse_graph=reuse, batched_backward=batched)
+    v = torch.randn(block, op.size, device=x.device)
+    call = (lambda: op(v[0])) if block == 1 else (lambda: op.matmat(v))
+    call()
     _sync(x.device)
     t0 = time.perf_counter()
     for _ in range(repeats):
-        op(v)
+        call()
     _sync(x.device)
-    return (time.perf_counter() - t0) / repeats
+    return (time.perf_counter() - t0) / (repeats * block)
+
+
+def timed(solve):
+    """(result, wall seconds, CPU seconds of this process) of solve()."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = solve()
+    return res, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,16 +104,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--params", help="use a trained run instead (with --level)")
     ap.add_argument("--level", type=int, default=1)
-    ap.add_argument("--tol", type=float, default=1e-3, help="lthkit's residual tolerance")
+    ap.add_argument("--ks", default="20,100", help="k values, comma-separated")
+    ap.add_argument("--block-sizes", default="2,4,8", help="block Lanczos block sizes")
+    ap.add_argument("--tol", type=float, default=1e-3, help="residual tolerance of all solvers")
     ap.add_argument("--relative-to", default="eigenvalue", choices=["eigenvalue", "largest"])
-    ap.add_argument("--pyhessian-tol", type=float, default=1e-3)
-    ap.add_argument("--pyhessian-max-iter", type=int, default=100)
-    ap.add_argument("--pyhessian-large", action="store_true",
-                    help="run pyhessian at the large k too (slow: thousands of products)")
-    ap.add_argument("--mode", default="double_backward",
-                    choices=["double_backward", "forward_over_reverse"])
+    ap.add_argument("--mode", default="auto",
+                    choices=["auto", "double_backward", "forward_over_reverse"],
+                    help="hessian.hvp (auto: single products by double backward on the CPU, "
+                    "blocks by forward-over-reverse)")
+    ap.add_argument("--eigsh-ks", default="20", help="k values at which eigsh runs too")
+    ap.add_argument("--reference-tol", type=float, default=1e-8)
     ap.add_argument("--reuse-graph", action="store_true", help="keep first-order graphs")
-    ap.add_argument("--large-k", type=int, default=100)
+    ap.add_argument("--no-reference", action="store_true", help="skip the float64 eigsh reference")
+    ap.add_argument("--skip-products", action="store_true", help="skip the per-product timings")
+    ap.add_argument("--pyhessian", action="store_true", help="pyhessian 0.1 at k = 10 as well")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
@@ -116,79 +126,98 @@ def main(argv: list[str] | None = None) -> None:
     args.images = args.images or (5000 if gpu else 128)
     if args.threads:
         torch.set_num_threads(args.threads)
+    ks = [int(k) for k in args.ks.split(",")]
+    sizes = [int(b) for b in args.block_sizes.split(",")]
 
     torch.manual_seed(0)
     model, point, x, y, what = trained_point(args, device)
     bs = min(args.batch_size, x.shape[0])
     buffers = PointEvaluator(model, x, y, batch_size=bs).recalibrated_buffers(point)
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{what}; {point.numel():,} parameters; {x.shape[0]} images in chunks of {bs}; {name}")
+    print(f"{what}; {point.numel():,} parameters; {x.shape[0]} images in chunks of {bs}; {name}",
+          flush=True)
 
-    print("\nseconds per Hessian-vector product (fp32, TF32 off):")
-    for mode, reuse in (("double_backward", False), ("forward_over_reverse", False),
-                        ("double_backward", True)):
-        label = mode + (", graph reused" if reuse else "")
-        print(f"  {label:32s} {product_seconds(model, point, x, y, buffers, bs, mode, reuse):.3f}")
+    def operator(dtype=torch.float32, mode=args.mode, reuse=args.reuse_graph):
+        return hs.HessianOperator(model, point, x, y, buffers=buffers, batch_size=bs, mode=mode,
+                                  reuse_graph=reuse, dtype=dtype)
 
-    def ours(k: int, tol: float = args.tol):
-        op = hs.HessianOperator(model, point, x, y, buffers=buffers, batch_size=bs,
-                                mode=args.mode, reuse_graph=args.reuse_graph)
-        _sync(device)
-        t0 = time.perf_counter()
-        res = hs.lanczos_topk(op, k, max_iterations=max(8 * k, 80), tol=tol,
-                              relative_to=args.relative_to, seed=0)
-        _sync(device)
-        return res, time.perf_counter() - t0
+    if not args.skip_products:
+        print("\nseconds per Hessian-vector product (fp32, TF32 off):", flush=True)
+        rows = [("double_backward", False, 1, None), ("forward_over_reverse", False, 1, None),
+                ("double_backward", True, 1, None)]
+        for b in sorted({max(sizes), 8}):
+            rows += [("double_backward", False, b, False), ("double_backward", False, b, True),
+                     ("forward_over_reverse", False, b, None)]
+        for mode, reuse, b, batched in rows:
+            label = mode + (", graph kept" if reuse else "") + (
+                "" if b == 1 else f", block of {b}" + {None: " (vmap)", True: " (is_grads_batched)",
+                                                       False: " (loop on one graph)"}[batched])
+            sec = product_seconds(model, point, x, y, buffers, bs, mode, reuse, b, batched)
+            print(f"  {label:62s} {sec:.3f}", flush=True)
 
-    def theirs(k: int):
-        _sync(device)
-        t0 = time.perf_counter()
-        out = hs.pyhessian_topk(model, point, x, y, k, buffers=buffers, batch_size=bs, seed=0,
-                                max_iter=args.pyhessian_max_iter, tol=args.pyhessian_tol)
-        _sync(device)
-        return out, time.perf_counter() - t0
+    results = []
+    common = dict(tol=args.tol, relative_to=args.relative_to)
+    eigsh_ks = {int(k) for k in args.eigsh_ks.split(",") if k}
+    print(f"\n{'k':>4} {'method':22s} {'products':>8} {'blocks':>6} {'passes':>6} {'wall s':>7} "
+          f"{'CPU s':>7} {'residual':>9} {'status':>13}", flush=True)
+    for k in ks:
+        budget = max(8 * k, 80)
+        runs = [("lanczos", lambda: hs.lanczos_topk(operator(), k, max_iterations=budget,
+                                                   seed=0, **common))]
+        for b in sizes:
+            runs.append((f"block_lanczos b={b}", lambda b=b: hs.block_lanczos_topk(
+                operator(), k, block_size=b, max_iterations=budget, seed=0, **common)))
+        if k in eigsh_ks:
+            runs.append(("eigsh", lambda: hs.eigsh_topk(operator(), k, tol=args.tol,
+                                                        max_iterations=budget, seed=0)))
+        for label, solve in runs:
+            res, wall, cpu = timed(solve)
+            resid = (float((res.residuals / res.eigenvalues.abs()).max()) if label == "eigsh"
+                     else res.relative_residual)
+            results.append((k, label, res, wall, cpu, resid))
+            print(f"{k:4d} {label:22s} {res.n_hvp:8d} {res.n_blocks:6d} {res.n_passes:6d} "
+                  f"{wall:7.1f} {cpu:7.1f} {resid:9.1e} {res.status:>13}", flush=True)
+    print("(residual: the largest ||Hv - lv|| relative to l (pairs above 1e-3 l_max) or l_max: "
+          "the Lanczos bound, never below the fp32 floor, for lthkit; the true one for eigsh; "
+          "CPU s: this process)")
 
-    big = args.large_k
-    r10, t10 = ours(10)
-    p10, tp10 = theirs(10)
-    rl, tl = ours(big)
-    rows = [(10, r10, t10, p10["n_hvp"], tp10, "measured")]
-    if args.pyhessian_large:
-        pl, tpl = theirs(big)
-        rows.append((big, rl, tl, pl["n_hvp"], tpl, "measured"))
-    else:
-        per = p10["per_eigenvalue"]
-        tail = sum(per) + (big - 10) * sum(per[5:]) / len(per[5:])
-        rows.append((big, rl, tl, int(p10["n_hvp"] * big / 10), tp10 * big / 10,
-                     f"extrapolated: k/10 x its k = 10 count (with the mean of its ranks 6-10 "
-                     f"for ranks 11-{big}: {tail:.0f})"))
-    exact, _ = ours(10, tol=1e-7)
+    reference = None
+    if not args.no_reference:
+        ref, wall, _ = timed(lambda: hs.eigsh_topk(operator(torch.float64, "double_backward",
+                                                            reuse=True), max(ks),
+                                                   tol=args.reference_tol, max_iterations=5000,
+                                                   seed=1))
+        reference = ref.eigenvalues
+        print(f"\nreference: eigsh on float64 products, tol {args.reference_tol:g}: {ref.n_hvp} "
+              f"products, {wall:.0f} s, status {ref.status}, largest true residual "
+              f"{float((ref.residuals / ref.eigenvalues.abs()).max()):.1e} relative", flush=True)
+        print(f"{'k':>4} {'method':22s} {'max rel err':>11} {'V(k) ours':>10} {'V(k) ref':>10} "
+              f"{'dV':>7}")
+        for k, label, res, *_ in results:
+            n = len(res.eigenvalues)
+            rel = float(((res.eigenvalues - reference[:n]) / reference[:n].abs()).abs().max())
+            ours = hs.log_volume(res.eigenvalues, n, warn=False)
+            theirs = hs.log_volume(reference[:n], n, warn=False)
+            print(f"{k:4d} {label:22s} {rel:11.1e} {ours:10.3f} {theirs:10.3f} "
+                  f"{ours - theirs:+7.3f}")
+        print(f"reference top-{len(reference)} (first 10): "
+              + " ".join(f"{v:.4g}" for v in reference[:10].tolist())
+              + f"; smallest {float(reference[-1]):.4g}")
+        a = operator(torch.float32, "double_backward")
+        b = operator(torch.float64, "double_backward")
+        v = torch.randn(a.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        h64 = b(v)
+        err = float((a(v.float()).double() - h64).norm()) / (float(reference[0]) * float(v.norm()))
+        print(f"fp32 product against fp64, relative to lambda_max ||v||: {err:.1e} (the floor "
+              f"lthkit trusts: {hs.dtype_floor(torch.float32):.1e})")
 
-    print(f"\n{'k':>4} {'lthkit HVPs':>12} {'lthkit s':>9} {'residual':>9} {'pyhessian HVPs':>15} "
-          f"{'pyhessian s':>12} {'HVP ratio':>10}  pyhessian")
-    for k, r, t, n_py, t_py, how in rows:
-        print(f"{k:4d} {r.n_hvp:12d} {t:9.1f} {r.relative_residual:9.1e} {n_py:15d} {t_py:12.1f} "
-              f"{n_py / r.n_hvp:9.1f}x  {how}")
-    print(f"(residual: the largest ||Hv - lv|| over the wanted pairs, relative to "
-          f"{'each l' if args.relative_to == 'eigenvalue' else 'l_max'}; tol {args.tol:g})")
-    print(f"pyhessian products per eigenvalue, ranks 1-10: {p10['per_eigenvalue']}")
-
-    def rel(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-        return ((a[:10] - b[:10]).abs() / b[:10].abs()).tolist()
-
-    print(f"\nrelative difference of the top 10, by rank (reference: lthkit with tol 1e-7, "
-          f"{exact.n_hvp} products):")
-    for label, values in (("lthkit top-10", r10.eigenvalues), (f"lthkit top-{big}", rl.eigenvalues),
-                          ("pyhessian top-10", p10["eigenvalues"])):
-        d = rel(values, exact.eigenvalues)
-        print(f"  {label:18s} largest {max(d):.1e}: " + " ".join(f"{v:.0e}" for v in d))
-    d = rel(r10.eigenvalues, p10["eigenvalues"])
-    print(f"  lthkit top-10 against pyhessian top-10: largest {max(d):.2e} (top 3: {max(d[:3]):.2e})")
-    print(f"reference top-10: {' '.join(f'{v:.4g}' for v in exact.eigenvalues.tolist())}")
-    print(f"pyhessian top-10: {' '.join(f'{v:.4g}' for v in p10['eigenvalues'].tolist())}")
-    print(f"lthkit top-{big}: V'({big}) = {hs.log_volume(rl.eigenvalues):.3f}, "
-          f"{int((rl.eigenvalues > 0).sum())} positive, converged {rl.converged}, basis on "
-          f"{rl.basis_device}, {tl:.1f} s")
+    if args.pyhessian:
+        out, wall, _ = timed(lambda: hs.pyhessian_topk(model, point, x, y, 10, buffers=buffers,
+                                                       batch_size=bs, seed=0))
+        rel = "-" if reference is None else (
+            f"{float(((out['eigenvalues'] - reference[:10]) / reference[:10]).abs().max()):.1e}")
+        print(f"\npyhessian top-10: {out['n_hvp']} products, {wall:.1f} s, largest relative "
+              f"error {rel}; per eigenvalue {out['per_eigenvalue']}")
 
 
 if __name__ == "__main__":

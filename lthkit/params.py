@@ -208,14 +208,29 @@ class HessianSection(_Section):
     max_iterations: int = Field(600, ge=2, description="Lanczos iterations (= Hessian-vector "
                                 "products) at most")
     tol: float = Field(1e-3, gt=0, lt=1, description="Lanczos stops when every wanted residual "
-                       "||Hv - lv|| <= tol * (see tol_relative_to)")
+                       "||Hv - lv|| <= tol * (see tol_relative_to); at least 100 units of "
+                       "rounding of hessian.dtype (float32: 1.2e-5), below which residuals are "
+                       "noise")
     tol_relative_to: Literal["eigenvalue", "largest"] = Field(
-        "eigenvalue", description="eigenvalue: a positive pair's residual is measured against its "
-        "own l (each log l of V'(k) to relative accuracy tol); largest: against l_max (cheaper, "
-        "but the small eigenvalues of the top 100 then carry errors up to tol * l_max)")
+        "eigenvalue", description="eigenvalue: the residual of a pair above positive_threshold x "
+        "l_max is measured against its own l (each log l of V'(k) to relative accuracy tol), the "
+        "others against l_max; largest: every pair against l_max (cheaper, but the small "
+        "eigenvalues of the top 100 then carry errors up to tol * l_max)")
+    positive_threshold: float = Field(1e-3, gt=0, lt=1, description="V'(k) sums log l over the "
+                                      "top-k eigenvalues above this times l_max; smaller ones are "
+                                      "zero to the accuracy of fp32 products, and a table says how "
+                                      "many entered (a warning when fewer than k)")
+    method: Literal["auto", "lanczos", "block_lanczos", "eigsh"] = Field(
+        "auto", description="top-k solver: lanczos = one product at a time; block_lanczos = "
+        "blocks of block_size products sharing one pass over the data; eigsh = scipy's ARPACK; "
+        "auto = block_lanczos on the CPU (0.63x the CPU time at k = 100, about equal at k = 20), lanczos "
+        "on CUDA (blocks not measured there yet)")
+    block_size: int = Field(8, ge=1, description="vectors per block of block_lanczos (more: "
+                            "fewer passes over the data, more products in all)")
     hvp: Literal["auto", "double_backward", "forward_over_reverse"] = Field(
         "auto", description="how Hessian-vector products are taken: auto = double_backward "
-        "(measured faster on the CPU); forward_over_reverse = torch.func jvp(grad)")
+        "on the CPU, forward_over_reverse (torch.func jvp(grad)) on CUDA, measured faster on "
+        "each")
     reuse_graph: bool = Field(False, description="keep each chunk's first-order graph between "
                               "products (double backward): about 25% faster, memory grows with "
                               "the subset (fine for ResNet-20 on a GPU, not for VGG-16)")
@@ -234,6 +249,11 @@ class HessianSection(_Section):
         if bad:
             raise _KeyError("hessian.ks_fig22", f"{bad} outside 1..k (k = {self.k}): Fig 22 "
                             f"reads them from the top-k spectra")
+        floor = 100 * {"float32": 2.0 ** -23, "float64": 2.0 ** -52}[self.dtype]
+        if self.tol < floor:
+            raise _KeyError("hessian.tol", f"{self.tol:g} is finer than {self.dtype} products "
+                            f"can certify (residuals below {floor:.1e} x l_max are rounding "
+                            f"noise): use at least {floor:.1e}, or hessian.dtype float64")
         return self
 
 

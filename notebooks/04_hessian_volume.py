@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -30,10 +32,23 @@
 # eigenvalues of the Hessian of the training loss (Wu et al. 2017; paper: $k = 100$), computed on
 # a fixed subset of the training set (paper: 10%) in eval mode with BatchNorm statistics
 # recomputed at every point. "In level $L$ space" means Hessian-vector products
-# $v \mapsto m_L \odot H (m_L \odot v)$. The top-$k$ eigenvalues come from Lanczos with full
-# reorthogonalization, stopped when the residual $\lVert Hv - \lambda v \rVert$ of every wanted pair
-# is below `hessian.tol` times the largest eigenvalue; the table below says how many products each
-# spectrum took. Every spectrum is cached in the run folder: running this notebook again reads them.
+# $v \mapsto m_L \odot H (m_L \odot v)$; the solver keeps only the alive coordinates.
+#
+# **How the spectra are computed and what they claim.** The top-$k$ eigenvalues come from Lanczos
+# with full reorthogonalization (`hessian.method`: `auto` takes block Lanczos on the CPU, where
+# blocks of `hessian.block_size` products share one pass over the data and measured faster, and
+# one product at a time on a GPU). It stops when the residual $\lVert Hv - \lambda v \rVert$ of
+# every wanted pair is at most `hessian.tol` times *that pair's own eigenvalue* for the pairs above
+# `hessian.positive_threshold` $\times \lambda_{max}$ (the default `tol_relative_to: eigenvalue`:
+# each $\log \lambda_i$ of $V'(k)$ to relative accuracy `tol`), and times $\lambda_{max}$ for the
+# others (`tol_relative_to: largest` measures every pair against $\lambda_{max}$). fp32 products
+# cannot certify a residual below about $1.2 \cdot 10^{-5} \lambda_{max}$ (100 units of rounding):
+# a finer `hessian.tol` is refused, and a pair whose own tolerance lies below that floor is
+# reported as `dtype_limited`, not as converged. $V'(k)$ sums the logs of the top-$k$ eigenvalues
+# above `hessian.positive_threshold` $\times \lambda_{max}$ only (smaller ones are zero to the
+# accuracy of the products); the tables say how many entered, and their `flags` column names every
+# spectrum that did not converge, was limited by the dtype, or had fewer than $k$ values enter.
+# Every spectrum is cached in the run folder: running this notebook again reads them.
 # As an extra view of the same spectra, the last section draws the trace (Hutchinson) and the
 # spectral density (stochastic Lanczos quadrature, pyhessian's algorithms) in level $L$ space.
 #
@@ -75,17 +90,23 @@ H = hs.HessianAnalysis(ctx)
 hp = P.hessian
 k = hp.k
 show = [lv for lv in P.levels(P.report.show_levels) if lv in levels]
+against = (f"its own eigenvalue (lambda_max for pairs below {hp.positive_threshold:g} x "
+           "lambda_max)" if hp.tol_relative_to == "eigenvalue" else "lambda_max")
 print(f"levels {levels}; top-{k} eigenvalues on {H.subset_size} training examples (seed "
-      f"{H.seed}), chunks of {H.batch_size}, {hp.dtype}, products by {hp.hvp}; Lanczos stops at "
-      f"residual <= {hp.tol:g} x lambda_max or {hp.max_iterations} products; published values: "
+      f"{H.seed}), chunks of {H.batch_size}, {hp.dtype}, products by {hp.hvp}, solver "
+      f"{H.method}; it stops when each pair's residual <= {hp.tol:g} x {against}, or after "
+      f"{hp.max_iterations} products; V'(k) sums the eigenvalues above "
+      f"{hp.positive_threshold:g} x lambda_max; published values: "
       f"{hs.paper_preset(P) or 'none (not the paper recipe)'}")
 
 # %% [markdown]
 # ## The spectra
 # Four points per level (two per space); $W_{min(L-1)}$ in level $L-1$ space is shared with the
-# previous level. One row per spectrum: products used, the largest residual (absolute, and relative
-# to the largest eigenvalue), whether every wanted pair met the tolerance, where the Lanczos basis
-# lived, and the loss at the point.
+# previous level. One row per spectrum: the solver, products, blocks and passes over the data, the
+# largest residual (absolute, and relative to what `tol` bounds), the `status` (`converged`;
+# `exhausted`: the Krylov space filled the subspace, the values are exact; `dtype_limited`;
+# `budget`: stopped at `hessian.max_iterations` short of the tolerance), how many eigenvalues
+# `entered` $V'(k)$, the `flags` the tables repeat, where the basis lived, and the loss there.
 
 # %%
 spectra_report = H.report(hs.volume_points(imp_results, levels))

@@ -34,11 +34,13 @@ One module per concern, every public name re-exported here (`from lthkit import 
 
 from __future__ import annotations
 
-from .analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint, band_projection,
-                       baseline_levels, baseline_solution, imp_projection, imp_reverse_projection,
-                       imp_solution, volume_points)
-from .lanczos import (LanczosResult, density_curve, hutchinson_trace, lanczos_topk, log_volume,
-                      slq_density)
+from .analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint, SpectrumWarning,
+                       band_projection, baseline_levels, baseline_solution, imp_projection,
+                       imp_reverse_projection, imp_solution, spectrum_flags, spectrum_status,
+                       volume_points)
+from .lanczos import (DEFAULT_POSITIVE_THRESHOLD, LanczosResult, Subspace, VolumeWarning,
+                      block_lanczos_topk, density_curve, dtype_floor, eigsh_topk, hutchinson_trace,
+                      lanczos_topk, log_volume, resolve_method, slq_density, topk, volume_count)
 from .operator import DenseOperator, HessianOperator, resolve_hvp_mode, strict_fp32
 from .reference import pyhessian_density, pyhessian_topk, pyhessian_trace
 from .tables import (PRUNING_CHOICE_FIGURES, PUBLISHED, choice_points, choices_tables, flip_table,
@@ -51,5 +53,8 @@ __all__ = [
     "imp_reverse_projection", "band_projection", "baseline_solution", "HessianAnalysis",
     "PUBLISHED", "paper_preset", "resolve_hvp_mode", "volume_points", "baseline_levels",
     "volume_tables", "flip_table", "volume_by_k", "choice_points", "choices_tables", "trace_table",
-    "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32",
+    "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32", "block_lanczos_topk",
+    "eigsh_topk", "topk", "resolve_method", "volume_count", "VolumeWarning", "dtype_floor",
+    "Subspace", "DEFAULT_POSITIVE_THRESHOLD", "SpectrumWarning", "spectrum_status",
+    "spectrum_flags",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -15,12 +16,14 @@ from tqdm.auto import tqdm
 
 from ..points import PointEvaluator
 from ..pruning import Mask, magnitude_prune, masked_state
-from .lanczos import density_curve, hutchinson_trace, lanczos_topk, log_volume, slq_density
+from .lanczos import (density_curve, hutchinson_trace, log_volume, resolve_method, slq_density,
+                      topk, volume_count)
 from .operator import HessianOperator
 
 __all__ = ["HessianPoint", "imp_solution", "imp_reverse_projection", "imp_projection",
            "band_projection", "baseline_solution", "volume_points", "baseline_levels",
-           "HessianAnalysis", "BASELINE_SYMBOLS"]
+           "HessianAnalysis", "BASELINE_SYMBOLS", "SpectrumWarning", "spectrum_status",
+           "spectrum_flags"]
 
 
 @dataclass
@@ -104,6 +107,42 @@ def baseline_levels(baselines, kind: str, levels: Sequence[int]) -> list[int]:
 
 # --- the analysis of a run ----------------------------------------------------------------------
 
+# Bumped when what a cached spectrum means changes (2: pairs measured against themselves only
+# above hessian.positive_threshold, the dtype floor, block methods; status and counts stored).
+SPECTRUM_VERSION = 2
+
+
+class SpectrumWarning(UserWarning):
+    """A spectrum that did not meet its tolerance: its V'(k) is flagged in the tables."""
+
+
+def spectrum_status(spectrum: Mapping) -> str:
+    """converged | exhausted | dtype_limited | budget (older cache entries: from `converged`)."""
+    return spectrum.get("status") or ("converged" if spectrum["converged"] else "budget")
+
+
+def spectrum_flags(spectrum: Mapping, k: int, threshold: float) -> str:
+    """What a table should say beside V'(k) of this spectrum ('' when nothing): not converged,
+    limited by the dtype, fewer than k eigenvalues above threshold x lambda_max."""
+    flags = [_convergence_flag(spectrum)]
+    _, entered, wanted = volume_count(spectrum["eigenvalues"], k, threshold)
+    if entered < wanted:
+        flags.append(f"{entered} of {wanted} eigenvalues > {threshold:g} x lambda_max")
+    return "; ".join(f for f in flags if f)
+
+
+def _convergence_flag(spectrum: Mapping) -> str:
+    status = spectrum_status(spectrum)
+    if status == "budget":
+        return (f"not converged: residual {spectrum['relative_residual']:.1e} > tol "
+                f"{spectrum['tol']:g} after {spectrum['n_hvp']} products")
+    if status == "dtype_limited":
+        return (f"residual {spectrum['relative_residual']:.1e} > tol {spectrum['tol']:g}: "
+                f"as close as the products' dtype allows ({spectrum.get('floor', 0):.1e} x "
+                f"lambda_max)")
+    return ""
+
+
 def _digest(fields: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -121,6 +160,7 @@ class HessianAnalysis:
         self.recalibrate = p.analysis.recalibrate_bn
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None
         self._model: nn.Module | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     # --- data, model, operator -------------------------------------------------------------
     @property
@@ -160,23 +200,45 @@ class HessianAnalysis:
         return (f"{what}__{point.name}__in_{point.space}__n{self.subset_size}_s{self.seed}"
                 f"__{_digest(settings)}")
 
+    @property
+    def method(self) -> str:
+        """The top-k solver on this run's device (hessian.method, 'auto' resolved)."""
+        return resolve_method(self.cfg.method, self.ctx.device)
+
     def spectrum(self, point: HessianPoint) -> dict:
-        """Top-k eigenvalues at a point in its space, with the loss there and Lanczos' report."""
+        """Top-k eigenvalues at a point in its space, with the loss there and the solver's report
+        (products, blocks, passes, residuals, status); warns when it missed its tolerance."""
         c = self.cfg
-        key = self.key(f"top{c.k}", point, k=c.k, tol=c.tol, relative_to=c.tol_relative_to,
-                       max_iterations=c.max_iterations)
+        method = self.method
+        solver = {"method": method, "max_iterations": c.max_iterations, "tol": c.tol,
+                  "relative_to": c.tol_relative_to, "positive_threshold": c.positive_threshold,
+                  "version": SPECTRUM_VERSION}
+        if method == "block_lanczos":
+            solver["block_size"] = c.block_size
+        key = self.key(f"top{c.k}", point, k=c.k, **solver)
 
         def compute() -> dict:
             op = self.operator(point)
-            res = lanczos_topk(op, c.k, max_iterations=c.max_iterations, tol=c.tol,
-                               relative_to=c.tol_relative_to, seed=self.seed,
-                               basis_device=c.basis_device,
-                               progress=self.progress, desc=point.name)
+            res = topk(op, c.k, method=method, block_size=c.block_size,
+                       max_iterations=c.max_iterations, tol=c.tol,
+                       relative_to=c.tol_relative_to, positive_threshold=c.positive_threshold,
+                       seed=self.seed, basis_device=c.basis_device, progress=self.progress,
+                       desc=point.name)
             op.release()
             return {**res.to_dict(), "loss": op.loss(), "hvp_mode": op.mode, "k": c.k,
                     "point": point.name, "space": point.space, "subset_size": self.subset_size}
 
-        return self.ctx.store.cached("hessian", key, compute)
+        out = self.ctx.store.cached("hessian", key, compute)
+        self._warn_once(point, out)
+        return out
+
+    def _warn_once(self, point: HessianPoint, spectrum: Mapping) -> None:
+        status = spectrum_status(spectrum)
+        if status in ("converged", "exhausted") or (point.name, point.space) in self._warned:
+            return
+        self._warned.add((point.name, point.space))
+        warnings.warn(f"spectrum of {point.name} in {point.space}: {_convergence_flag(spectrum)} "
+                      f"(flagged in the tables)", SpectrumWarning, stacklevel=3)
 
     def trace(self, point: HessianPoint) -> dict:
         """Hutchinson trace of the masked Hessian at a point."""
@@ -220,8 +282,17 @@ class HessianAnalysis:
 
     # --- tables --------------------------------------------------------------------------------
     def volume(self, point: HessianPoint, k: int | None = None) -> float:
-        """V'(k) at a point (k: hessian.k)."""
-        return log_volume(self.spectrum(point)["eigenvalues"], k or self.cfg.k)
+        """V'(k) at a point (k: hessian.k), over the eigenvalues above hessian.positive_threshold
+        x lambda_max."""
+        return self.log_volume(self.spectrum(point), k)
+
+    def log_volume(self, spectrum: Mapping, k: int | None = None) -> float:
+        """V'(k) of a spectrum with this run's positive threshold (warns when fewer than k)."""
+        return log_volume(spectrum["eigenvalues"], k or self.cfg.k, self.cfg.positive_threshold)
+
+    def flags(self, spectrum: Mapping, k: int | None = None) -> str:
+        """What the tables say beside V'(k) of a spectrum ('' when nothing)."""
+        return spectrum_flags(spectrum, k or self.cfg.k, self.cfg.positive_threshold)
 
     def eigenvalues(self, *points: HessianPoint) -> dict[str, torch.Tensor]:
         """{label: top-k eigenvalues} of the points, for the comparison figures."""
@@ -229,16 +300,25 @@ class HessianAnalysis:
 
     def report(self, points: Sequence[HessianPoint]) -> pd.DataFrame:
         """What each spectrum cost and how well it converged: one row per point (computing the
-        missing spectra first, one progress bar over them)."""
+        missing spectra first, one progress bar over them). `status` is converged, exhausted
+        (the Krylov space filled the subspace), dtype_limited (as close as the products' dtype
+        allows, short of tol) or budget (not converged); `entered` counts the eigenvalues above
+        positive_threshold x lambda_max that V'(k) sums."""
         rows = []
+        threshold = self.cfg.positive_threshold
         for pt, s in zip(points, self.spectra(points)):
             lam = s["eigenvalues"]
+            value, entered, wanted = volume_count(lam, s["k"], threshold)
             rows.append({"point": pt.name, "space": pt.space, "dim": s["dim"],
                          "loss": s["loss"], "lambda_max": float(lam[0]),
                          "lambda_k": float(lam[-1]), "positive": int((lam > 0).sum()),
-                         f"V'({s['k']})": log_volume(lam, s["k"]), "n_hvp": s["n_hvp"],
+                         f"V'({s['k']})": value, "entered": entered,
+                         "threshold": threshold, "method": s.get("method", "lanczos"),
+                         "n_hvp": s["n_hvp"], "blocks": s.get("n_blocks", s["n_hvp"]),
+                         "passes": s.get("n_passes", s["n_hvp"]),
                          "max_residual": s["max_residual"],
-                         "relative_residual": s["relative_residual"],
-                         "converged": s["converged"], "basis": s["basis_device"],
-                         "seconds": s["seconds"]})
+                         "relative_residual": s["relative_residual"], "tol": s["tol"],
+                         "status": spectrum_status(s), "converged": s["converged"],
+                         "flags": spectrum_flags(s, s["k"], threshold),
+                         "basis": s["basis_device"], "seconds": s["seconds"]})
         return pd.DataFrame(rows).set_index("point")

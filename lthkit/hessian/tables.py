@@ -10,7 +10,7 @@ import pandas as pd
 
 from .analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint, band_projection,
                        baseline_solution, imp_projection, imp_reverse_projection, imp_solution)
-from .lanczos import log_volume
+from .lanczos import DEFAULT_POSITIVE_THRESHOLD, log_volume, volume_count
 
 __all__ = ["PUBLISHED", "paper_preset", "volume_tables", "flip_table", "volume_by_k",
            "choice_points", "choices_tables", "trace_table", "PRUNING_CHOICE_FIGURES"]
@@ -64,14 +64,31 @@ def volume_tables(analysis: HessianAnalysis, imp, levels: Sequence[int],
         pr, mn = analysis.spectrum(imp_projection(imp, L)), analysis.spectrum(imp_solution(imp, L))
         rpr = analysis.spectrum(imp_reverse_projection(imp, L))
         prev = analysis.spectrum(imp_solution(imp, L - 1))
-        t1.append(_pair_row(L, "Pr_L(min(L-1))", pr, "W_min(L)", mn, k, preset, "table1"))
-        t3.append(_pair_row(L, "RPr_L-1(min(L))", rpr, "W_min(L-1)", prev, k, preset, "table3"))
+        t1.append(_pair_row(L, "Pr_L(min(L-1))", pr, "W_min(L)", mn, k, preset, "table1",
+                            analysis.cfg.positive_threshold))
+        t3.append(_pair_row(L, "RPr_L-1(min(L))", rpr, "W_min(L-1)", prev, k, preset, "table3",
+                            analysis.cfg.positive_threshold))
+        t1[-1].update(_quality(analysis, k, {"Pr_L(min(L-1))": pr, "W_min(L)": mn}))
+        t3[-1].update(_quality(analysis, k, {"RPr_L-1(min(L))": rpr, "W_min(L-1)": prev}))
     return (pd.DataFrame(t1).set_index("level"), pd.DataFrame(t3).set_index("level"))
 
 
+def _quality(analysis: HessianAnalysis, k: int, spectra: Mapping[str, dict]) -> dict:
+    """The columns that say how far V'(k) can be trusted: per spectrum, how many eigenvalues
+    entered it (above hessian.positive_threshold x lambda_max), and the flags of all of them
+    (not converged, limited by the dtype, fewer than k entered); '' when nothing to say."""
+    t = analysis.cfg.positive_threshold
+    row: dict[str, object] = {f"entered {name}": volume_count(s["eigenvalues"], k, t)[1]
+                              for name, s in spectra.items()}
+    flags = [f"{name}: {f}" for name, s in spectra.items() if (f := analysis.flags(s, k))]
+    row["flags"] = " | ".join(flags)
+    return row
+
+
 def _pair_row(level: int, a_name: str, a: dict, b_name: str, b: dict, k: int,
-              preset: str | None, table: str) -> dict:
-    va, vb = log_volume(a["eigenvalues"], k), log_volume(b["eigenvalues"], k)
+              preset: str | None, table: str,
+              threshold: float = DEFAULT_POSITIVE_THRESHOLD) -> dict:
+    va, vb = log_volume(a["eigenvalues"], k, threshold), log_volume(b["eigenvalues"], k, threshold)
     row: dict[str, object] = {"level": level, f"V'({k}) {a_name}": va, f"V'({k}) {b_name}": vb,
                               "difference": va - vb, f"{b_name} has the larger volume": vb < va,
                               f"loss {a_name}": a["loss"], f"loss {b_name}": b["loss"]}
@@ -104,8 +121,12 @@ def flip_table(analysis: HessianAnalysis, imp, levels: Sequence[int],
              imp_projection(imp, L), pub1.get(L, (math.nan, math.nan))[0]),
         ]
         for space, solution, point, published in entries:
+            spectrum = analysis.spectrum(point)
             row = {"pair": pair, "space": space, "solution": solution,
-                   f"V'({k})": analysis.volume(point, k)}
+                   f"V'({k})": analysis.log_volume(spectrum, k),
+                   "entered": volume_count(spectrum["eigenvalues"], k,
+                                           analysis.cfg.positive_threshold)[1],
+                   "flags": analysis.flags(spectrum, k)}
             if preset is not None:
                 row["paper"] = published
             rows.append(row)
@@ -117,12 +138,13 @@ def volume_by_k(analysis: HessianAnalysis, imp, levels: Sequence[int],
     """Fig 22's data: V'(k) for each k at W_min(L) and Pr_L(min(L-1)), one row per level."""
     rows = []
     for L in levels:
-        mn = analysis.spectrum(imp_solution(imp, L))["eigenvalues"]
-        pr = analysis.spectrum(imp_projection(imp, L))["eigenvalues"]
+        mn = analysis.spectrum(imp_solution(imp, L))
+        pr = analysis.spectrum(imp_projection(imp, L))
         row: dict[str, object] = {"level": L}
         for k in ks:
-            row[f"W_min(L) k={k}"] = log_volume(mn, k)
-            row[f"Pr_L(min(L-1)) k={k}"] = log_volume(pr, k)
+            row[f"W_min(L) k={k}"] = analysis.log_volume(mn, k)
+            row[f"Pr_L(min(L-1)) k={k}"] = analysis.log_volume(pr, k)
+        row.update(_quality(analysis, max(ks), {"W_min(L)": mn, "Pr_L(min(L-1))": pr}))
         rows.append(row)
     return pd.DataFrame(rows).set_index("level")
 
@@ -165,8 +187,7 @@ def choices_tables(analysis: HessianAnalysis, points: Mapping[int, Mapping[str, 
     volumes, losses = [], []
     for L, named in points.items():
         spectra = {name: analysis.spectrum(pt) for name, pt in named.items()}
-        volumes.append({"level": L, **{n: log_volume(s["eigenvalues"], k)
-                                       for n, s in spectra.items()}})
+        volumes.append({"level": L, **{n: analysis.log_volume(s, k) for n, s in spectra.items()}})
         losses.append({"level": L, **{n: s["loss"] for n, s in spectra.items()}})
     return (pd.DataFrame(volumes).set_index("level"), pd.DataFrame(losses).set_index("level"))
 
