@@ -47,6 +47,9 @@ def main() -> None:
                         help="bf16 autocast on CUDA (as train.bf16)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model (train.compile) instead of CUDA graphs")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN time its algorithms per shape (torch.backends.cudnn."
+                        "benchmark; off in the kit): grouped convolutions may gain from it")
     parser.add_argument("--no-probe", action="store_true", help="skip the group_size auto probe")
     parser.add_argument("--preset", default="params/resnet20_paper.yaml",
                         help="the preset whose baseline trainings are projected")
@@ -55,6 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
 
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
@@ -69,7 +73,8 @@ def main() -> None:
           f"({sum(p.numel() for p in _net(args.width, 0).parameters()):,} parameters), batch "
           f"{args.batch_size}, {args.images:,} images = {steps} steps per epoch, 2 epochs (the "
           f"second timed), bf16 {args.bf16 and cuda}, "
-          f"{'torch.compile' if args.compile else 'CUDA graphs' if cuda else 'eager'}")
+          f"{'torch.compile' if args.compile else 'CUDA graphs' if cuda else 'eager'}"
+          f"{', cudnn.benchmark' if args.cudnn_benchmark and cuda else ''}")
 
     warm = _net(args.width, 999).to(device)  # kernels, allocator, cuDNN choices
     train(warm, data, cfg, seed=0, tag="warm", progress=False)

@@ -5,6 +5,10 @@ momentum and Adam moments never see them, and weight decay acts on a zero) and t
 masked again after it. Data order and augmentation of epoch e come from a seed derived from
 (run seed, tag, e), so an epoch is the same whether the run went straight through or resumed:
 on the CPU a resumed run equals an uninterrupted one bit for bit.
+
+`train_group` trains K networks of one architecture and one schedule at once, as one network K
+times as wide (`fused.FusedNetworks`), each member with its own data order, mask, optimizer state,
+metrics and resume file; `probe_group_sizes` measures which K is fastest on the device.
 """
 
 from __future__ import annotations
@@ -250,10 +254,10 @@ class _GraphedStep:
         sy.copy_(y)
         lr = float(self.optimizer.param_groups[0]["lr"])
         if lr not in self.graphs:
-            # a schedule never returns to an earlier lr: free the earlier graphs' memory pools
+            torch.cuda.synchronize()
+            # a schedule never returns to an earlier lr: free the earlier graph's memory pool
             self.graphs.clear()
             self.out.clear()
-            torch.cuda.synchronize()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self.out[lr] = self.step(sx, sy)
