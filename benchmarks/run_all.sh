@@ -16,7 +16,7 @@ run() {  # name, seconds, script args...
   [ "$rc" = 0 ] || echo "=== $name: exit $rc (124: over its ${limit}s limit)"
 }
 run train_throughput 130 benchmarks/train_throughput.py
-run baselines_together 100 benchmarks/baselines_together.py --k 4
+run baselines_together 480 benchmarks/baselines_together.py
 run hessian_topk 180 benchmarks/hessian_topk.py
 run landscape 90 benchmarks/landscape.py
 run landscape_51 60 benchmarks/landscape.py --width 16 --examples 5000 --resolution 51 --skip-single --radii 1

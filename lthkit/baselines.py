@@ -13,10 +13,15 @@ All reuse the IMP run's data, W_init, W_rewind, masks and solutions, and are sto
 in baselines/<kind>/level_LL/ with the same files (resumable the same way). "From k" is the
 schedule of weight rewinding: iteration k to the end, so every kind but fine-tuning trains as
 long as IMP's level L did; random re-initialization trains the whole schedule from scratch.
+
+Once IMP's masks exist the trainings are independent of each other: `run_baselines` packs those
+of one schedule, at every level, into groups of up to `baselines.group_size` and trains each group
+as one fused network (`training.train_group`); every member is written where it would be alone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,11 +31,13 @@ import torch
 from .context import Context
 from .data import derive_seed
 from .imp import ImpResults, SolutionFiles, train_solution, train_solutions_together
-from .params import TrainSection
+from .params import Params, TrainSection
 from .pruning import Mask, full_mask, keep_counts, magnitude_prune, masked_state, random_prune
-from .store import RunStore
+from .store import RunStore, load_tensors
+from .training import probe_group_sizes
 
-__all__ = ["KINDS", "SYMBOLS", "BaselineResults", "run_baselines", "baseline_plan", "BaselinePlan"]
+__all__ = ["KINDS", "SYMBOLS", "BaselineResults", "run_baselines", "baseline_plan", "BaselinePlan",
+           "baseline_schedule", "schedule_classes", "pack_groups", "auto_group_size"]
 
 MADE_BY = "notebooks/02_baselines.ipynb"
 KINDS = ("one_shot", "fine_tune", "lr_rewind", "random_reinit", "random_prune",
@@ -105,28 +112,37 @@ def _row(kind: str, level: int, final: dict) -> dict:
 
 # --- making them --------------------------------------------------------------------------------
 
+def baseline_schedule(p: Params, kind: str) -> tuple[int, TrainSection]:
+    """Start iteration and training schedule of `kind`: "from k" (weight rewinding's), the whole
+    schedule from 0 (random re-initialization), or fine-tuning's own."""
+    if kind == "fine_tune":
+        return 0, fine_tune_schedule(p.train, p)
+    if kind == "random_reinit":
+        return 0, p.train
+    return p.imp.rewind_iteration, p.train
+
+
 def baseline_plan(ctx: Context, imp: ImpResults, kind: str, level: int) -> BaselinePlan:
     """Mask, start point and schedule of `kind` at `level`, from the IMP run's files."""
     p = ctx.params
-    k = p.imp.rewind_iteration
     m_level = imp.mask(level)
-    makers: dict[str, Callable[[], tuple[Mask, dict, int, TrainSection]]] = {
+    makers: dict[str, Callable[[], tuple[Mask, dict]]] = {
         "one_shot": lambda: (magnitude_prune(imp.final(0), imp.mask(0), scope=p.imp.scope,
-                                             keep=keep_counts(m_level, p.imp.scope)),
-                             imp.rewind(), k, p.train),
-        "fine_tune": lambda: (m_level, imp.final(level - 1), 0, fine_tune_schedule(p.train, p)),
-        "lr_rewind": lambda: (m_level, imp.final(level - 1), k, p.train),
-        "random_reinit": lambda: (m_level, _fresh_init(ctx, level), 0, p.train),
+                                             keep=keep_counts(m_level, p.imp.scope)), imp.rewind()),
+        "fine_tune": lambda: (m_level, imp.final(level - 1)),
+        "lr_rewind": lambda: (m_level, imp.final(level - 1)),
+        "random_reinit": lambda: (m_level, _fresh_init(ctx, level)),
         "random_prune": lambda: (random_prune(imp.mask(level - 1), fraction=p.imp.prune_fraction,
                                               scope=p.imp.scope, generator=_gen(ctx, kind, level)),
-                                 imp.rewind(), k, p.train),
+                                 imp.rewind()),
         "random_prune_oneshot": lambda: (random_prune(full_mask(ctx.new_model()), scope=p.imp.scope,
                                                       keep=keep_counts(m_level, p.imp.scope),
                                                       generator=_gen(ctx, kind, level)),
-                                         imp.rewind(), k, p.train),
+                                         imp.rewind()),
     }
     files = BaselineResults(ctx.store).files(kind, level)
-    mask, start, start_it, cfg = makers[kind]()
+    mask, start = makers[kind]()
+    start_it, cfg = baseline_schedule(p, kind)
     if files.mask_file.exists():  # a resumed baseline keeps the mask it started with
         mask = files.mask()
     return BaselinePlan(kind, level, mask, masked_state(start, mask), start_it, cfg)
@@ -148,65 +164,131 @@ def _fresh_init(ctx: Context, level: int) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def _spec(ctx: Context, plan: BaselinePlan) -> dict:
+def _spec(kind: str, level: int, start_iteration: int, cfg: TrainSection) -> dict:
     """What decides a baseline beyond the run's training parameters (checked on reuse)."""
-    return {"kind": plan.kind, "level": plan.level, "start_iteration": plan.start_iteration,
-            "epochs": plan.cfg.epochs, "lr": plan.cfg.lr, "milestones": plan.cfg.milestones}
+    return {"kind": kind, "level": level, "start_iteration": start_iteration,
+            "epochs": cfg.epochs, "lr": cfg.lr, "milestones": cfg.milestones}
 
 
 def run_baselines(ctx: Context, kinds: list[str] | None = None, levels: list[int] | None = None,
-                  progress: bool = True, together: bool | None = None) -> BaselineResults:
+                  progress: bool = True, together: bool | None = None,
+                  group_size: int | str | None = None) -> BaselineResults:
     """Train every requested baseline that is not finished yet; finished ones are read back.
 
-    At each level, baselines that share a schedule (all but fine-tuning and re-initialization
-    start at iteration k) train together in one vmapped model when `together` is on (default:
-    `baselines.train_together`; auto = off, as measured slower everywhere so far), else one after
-    another.
+    Once IMP's masks exist, every (kind, level) training is independent: the trainings at one
+    point of one schedule are packed into groups of up to `group_size` (default
+    `baselines.group_size`; auto probes the device and prints why) and each group trains as one
+    fused network (`training.train_group`). Every member resumes from, and writes, its own files
+    in baselines/<kind>/level_LL/, as it would alone; a finished one is never retrained.
+    `together=False` (older callers) means group size 1.
     """
     p = ctx.params
     imp = ImpResults(ctx.store)
     kinds = list(kinds or p.baselines.kinds)
     levels = levels or p.levels(p.baselines.levels, minimum=1)
     imp.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}), MADE_BY)
-    if together is None:
-        together = p.baselines.train_together == "yes"
     results = BaselineResults(ctx.store)
-    for level in levels:
-        plans = []
-        for kind in kinds:
-            files = results.files(kind, level)
-            if not files.done():
-                plan = baseline_plan(ctx, imp, kind, level)
-                ctx.store.claim(files.folder, _spec(ctx, plan), p.source)
-                plans.append(plan)
-        for group in _schedule_groups(plans) if together else [[plan] for plan in plans]:
-            for plan, metrics in zip(group, _train_group(ctx, results, group, progress)):
-                f = metrics["final"]
-                print(f"level {level:2d} {SYMBOLS[plan.kind]:6s} ({plan.kind}): "
-                      f"{100 * f['density']:6.2f}% left, train loss {f['train_loss']:.4f}, "
-                      f"test acc {f['test_acc']:.4f}")
+    pending = [(kind, level) for level in levels for kind in kinds
+               if not results.files(kind, level).done()]
+    for kind, level in pending:
+        ctx.store.claim(results.files(kind, level).folder,
+                        _spec(kind, level, *baseline_schedule(p, kind)), p.source)
+    classes = schedule_classes(ctx, results, pending)
+    size = _resolve_group_size(ctx, classes, together, group_size)
+    for group in pack_groups(classes, size):
+        plans = [baseline_plan(ctx, imp, kind, level) for kind, level in group]
+        for plan, metrics in zip(plans, _train_group(ctx, results, plans, progress)):
+            f = metrics["final"]
+            print(f"level {plan.level:2d} {SYMBOLS[plan.kind]:6s} ({plan.kind}): "
+                  f"{100 * f['density']:6.2f}% left, train loss {f['train_loss']:.4f}, "
+                  f"test acc {f['test_acc']:.4f}")
     return results
 
 
-def _schedule_groups(plans: list[BaselinePlan]) -> list[list[BaselinePlan]]:
-    """Plans that share start iteration and schedule, grouped (each group trains together)."""
-    groups: dict[tuple, list[BaselinePlan]] = {}
-    for plan in plans:
-        key = (plan.start_iteration, plan.cfg.model_dump_json())
-        groups.setdefault(key, []).append(plan)
-    return list(groups.values())
+@dataclass
+class ScheduleClass:
+    """Trainings that can share a group: one schedule, and all at one iteration of it."""
+
+    cfg: TrainSection
+    iteration: int
+    steps: int  # iterations each has left
+    members: list[tuple[str, int]]  # (kind, level)
+
+
+def schedule_classes(ctx: Context, results: BaselineResults,
+                     pending: list[tuple[str, int]]) -> list[ScheduleClass]:
+    """`pending` (kind, level) split by schedule and by the iteration each is at (a resumed one
+    is where its resume.pt says: members of a group killed mid-save may differ by an epoch)."""
+    p = ctx.params
+    classes: dict[tuple[str, int], ScheduleClass] = {}
+    for kind, level in pending:
+        start_it, cfg = baseline_schedule(p, kind)
+        resume = results.files(kind, level).resume_file
+        at = load_tensors(resume)["iteration"] if resume.exists() else start_it
+        key = (cfg.model_dump_json(), at)
+        if key not in classes:
+            total = cfg.epochs * ctx.data.iterations_per_epoch(cfg.batch_size)
+            classes[key] = ScheduleClass(cfg, at, max(0, total - at), [])
+        classes[key].members.append((kind, level))
+    return list(classes.values())
+
+
+def pack_groups(classes: list[ScheduleClass], size: int) -> list[list[tuple[str, int]]]:
+    """Each class cut into the fewest groups of at most `size`, as even as can be."""
+    groups = []
+    for c in classes:
+        n = len(c.members)
+        count = math.ceil(n / size)
+        bounds = [round(i * n / count) for i in range(count + 1)]
+        groups += [c.members[a:b] for a, b in zip(bounds, bounds[1:])]
+    return groups
+
+
+def _resolve_group_size(ctx: Context, classes: list[ScheduleClass], together: bool | None,
+                        group_size: int | str | None) -> int:
+    """The group size asked for (argument, else `baselines.group_size`), auto resolved."""
+    setting = ctx.params.baselines.group_size
+    if group_size is not None:
+        setting = group_size
+    elif together is False:
+        setting = 1
+    elif together is True and setting == 1:
+        setting = "auto"
+    if setting != "auto":
+        return int(setting)
+    if max((len(c.members) for c in classes), default=0) <= 1:
+        return 1  # nothing to group: no probe
+    return auto_group_size(ctx, classes)
+
+
+def auto_group_size(ctx: Context, classes: list[ScheduleClass]) -> int:
+    """The group size a short probe on the device projects fastest for `classes`; prints why."""
+    p = ctx.params
+    work = [(len(c.members), c.steps) for c in classes]
+    probe = probe_group_sizes(ctx.new_model, tuple(ctx.data.train_x.shape[1:]), p.train, ctx.device,
+                              max_k=max(n for n, _ in work), memory_fraction=p.baselines.group_memory)
+    k = probe.best(work)
+    alone = probe.projected_seconds(1, work)
+    chosen = probe.projected_seconds(k, work)
+    trainings = sum(n for n, _ in work)
+    if k == 1:
+        why = "no group size was projected faster than one after another"
+    else:
+        why = (f"{trainings} trainings in {sum(math.ceil(n / k) for n, _ in work)} groups, "
+               f"projected {chosen / 60:.1f} min against {alone / 60:.1f} min one after another "
+               f"({alone / chosen:.2f}x)")
+    print(f"baselines.group_size auto: K = {k}: {why}\n{probe.table(work)}")
+    return k
 
 
 def _train_group(ctx: Context, results: BaselineResults, group: list[BaselinePlan],
                  progress: bool) -> list[dict]:
     jobs = [{"files": results.files(plan.kind, plan.level), "mask": plan.mask, "start": plan.start,
+             "start_iteration": plan.start_iteration,
              "tag": f"baselines/{plan.kind}/level_{plan.level:02d}"} for plan in group]
     if len(group) == 1:
         j = jobs[0]
         return [train_solution(ctx, j["files"], tag=j["tag"], mask=j["mask"], start=j["start"],
-                               start_iteration=group[0].start_iteration, cfg=group[0].cfg,
+                               start_iteration=j["start_iteration"], cfg=group[0].cfg,
                                progress=progress)]
-    names = "-".join(plan.kind for plan in group)
-    checkpoint = ctx.store.root / "baselines" / f"together_level_{group[0].level:02d}_{names}.pt"
-    return train_solutions_together(ctx, jobs, group[0].cfg, group[0].start_iteration, checkpoint,
-                                    progress=progress)
+    return train_solutions_together(ctx, jobs, group[0].cfg, progress=progress)

@@ -21,7 +21,7 @@ from .context import Context
 from .pruning import (Mask, count_alive, count_total, density, full_mask, layer_report,
                       magnitude_prune, masked_state)
 from .store import RunStore, load_json, load_tensors, save_json, save_tensors
-from .training import Checkpoint, evaluate, train, train_together
+from .training import Checkpoint, Member, evaluate, train, train_group
 
 __all__ = ["run_imp", "ImpResults", "train_solution", "train_solutions_together", "SolutionFiles"]
 
@@ -169,25 +169,24 @@ def train_solution(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
                            start_iteration=start_iteration)
 
 
-def train_solutions_together(ctx: Context, jobs: list[dict], cfg, start_iteration: int,
-                             checkpoint_file: Path, progress: bool = True) -> list[dict]:
-    """Train several solutions of one schedule at once (`training.train_together`).
+def train_solutions_together(ctx: Context, jobs: list[dict], cfg, progress: bool = True) -> list[dict]:
+    """Train several solutions of one schedule at once (`training.train_group`).
 
-    `jobs` hold files, tag, mask and start of each (as `train_solution` takes them). The group
-    resumes from `checkpoint_file`; each member's files are written as `train_solution` writes
-    them. Returns the metrics of each.
+    Each job holds files, tag, mask, start and start_iteration (as `train_solution` takes them),
+    and may hold its own data-order `seed` (default: the run's). All must be at one iteration of
+    the schedule. Each member resumes from, and writes, its own resume.pt, final.pt and
+    metrics.json exactly as `train_solution` does, so it can resume alone or in another group.
+    Returns the metrics of each.
     """
     p = ctx.params
-    models = [_start_model(ctx, j["files"], j["mask"], j["start"]) for j in jobs]
-    histories = train_together(models, ctx.data, cfg, seed=p.run.seed, tags=[j["tag"] for j in jobs],
-                               masks=[j["mask"] for j in jobs], start_iteration=start_iteration,
-                               augment=p.data.augment, checkpoint=Checkpoint(checkpoint_file),
-                               progress=progress)
-    metrics = [finish_solution(ctx, j["files"], model, tag=j["tag"], mask=j["mask"], history=h,
-                               cfg=cfg, start_iteration=start_iteration)
-               for j, model, h in zip(jobs, models, histories)]
-    checkpoint_file.unlink(missing_ok=True)
-    return metrics
+    members = [Member(model=_start_model(ctx, j["files"], j["mask"], j["start"]), tag=j["tag"],
+                      seed=j.get("seed", p.run.seed), mask=j["mask"],
+                      start_iteration=j["start_iteration"],
+                      checkpoint=Checkpoint(j["files"].resume_file)) for j in jobs]
+    histories = train_group(members, ctx.data, cfg, augment=p.data.augment, progress=progress)
+    return [finish_solution(ctx, j["files"], m.model, tag=j["tag"], mask=j["mask"], history=h,
+                            cfg=cfg, start_iteration=j["start_iteration"])
+            for j, m, h in zip(jobs, members, histories)]
 
 
 def _start_model(ctx: Context, files: SolutionFiles, mask: Mask,

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -173,10 +174,38 @@ class BaselinesSection(_Section):
                                    "trained")
     fine_tune_lr: float = Field(1e-3, gt=0, description="fixed lr of fine-tuning")
     fine_tune_epochs: int = Field(40, ge=1, description="epochs of fine-tuning")
-    train_together: Literal["auto", "yes", "no"] = Field(
-        "auto", description="train the baselines of one level together (vmap); auto = no: "
-        "measured slower on the CPU and on an H100 (0.72x, benchmarks/baselines_together.py), "
-        "where one after another each replays a CUDA graph")
+    group_size: Literal["auto"] | int = Field(
+        "auto", description="baseline trainings of one schedule trained at once as one fused "
+        "network (training.train_group), up to this many per group; 1 = one after another; auto "
+        "= the K a short probe of speed and memory on the device projects fastest (it prints "
+        "why; K = 1 when fusing is not faster there)")
+    group_memory: float = Field(0.8, gt=0, le=1, description="auto group size: keep a group's "
+                                "peak GPU memory under this fraction of the free GPU memory")
+
+    @field_validator("group_size", mode="before")
+    @classmethod
+    def _int_or_auto(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"must be a whole number >= 1 or auto (got {v!r})")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_train_together(cls, raw: Any) -> Any:
+        """Old files: train_together yes/no/auto reads as group_size auto/1/auto."""
+        if isinstance(raw, dict) and "train_together" in raw:
+            raw = dict(raw)
+            old = raw.pop("train_together")
+            if "group_size" in raw:
+                raise _KeyError("train_together", "replaced by baselines.group_size; give only "
+                                "group_size")
+            if old not in ("auto", "yes", "no"):
+                raise _KeyError("train_together", f"replaced by baselines.group_size (an int, or "
+                                f"auto); got {old!r}")
+            raw["group_size"] = 1 if old == "no" else "auto"
+            warnings.warn(f"baselines.train_together: {old} is now baselines.group_size: "
+                          f"{raw['group_size']}", DeprecationWarning, stacklevel=2)
+        return raw
 
 
 class AnalysisSection(_Section):

@@ -5,6 +5,10 @@ momentum and Adam moments never see them, and weight decay acts on a zero) and t
 masked again after it. Data order and augmentation of epoch e come from a seed derived from
 (run seed, tag, e), so an epoch is the same whether the run went straight through or resumed:
 on the CPU a resumed run equals an uninterrupted one bit for bit.
+
+`train_group` trains K networks of one architecture and one schedule at once, as one network K
+times as wide (`fused.FusedNetworks`), each member with its own data order, mask, optimizer state,
+metrics and resume file; `probe_group_sizes` measures which K is fastest on the device.
 """
 
 from __future__ import annotations
@@ -14,19 +18,21 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import ImageData, derive_seed
+from .data import CROP_PADDING, ImageData, crop_and_flip, derive_seed
+from .fused import FusedNetworks
 from .params import TrainSection
-from .pruning import Mask
+from .pruning import Mask, full_mask
 from .store import load_tensors, save_tensors
 
-__all__ = ["train", "train_together", "evaluate", "Checkpoint", "lr_at_epoch", "make_optimizer",
+__all__ = ["train", "train_group", "Member", "group_batches", "evaluate", "evaluate_group",
+           "probe_group_sizes", "GroupProbe", "Checkpoint", "lr_at_epoch", "make_optimizer",
            "EpochHook"]
 
 EpochHook = Callable[[int, nn.Module], bool | None]
@@ -43,6 +49,16 @@ def make_optimizer(model: nn.Module, cfg: TrainSection, device: torch.device) ->
     return make_optimizer_for(list(model.parameters()), cfg, device)
 
 
+def make_optimizer_for(tensors: list[torch.Tensor], cfg: TrainSection,
+                       device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer of `make_optimizer` over explicit tensors."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(tensors, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.SGD(tensors, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay, **fused)
+
+
 @dataclass
 class Checkpoint:
     """The resume point of one training run: a file holding model, optimizer and history."""
@@ -54,8 +70,13 @@ class Checkpoint:
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
              iteration: int, history: list[dict]) -> None:
-        save_tensors(self.path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "epoch": epoch, "iteration": iteration, "history": history})
+        self.save_state(model.state_dict(), optimizer.state_dict(), epoch, iteration, history)
+
+    def save_state(self, model: dict, optimizer: dict, epoch: int, iteration: int,
+                   history: list[dict]) -> None:
+        """The same file from state dicts (a member of a group writes its own this way)."""
+        save_tensors(self.path, {"model": model, "optimizer": optimizer, "epoch": epoch,
+                                 "iteration": iteration, "history": history})
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -169,21 +190,33 @@ def _compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, keeper: _
     On CUDA with SGD and `train.cuda_graphs`, the step is replayed from a CUDA graph (see
     `_GraphedStep`); otherwise it runs eagerly.
     """
-    cuda = device.type == "cuda"
-    forward = torch.compile(model) if cfg.compile and cuda else model
+    forward = torch.compile(model) if cfg.compile and device.type == "cuda" else model
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_of(x: torch.Tensor, y: torch.Tensor):
+        logits = forward(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, (loss.detach(), logits.detach())  # keep no autograd graph alive between steps
+
+    return _optimizer_step(loss_of, optimizer, keeper, cfg, device)
+
+
+def _optimizer_step(loss_of: Callable, optimizer: torch.optim.Optimizer, keeper: _MaskKeeper,
+                    cfg: TrainSection, device: torch.device) -> Callable:
+    """A step function from `loss_of(x, y) -> (loss, outputs)`: forward under autocast,
+    backward, masked update; returns the outputs. Replayed from a CUDA graph where it can be."""
+    cuda = device.type == "cuda"
+
+    def step(x: torch.Tensor, y: torch.Tensor):
         # cache_enabled=False: autocast's weight cache must not outlive a graph capture
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and cuda,
                             cache_enabled=False) if cuda else contextlib.nullcontext():
-            logits = forward(x)
-            loss = F.cross_entropy(logits, y)
+            loss, outputs = loss_of(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         keeper.grads()
         optimizer.step()
         keeper.weights()
-        return loss.detach(), logits.detach()  # keep no autograd graph alive between steps
+        return outputs
 
     if cuda and cfg.cuda_graphs and cfg.optimizer == "sgd" and not cfg.compile:
         return _GraphedStep(step, optimizer)
@@ -197,8 +230,9 @@ class _GraphedStep:
     against 14 ms of launching per step, benchmarks/profile_gpu.py); a replay launches them all at
     once. The first `WARMUP` steps run eagerly on a side stream (they are real steps: momentum
     buffers and cuDNN's choices are made there), then the step is captured for the lr in force;
-    a new lr (a milestone) captures a new graph. The lr is baked into a graph as a number, which
-    is why there is one graph per value. A batch of another shape runs eagerly.
+    a new lr (a milestone) captures a new graph and frees the previous one. The lr is baked into
+    a graph as a number, which is why there is one graph per value. A batch of another shape runs
+    eagerly. The step may return any tuple of tensors (the fused step of `train_group` does).
     """
 
     WARMUP = 3
@@ -223,6 +257,9 @@ class _GraphedStep:
         lr = float(self.optimizer.param_groups[0]["lr"])
         if lr not in self.graphs:
             torch.cuda.synchronize()
+            # a schedule never returns to an earlier lr: free the earlier graph's memory pool
+            self.graphs.clear()
+            self.out.clear()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self.out[lr] = self.step(sx, sy)
@@ -258,126 +295,355 @@ def evaluate(model: nn.Module, data: ImageData, split: str, batch_size: int = 10
     return float(loss_sum) / n, float(correct) / n
 
 
-# --- several networks of one architecture trained together ----------------------------------------
+# --- K networks of one architecture and one schedule trained at once ------------------------------
 
-def train_together(models: list[nn.Module], data: ImageData, cfg: TrainSection, *, seed: int,
-                   tags: list[str], masks: list[Mask | None], start_iteration: int = 0,
-                   augment: bool = True, checkpoint: Checkpoint | None = None,
-                   progress: bool = True) -> list[list[dict]]:
-    """Train K networks of one architecture at once: one vmapped forward and backward per step.
+@dataclass
+class Member:
+    """One network of a group, with what `train` would take for it alone.
 
-    Each network keeps its own data order (its tag), mask, optimizer state and metrics, exactly
-    as `train` would give it; only the arithmetic is batched (convolutions become grouped ones).
-    The K networks' parameters are stacked into leaf tensors with a leading K dimension, so one
-    ordinary optimizer updates all of them (SGD and Adam act elementwise). Returns the histories.
+    `model` holds the start weights and, once trained, the trained ones. `seed` and `tag` fix its
+    data order, so members of different runs or replicate seeds can share a group. `checkpoint` is
+    its own resume file in `train`'s format: it resumes alone or in any other group. `on_epoch`
+    is called as in `train`; returning True stops this member (the others go on without it).
     """
-    from torch.func import functional_call, stack_module_state
 
-    device = next(models[0].parameters()).device
-    k = len(models)
+    model: nn.Module
+    tag: str
+    seed: int
+    mask: Mask | None = None
+    start_iteration: int = 0
+    checkpoint: Checkpoint | None = None
+    on_epoch: Callable[[int, nn.Module], bool | None] | None = None
+
+
+def train_group(members: list[Member], data: ImageData, cfg: TrainSection, *, augment: bool = True,
+                progress: bool = True) -> list[list[dict]]:
+    """Train K networks of one architecture and one schedule at once; the history of each.
+
+    Each member gets what `train` gives it alone: its data order, mask, optimizer state, metrics
+    and checkpoint; only the arithmetic is shared, as one network K times as wide
+    (`fused.FusedNetworks`), and on CUDA the whole step (forward, backward, masked update, each
+    member's loss and accuracy) is replayed from a CUDA graph. Every member must be at the same
+    iteration of the schedule (fresh from one start iteration, or resumed from one epoch).
+    """
+    device = next(members[0].model.parameters()).device
     ipe = data.iterations_per_epoch(cfg.batch_size)
-    params, buffers = stack_module_state(models)
-    template = models[0]
-    stacked_masks = _stack_masks(masks, params)
-    optimizer = make_optimizer_for(list(params.values()), cfg, device)
-    histories: list[list[dict]] = [[] for _ in range(k)]
-    iteration, first_epoch = start_iteration, start_iteration // ipe
-    state = checkpoint.load() if checkpoint else None
-    if state is not None:
-        with torch.no_grad():
-            for name, t in {**params, **buffers}.items():
-                t.copy_(state["model"][name])
-        optimizer.load_state_dict(state["optimizer"])
-        histories, iteration, first_epoch = state["history"], state["iteration"], state["epoch"] + 1
-    _mask_stacked(params, stacked_masks, grads=False)
-
-    def forward(p, b, x):
-        return functional_call(template, (p, b), (x,))
-
-    batched = torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
-    bar = tqdm(total=(cfg.epochs * ipe - start_iteration), initial=iteration - start_iteration,
-               desc=f"{k} together", unit="it", disable=not progress, leave=False, mininterval=1.0)
-    for epoch in range(first_epoch, cfg.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at_epoch(cfg, epoch)
-        template.train()
-        t0 = time.perf_counter()
-        skip = max(0, iteration - epoch * ipe)
-        streams = [data.train_batches(cfg.batch_size, derive_seed(seed, tag, epoch), augment,
-                                      start=skip) for tag in tags]
-        loss_sum = torch.zeros(k, device=device)
-        correct = torch.zeros(k, device=device)
-        seen = 0
-        for batches in zip(*streams):
-            x = torch.stack([b[0] for b in batches])
-            y = torch.stack([b[1] for b in batches])
-            logits = batched(params, buffers, x)
-            losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-            losses = losses.view(k, -1).mean(1)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()  # each network's loss reaches only its own slice
-            _mask_stacked(params, stacked_masks, grads=True)
-            optimizer.step()
-            _mask_stacked(params, stacked_masks, grads=False)
-            loss_sum += losses.detach() * y.shape[1]
-            correct += (logits.argmax(2) == y).sum(1)
-            seen += y.shape[1]
-            iteration += 1
-            bar.update(1)
-        for i in range(k):
-            record = {"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
-                      "train_loss": float(loss_sum[i]) / max(seen, 1),
-                      "train_acc": float(correct[i]) / max(seen, 1),
-                      "train_seconds": time.perf_counter() - t0, "images": seen}
-            histories[i].append(record)
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            _unstack_into(models, params, buffers)
-            for i, model in enumerate(models):
-                test_loss, test_acc = evaluate(model, data, "test", cfg.eval_batch_size)
-                histories[i][-1].update(test_loss=test_loss, test_acc=test_acc)
-        for h in histories:
-            h[-1]["seconds"] = time.perf_counter() - t0
-        if checkpoint is not None:
-            save_tensors(checkpoint.path, {
-                "model": {n: t.detach() for n, t in {**params, **buffers}.items()},
-                "optimizer": optimizer.state_dict(), "epoch": epoch, "iteration": iteration,
-                "history": histories})
+    total = cfg.epochs * ipe
+    states = [m.checkpoint.load() if m.checkpoint else None for m in members]
+    at = [s["iteration"] if s else m.start_iteration for m, s in zip(members, states)]
+    if len(set(at)) > 1:
+        raise ValueError(f"the members of a group must be at one iteration of the schedule, not at "
+                         f"{at} ({[m.tag for m in members]}): group them by progress")
+    iteration = at[0]
+    if iteration > total:
+        raise ValueError(f"start iteration {iteration} is past the end of training "
+                         f"({cfg.epochs} epochs x {ipe} iterations = {total})")
+    histories = [s["history"] if s else [] for s in states]
+    optimizer_states = [s["optimizer"] if s else None for s in states]
+    for m, s in zip(members, states):
+        if s is not None:
+            m.model.load_state_dict(s["model"])
+    bar = tqdm(total=total - min(m.start_iteration for m in members),
+               initial=iteration - min(m.start_iteration for m in members),
+               desc=f"{len(members)} together", unit="it", disable=not progress, leave=False,
+               mininterval=1.0)
+    active = list(range(len(members)))
+    epoch = iteration // ipe
+    while active and epoch < cfg.epochs:
+        group = [members[i] for i in active]
+        stopped, iteration, epoch = _train_fused(
+            group, [histories[i] for i in active], [optimizer_states[i] for i in active], data, cfg,
+            iteration, epoch, augment, device, bar)
+        for j, i in enumerate(active):  # each member's optimizer state, to go on without some
+            optimizer_states[i] = stopped.optimizer_states[j]
+        active = [i for j, i in enumerate(active) if j not in stopped.members]
     bar.close()
-    _unstack_into(models, params, buffers)
     return histories
 
 
-def make_optimizer_for(tensors: list[torch.Tensor], cfg: TrainSection,
-                       device: torch.device) -> torch.optim.Optimizer:
-    """The optimizer of `make_optimizer` over explicit tensors (stacked parameters)."""
-    fused = {"fused": True} if device.type == "cuda" else {}
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(tensors, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(tensors, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay, **fused)
+@dataclass
+class _Stopped:
+    members: set[int]
+    optimizer_states: list[dict]
 
 
-def _stack_masks(masks: list[Mask | None], params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Masks stacked like the parameters (K x shape), for the names any network masks."""
-    names = sorted({n for m in masks if m for n in m})
-    out = {}
-    for n in names:
-        p = params[n]
-        out[n] = torch.stack([(m[n] if m and n in m else torch.ones(p.shape[1:], dtype=torch.bool))
-                              .to(p.device, p.dtype) for m in masks])
-    return out
+def _train_fused(group: list[Member], histories: list[list[dict]], optimizer_states: list[dict | None],
+                 data: ImageData, cfg: TrainSection, iteration: int, first_epoch: int, augment: bool,
+                 device: torch.device, bar) -> tuple[_Stopped, int, int]:
+    """Train `group` fused from `first_epoch` to the end, or until some member's hook stops it.
+
+    Writes the members' weights back into their models; returns who stopped, every member's
+    optimizer state, the iteration reached and the next epoch to train.
+    """
+    k = len(group)
+    ipe = data.iterations_per_epoch(cfg.batch_size)
+    fused = FusedNetworks([m.model for m in group])
+    keeper = _MaskKeeper(fused.module, fused.stack_masks([m.mask for m in group]))
+    keeper.weights()
+    optimizer = make_optimizer(fused.module, cfg, device)
+    if all(s is not None for s in optimizer_states):
+        optimizer.load_state_dict(fused.stacked_optimizer_state(optimizer_states))
+    elif any(s is not None for s in optimizer_states):
+        raise ValueError("some members of a group have an optimizer state and others none")
+    step = _fused_step(fused, optimizer, keeper, cfg, device)
+    channels_last = cfg.channels_last and device.type == "cuda" and _is_conv(fused.module)
+    if channels_last:
+        fused.module.to(memory_format=torch.channels_last)
+    stop: set[int] = set()
+    epoch = first_epoch
+    for epoch in range(first_epoch, cfg.epochs):
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr_at_epoch(cfg, epoch)
+        fused.module.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros(k, device=device)
+        correct = torch.zeros(k, device=device, dtype=torch.long)
+        seen = 0
+        skip = max(0, iteration - epoch * ipe)
+        seeds = [derive_seed(m.seed, m.tag, epoch) for m in group]
+        for x, y in group_batches(data, cfg.batch_size, seeds, augment, start=skip):
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            losses, right = step(x, y)
+            loss_sum += losses * y.shape[0]
+            correct += right
+            seen += y.shape[0]
+            iteration += 1
+            bar.update(1)
+        loss_sum, correct = loss_sum.tolist(), correct.tolist()  # syncs once per epoch
+        train_seconds = time.perf_counter() - t0
+        for i, history in enumerate(histories):
+            history.append({"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
+                            "train_loss": loss_sum[i] / max(seen, 1),
+                            "train_acc": correct[i] / max(seen, 1),
+                            "train_seconds": train_seconds, "images": seen, "group_size": k})
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            for history, (test_loss, test_acc) in zip(histories, evaluate_group(
+                    fused, data, "test", cfg.eval_batch_size)):
+                history[-1].update(test_loss=test_loss, test_acc=test_acc)
+        for history in histories:
+            history[-1]["seconds"] = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{min(loss_sum) / max(seen, 1):.3f}..{max(loss_sum) / max(seen, 1):.3f}")
+        stop = _end_of_epoch(fused, optimizer, group, histories, epoch, iteration)
+        if stop:
+            break
+    if channels_last:
+        fused.module.to(memory_format=torch.contiguous_format)
+    for m, state in zip(group, fused.member_states()):
+        m.model.load_state_dict(state)
+    return _Stopped(stop, fused.member_optimizer_states(optimizer)), iteration, epoch + 1
+
+
+def _end_of_epoch(fused: FusedNetworks, optimizer: torch.optim.Optimizer, group: list[Member],
+                  histories: list[list[dict]], epoch: int, iteration: int) -> set[int]:
+    """Each member's hook (on its own model), then its checkpoint; the members that stop."""
+    hooks = any(m.on_epoch is not None for m in group)
+    saves = any(m.checkpoint is not None for m in group)
+    if not (hooks or saves):
+        return set()
+    states = fused.member_states()
+    optimizer_states = fused.member_optimizer_states(optimizer) if saves else None
+    stop = set()
+    for j, m in enumerate(group):
+        if m.on_epoch is not None:
+            m.model.load_state_dict(states[j])
+            if m.on_epoch(epoch + 1, m.model):
+                stop.add(j)
+        if m.checkpoint is not None:
+            m.checkpoint.save_state(states[j], optimizer_states[j], epoch, iteration, histories[j])
+    return stop
+
+
+def _fused_step(fused: FusedNetworks, optimizer: torch.optim.Optimizer, keeper: _MaskKeeper,
+                cfg: TrainSection, device: torch.device) -> Callable:
+    """One step of the K fused networks -> (each one's mean loss, each one's correct count)."""
+    forward = torch.compile(fused.module) if cfg.compile and device.type == "cuda" else fused.module
+
+    def loss_of(x: torch.Tensor, y: torch.Tensor):
+        out = forward(x)
+        logits = out.view(out.shape[0], fused.k, -1)
+        losses = fused.member_losses(logits, y)
+        # each network's loss reaches only its own weights, so the sum trains each on its own mean
+        return losses.sum(), (losses.detach(), (logits.detach().argmax(2) == y).sum(0))
+
+    return _optimizer_step(loss_of, optimizer, keeper, cfg, device)
+
+
+def group_batches(data: ImageData, batch_size: int, seeds: list[int], augment: bool,
+                  start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of K networks' batches at once, as `FusedNetworks` takes them.
+
+    Network k's part of batch b is exactly batch b of `data.train_batches(batch_size, seeds[k],
+    augment)`: images B x K*C x H x W (network k's in channel block k) and labels B x K. The K
+    orders and augmentations are drawn as `train_batches` draws them, and each batch is then one
+    gather, one crop and flip and one normalization for all K networks.
+    """
+    n, k = data.num_train, len(seeds)
+    do_augment = augment and data.augmentable
+    orders, shifts, flips = [], [], []
+    for seed in seeds:  # the draws of ImageData.train_batches, in its order
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=g)
+        orders.append(order)
+        if do_augment:
+            shifts.append(torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=g)[order])
+            flips.append(torch.randint(0, 2, (n,), generator=g, dtype=torch.bool)[order])
+    order = torch.stack(orders, 1).to(data.device)  # position x network
+    if do_augment:
+        shift = torch.stack(shifts, 1).to(data.device)
+        flip = torch.stack(flips, 1).to(data.device)
+    bs = min(batch_size, n)
+    _, c, h, w = data.train_x.shape
+    for b in range(start, data.iterations_per_epoch(batch_size)):
+        rows = slice(b * bs, (b + 1) * bs)
+        idx = order[rows]
+        x = data.train_x[idx.reshape(-1)]
+        if do_augment:
+            x = crop_and_flip(x, shift[rows].reshape(-1, 2), flip[rows].reshape(-1))
+        yield data.normalize(x).view(bs, k * c, h, w), data.train_y[idx]
 
 
 @torch.no_grad()
-def _mask_stacked(params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], grads: bool) -> None:
-    for n, m in masks.items():
-        target = params[n].grad if grads else params[n]
-        if target is not None:
-            target.mul_(m)
+def evaluate_group(fused: FusedNetworks, data: ImageData, split: str,
+                   batch_size: int = 1000) -> list[tuple[float, float]]:
+    """`evaluate` for each of the fused networks: (mean cross-entropy, accuracy) of each."""
+    module = fused.module
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    loss_sum = torch.zeros(fused.k, device=device, dtype=torch.float64)
+    correct = torch.zeros(fused.k, device=device, dtype=torch.long)
+    n = 0
+    for x, y in data.eval_batches(split, batch_size):
+        logits = fused.logits(fused.replicate_input(x)).float()
+        labels = y.unsqueeze(1).expand(-1, fused.k)
+        loss_sum += fused.member_losses(logits, labels, reduction="sum").double()
+        correct += (logits.argmax(2) == labels).sum(0)
+        n += y.shape[0]
+    module.train(was_training)
+    return [(loss / n, right / n) for loss, right in zip(loss_sum.tolist(), correct.tolist())]
 
 
-@torch.no_grad()
-def _unstack_into(models: list[nn.Module], params: dict[str, torch.Tensor],
-                  buffers: dict[str, torch.Tensor]) -> None:
-    for i, model in enumerate(models):
-        model.load_state_dict({n: t[i] for n, t in {**params, **buffers}.items()})
+# --- how many networks to train together: a short probe on the device ----------------------------
+
+@dataclass
+class GroupProbe:
+    """Aggregate training speed of K networks at once on the device, for the probed K."""
+
+    rows: list[dict]  # group_size, images_per_s, step_ms, peak_mib (None on the CPU), note
+    device: str
+
+    def best(self, work: list[tuple[int, int]]) -> int:
+        """The K that trains `work` (members, steps each) in the least projected time."""
+        return min((r for r in self.rows if r["images_per_s"]), key=lambda r: (
+            self.projected_seconds(r["group_size"], work), r["group_size"]))["group_size"]
+
+    def projected_seconds(self, k: int, work: list[tuple[int, int]]) -> float:
+        row = next(r for r in self.rows if r["group_size"] == k)
+        return sum(math.ceil(members / k) * steps * row["step_ms"] / 1e3 for members, steps in work)
+
+    def table(self, work: list[tuple[int, int]] | None = None) -> str:
+        lines = [f"probe on {self.device}: K networks trained at once (K = 1: alone)",
+                 "     K   images/s   step ms   peak MiB" + ("   projected min" if work else "")]
+        for r in self.rows:
+            peak = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+            if not r["images_per_s"]:
+                lines.append(f"  {r['group_size']:4d}   {r['note']}")
+                continue
+            line = f"  {r['group_size']:4d} {r['images_per_s']:10.0f} {r['step_ms']:9.1f} {peak:>10}"
+            if work:
+                line += f" {self.projected_seconds(r['group_size'], work) / 60:15.1f}"
+            lines.append(line + (f"   {r['note']}" if r.get("note") else ""))
+        return "\n".join(lines)
+
+
+def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...],
+                      cfg: TrainSection, device: torch.device, max_k: int,
+                      memory_fraction: float = 0.8, min_seconds: float = 0.3) -> GroupProbe:
+    """Time the training step of K = 1, 2, 4, ... networks at once (random data, the real
+    architecture, batch and settings; K = 1 is `train`'s own step), up to `max_k`.
+
+    Stops doubling when K fails to gain 5% over K/2, or when twice K's peak memory would pass
+    `memory_fraction` of the GPU memory free at the start (CUDA only; the CPU's is not probed).
+    """
+    cuda = device.type == "cuda"
+    free = torch.cuda.mem_get_info(device)[0] if cuda else None
+    rows: list[dict] = []
+    k = 1
+    while k <= max(1, max_k):
+        row = {"group_size": k, "images_per_s": None, "step_ms": None, "peak_mib": None, "note": ""}
+        rows.append(row)
+        try:
+            row.update(_time_steps(make_model, image_shape, cfg, device, k, min_seconds))
+        except torch.cuda.OutOfMemoryError:
+            row["note"] = "out of memory"
+            break
+        finally:
+            if cuda:
+                torch.cuda.empty_cache()
+        if free is not None and row["peak_mib"] * 2 ** 20 > memory_fraction * free:
+            row.update(images_per_s=None, note=f"{row['peak_mib']:.0f} MiB: over "
+                       f"{memory_fraction:.0%} of the free GPU memory")
+            break
+        if free is not None and row["peak_mib"] * 2 ** 20 * 2 > memory_fraction * free:
+            row["note"] = f"2K would pass {memory_fraction:.0%} of the free GPU memory"
+            break
+        done = [r for r in rows if r["images_per_s"]]
+        if k > 1 and row["images_per_s"] < 1.05 * done[-2]["images_per_s"]:
+            row["note"] = "less than 5% over K/2: stop doubling"
+            break
+        k *= 2
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    return GroupProbe(rows, name)
+
+
+def _time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...], cfg: TrainSection,
+                device: torch.device, k: int, min_seconds: float) -> dict:
+    """Images per second, ms per step and peak memory of the step of K networks at once."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    g = torch.Generator().manual_seed(0)
+    models = [make_model().to(device) for _ in range(k)]
+    b = cfg.batch_size
+    if k == 1:
+        model = models[0]
+        keeper = _MaskKeeper(model, full_mask(model))
+        optimizer = make_optimizer(model, cfg, device)
+        step = _compiled_step(model, optimizer, keeper, cfg, device)
+        x = torch.randn(b, *image_shape, generator=g)
+        y = torch.randint(0, 10, (b,), generator=g)
+    else:
+        fused = FusedNetworks(models)
+        model = fused.module
+        keeper = _MaskKeeper(model, fused.stack_masks([full_mask(m) for m in models]))
+        optimizer = make_optimizer(model, cfg, device)
+        step = _fused_step(fused, optimizer, keeper, cfg, device)
+        x = torch.randn(b, k * image_shape[0], *image_shape[1:], generator=g)
+        y = torch.randint(0, 10, (b, k), generator=g)
+    x, y = x.to(device), y.to(device)
+    if cuda and cfg.channels_last and _is_conv(model):
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    model.train()
+    for _ in range(_GraphedStep.WARMUP + 2 if cuda else 1):  # warm-up (and graph capture)
+        step(x, y)
+    _sync(device)
+    steps, t0 = 0, time.perf_counter()
+    while steps < 3 or (time.perf_counter() - t0 < min_seconds and steps < 200):
+        step(x, y)
+        steps += 1
+        if steps % 10 == 0 or steps < 3:
+            _sync(device)
+    _sync(device)
+    seconds = (time.perf_counter() - t0) / steps
+    peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 if cuda else None
+    del step, optimizer, keeper, models, model
+    return {"images_per_s": k * b / seconds, "step_ms": 1e3 * seconds, "peak_mib": peak}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

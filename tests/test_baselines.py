@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import copy
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
-from lthkit.baselines import KINDS, BaselineResults, baseline_plan, run_baselines
+from lthkit.baselines import (KINDS, BaselineResults, ScheduleClass, auto_group_size, baseline_plan,
+                              pack_groups, run_baselines)
 from lthkit.context import open_run
 from lthkit.geometry import pairwise_matrices, rewind_distances
 from lthkit.imp import ImpResults, run_imp
 from lthkit.points import ParamLayout
-from lthkit.pruning import count_alive, is_nested, masked_state
-from lthkit.store import RunMismatchError
-from lthkit.training import train, train_together
+from lthkit.data import load_data
+from lthkit.models import build_model
+from lthkit.params import DataSection, TrainSection
+from lthkit.pruning import count_alive, full_mask, is_nested, masked_state, random_prune
+from lthkit.store import RunMismatchError, load_tensors
+from lthkit.training import Checkpoint, GroupProbe, Member, group_batches, train, train_group
+
+
+@pytest.fixture(scope="module")
+def _imp_cache(tmp_path_factory):
+    """The tiny IMP run, trained once per module (training is deterministic on the CPU)."""
+    return {"folder": tmp_path_factory.mktemp("imp_cache") / "imp", "ready": False}
 
 
 @pytest.fixture
-def imp_run(tiny):
+def imp_run(tiny, _imp_cache):
     ctx = open_run(tiny(baselines={"levels": [2], "fine_tune_epochs": 1, "fine_tune_lr": 0.01}),
                    create=True)
-    run_imp(ctx, progress=False)
+    if _imp_cache["ready"]:
+        shutil.copytree(_imp_cache["folder"], ctx.store.root / "imp")
+    else:
+        run_imp(ctx, progress=False)
+        shutil.copytree(ctx.store.root / "imp", _imp_cache["folder"])
+        _imp_cache["ready"] = True
     return ctx, ImpResults(ctx.store)
 
 
@@ -66,8 +84,9 @@ def test_each_baseline_has_the_stated_mask_and_start(imp_run):
 
 def test_trained_baselines_keep_zeros_and_are_reused(imp_run, tiny, monkeypatch):
     ctx, imp = imp_run
-    results = run_baselines(ctx, progress=False, together=False)
+    results = run_baselines(ctx, progress=False, group_size=4)  # the 4 kinds "from k": one group
     assert sorted(results.available()) == sorted((kind, 2) for kind in KINDS)
+    assert {results.metrics(kind, 2)["history"][-1].get("group_size", 1) for kind in KINDS} == {1, 4}
     for kind in KINDS:
         final, mask = results.final(kind, 2), results.mask(kind, 2)
         assert all(torch.count_nonzero(final[n][~mask[n]]) == 0 for n in mask)
@@ -76,7 +95,9 @@ def test_trained_baselines_keep_zeros_and_are_reused(imp_run, tiny, monkeypatch)
     assert set(table["strategy"]) == {*KINDS, "imp"}
     import lthkit.imp as imp_module
     monkeypatch.setattr(imp_module, "train", lambda *a, **k: pytest.fail("retrained"))
-    run_baselines(ctx, progress=False, together=False)  # nothing left to train
+    monkeypatch.setattr(imp_module, "train_group", lambda *a, **k: pytest.fail("retrained"))
+    run_baselines(ctx, progress=False, group_size=4)  # nothing left to train
+    run_baselines(ctx, progress=False, together=False)  # the older callers' argument
     other = tiny(baselines={"levels": [2], "fine_tune_epochs": 1, "fine_tune_lr": 0.05})
     folder = results.files("fine_tune", 2).folder
     (folder / "metrics.json").unlink()  # unfinished, so it would be trained again ...
@@ -84,35 +105,235 @@ def test_trained_baselines_keep_zeros_and_are_reused(imp_run, tiny, monkeypatch)
         run_baselines(open_run(other, create=True), kinds=["fine_tune"], progress=False)
 
 
-def test_training_together_equals_training_one_after_another(imp_run):
-    ctx, imp = imp_run
-    cfg = ctx.params.train.model_copy(update={"epochs": 1})
-    plans = [baseline_plan(ctx, imp, kind, 2) for kind in ("one_shot", "random_prune")]
-    alone, grouped = [], []
-    for plan in plans:
-        for bucket in (alone, grouped):
-            model = ctx.new_model()
-            model.load_state_dict(plan.start)
-            bucket.append(model)
-    for i, (model, plan) in enumerate(zip(alone, plans)):
-        train(model, ctx.data, cfg, seed=0, tag=f"g{i}", mask=plan.mask, start_iteration=2,
-              progress=False)
-    train_together(grouped, ctx.data, cfg, seed=0, tags=["g0", "g1"], masks=[p.mask for p in plans],
-                   start_iteration=2, progress=False)
-    for a, b, plan in zip(alone, grouped, plans):
-        sa, sb = a.state_dict(), b.state_dict()
-        for name in sa:
-            assert torch.allclose(sa[name].float(), sb[name].float(), atol=2e-4, rtol=1e-3), name
-        params = dict(b.named_parameters())
-        assert all(torch.count_nonzero(params[n][~m]) == 0 for n, m in plan.mask.items())
+def _members_and_copies(arch: str, dataset: str, width: int, k: int = 3):
+    """K networks with their own initialization, random mask (pruned weights left nonzero, so
+    training must zero them), tag and data-order seed; and a copy of each to train alone."""
+    models = [build_model(arch, width, dataset, seed=i) for i in range(k)]
+    masks = [random_prune(full_mask(m), fraction=0.5, generator=torch.Generator().manual_seed(i))
+             for i, m in enumerate(models)]
+    members = [Member(m, tag=f"run{i}/net", seed=100 + i, mask=mask, start_iteration=1)
+               for i, (m, mask) in enumerate(zip(models, masks))]
+    return members, [copy.deepcopy(m) for m in models]
 
 
-def test_run_baselines_together_writes_every_member(imp_run):
+@pytest.mark.parametrize("arch, dataset, width, atol", [
+    ("lenet5", "synthetic_mnist", 6, 1e-6),     # no BatchNorm: float round-off only
+    ("resnet20", "synthetic_cifar10", 4, 2e-4),  # BatchNorm amplifies round-off step by step
+])
+def test_fused_training_equals_training_one_after_another(arch, dataset, width, atol):
+    """Each member of a group gets what `train` gives it alone: data order (own seed and tag),
+    mask, momentum and weight decay, lr schedule, loss curves, test metrics and final weights."""
+    data = load_data(DataSection(dataset=dataset, train_size=64, test_size=64))
+    cfg = TrainSection(epochs=2, batch_size=32, lr=0.05, momentum=0.9, weight_decay=5e-3,
+                       milestones=[1], eval_batch_size=64)  # 2 x 2 steps, from iteration 1
+    members, alone = _members_and_copies(arch, dataset, width)
+    grouped = train_group(members, data, cfg, progress=False)
+    for m, model, history in zip(members, alone, grouped):
+        own = train(model, data, cfg, seed=m.seed, tag=m.tag, mask=m.mask, start_iteration=1,
+                    progress=False)
+        assert [h["iteration"] for h in history] == [h["iteration"] for h in own] == [2, 4]
+        assert [h["lr"] for h in history] == [h["lr"] for h in own] == pytest.approx([0.05, 0.005])
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert [h[key] for h in history] == pytest.approx([h[key] for h in own], abs=10 * atol)
+        fused_state, own_state = m.model.state_dict(), model.state_dict()
+        for name, t in own_state.items():
+            assert torch.allclose(fused_state[name].float(), t.float(), atol=atol, rtol=10 * atol), name
+        params = dict(m.model.named_parameters())
+        for n, mask in m.mask.items():
+            assert torch.count_nonzero(params[n][~mask]) == 0, f"{n}: a pruned weight revived"
+            assert torch.count_nonzero(params[n][mask]) > 0.9 * int(mask.sum())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_fused_training_keeps_pruned_weights_zero(optimizer):
+    """Momentum, Adam's moments and weight decay revive pruned weights unless masked."""
+    data = load_data(DataSection(dataset="synthetic_mnist", train_size=128, test_size=32))
+    cfg = TrainSection(epochs=2, batch_size=32, lr=0.05, momentum=0.9, weight_decay=5e-2,
+                       optimizer=optimizer, milestones=[])
+    members, _ = _members_and_copies("lenet5", "synthetic_mnist", 6, k=2)
+    train_group(members, data, cfg, progress=False)
+    for m in members:
+        params = dict(m.model.named_parameters())
+        for n, mask in m.mask.items():
+            assert torch.count_nonzero(params[n][~mask]) == 0
+
+
+def test_group_batches_are_each_members_own_batches():
+    data = load_data(DataSection(dataset="synthetic_cifar10", train_size=100, test_size=10))
+    seeds = [3, 5, 3]
+    for augment in (True, False):
+        got = list(group_batches(data, 32, seeds, augment, start=1))
+        assert len(got) == 2
+        for k, seed in enumerate(seeds):
+            own = list(data.train_batches(32, seed, augment, start=1))
+            for (x, y), (xs, ys) in zip(got, own):
+                assert torch.equal(x.view(32, 3, 3, 32, 32)[:, k], xs)
+                assert torch.equal(y[:, k], ys)
+
+
+def test_a_fused_members_checkpoint_resumes_alone(tmp_path):
+    """A member's resume file is `train`'s own: it resumes alone where the group stopped."""
+    data = load_data(DataSection(dataset="synthetic_mnist", train_size=64, test_size=32))
+    cfg = TrainSection(epochs=3, batch_size=32, lr=0.05, milestones=[2], eval_batch_size=32)
+    members, alone = _members_and_copies("lenet5", "synthetic_mnist", 6, k=2)
+    for i, m in enumerate(members):
+        m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
+    one_epoch = cfg.model_copy(update={"epochs": 1, "milestones": []})
+    train_group(members, data, one_epoch, progress=False)  # writes each member's epoch-1 file
+    m = members[1]
+    resumed = train(alone[1], data, cfg, seed=m.seed, tag=m.tag, mask=m.mask, start_iteration=1,
+                    checkpoint=m.checkpoint, progress=False)
+    fresh = _members_and_copies("lenet5", "synthetic_mnist", 6, k=2)[1][1]
+    whole = train(fresh, data, cfg, seed=m.seed, tag=m.tag, mask=m.mask, start_iteration=1,
+                  progress=False)
+    assert [h["epoch"] for h in resumed] == [1, 2, 3]
+    assert [h["train_loss"] for h in resumed] == pytest.approx([h["train_loss"] for h in whole],
+                                                                abs=1e-5)
+    for name, t in fresh.state_dict().items():
+        assert torch.allclose(alone[1].state_dict()[name], t, atol=1e-6), name
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def _copy_of_imp_run(ctx, tiny, name: str):
+    """A second run folder holding the same IMP run (to train its baselines another way)."""
+    other = open_run(tiny(run={"name": name, "seed": 0},
+                          baselines={"levels": [2], "fine_tune_epochs": 1, "fine_tune_lr": 0.01}),
+                     create=True)
+    shutil.copytree(ctx.store.root / "imp", other.store.root / "imp")
+    return other
+
+
+def _trained_members(monkeypatch) -> list[list[str]]:
+    """Record the tags of every training (a group, or one alone) started from now on."""
+    import lthkit.imp as imp_module
+
+    calls: list[list[str]] = []
+    group, alone = imp_module.train_group, imp_module.train
+    monkeypatch.setattr(imp_module, "train_group", lambda members, *a, **k: (
+        calls.append([m.tag for m in members]), group(members, *a, **k))[1])
+    monkeypatch.setattr(imp_module, "train", lambda model, *a, **k: (
+        calls.append([k["tag"]]), alone(model, *a, **k))[1])
+    return calls
+
+
+def test_a_killed_group_resumes_and_matches_an_uninterrupted_run(imp_run, tiny, monkeypatch):
+    """Killed mid-epoch after a first training finished: the rerun retrains nothing finished,
+    resumes the killed group from its members' last saved epoch, and ends bit for bit where an
+    uninterrupted run ends (CPU)."""
+    import lthkit.training as training
+
     ctx, _ = imp_run
-    results = run_baselines(ctx, kinds=["one_shot", "random_prune", "lr_rewind"], progress=False,
-                            together=True)
-    assert sorted(k for k, _ in results.available()) == ["lr_rewind", "one_shot", "random_prune"]
-    assert not list((ctx.store.root / "baselines").glob("together_*.pt")), "group checkpoint removed"
+    kinds = ["random_reinit", "one_shot", "random_prune"]  # alone (from 0), then a pair (from k)
+    straight = run_baselines(_copy_of_imp_run(ctx, tiny, "straight"), kinds=kinds,
+                             progress=False, group_size=2)
+    real, epochs = training.group_batches, []
+
+    def killed_in_the_second_epoch(*a, **k):
+        epochs.append(1)
+        for b, batch in enumerate(real(*a, **k)):
+            if len(epochs) == 2 and b == 1:
+                raise _Killed("killed")
+            yield batch
+
+    monkeypatch.setattr(training, "group_batches", killed_in_the_second_epoch)
+    with pytest.raises(_Killed):
+        run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
+    results = BaselineResults(ctx.store)
+    assert results.available() == [("random_reinit", 2)]
+    for kind in ("one_shot", "random_prune"):
+        assert load_tensors(results.files(kind, 2).resume_file)["epoch"] == 0
+    monkeypatch.setattr(training, "group_batches", real)
+    calls = _trained_members(monkeypatch)
+    run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
+    assert calls == [["baselines/one_shot/level_02", "baselines/random_prune/level_02"]]
+    for kind in kinds:
+        a, b = results.final(kind, 2), straight.final(kind, 2)
+        assert all(torch.equal(a[n], b[n]) for n in a), kind
+        ha, hb = results.metrics(kind, 2)["history"], straight.metrics(kind, 2)["history"]
+        assert [h["epoch"] for h in ha] == [1, 2, 3]
+        assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+
+
+def test_a_group_killed_between_its_members_saves_regroups_by_progress(imp_run, monkeypatch):
+    """Killed after saving one member's epoch but not the other's: the rerun trains each from
+    its own last epoch (so in two groups), and no epoch is lost or counted twice."""
+    import lthkit.training as training
+    from lthkit.baselines import schedule_classes
+
+    ctx, _ = imp_run
+    real, saves = training.Checkpoint.save_state, []
+
+    def killed_on_the_second_save(self, *a, **k):
+        saves.append(self.path)
+        if len(saves) == 2:
+            raise _Killed("killed")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(training.Checkpoint, "save_state", killed_on_the_second_save)
+    kinds = ["one_shot", "random_prune"]
+    with pytest.raises(_Killed):
+        run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
+    monkeypatch.setattr(training.Checkpoint, "save_state", real)
+    results = BaselineResults(ctx.store)
+    classes = schedule_classes(ctx, results, [(k, 2) for k in kinds])
+    k = ctx.params.imp.rewind_iteration
+    assert sorted((c.iteration, c.members) for c in classes) == [
+        (k, [("random_prune", 2)]), (4, [("one_shot", 2)])]
+    calls = _trained_members(monkeypatch)
+    run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
+    assert sorted(calls) == [["baselines/one_shot/level_02"], ["baselines/random_prune/level_02"]]
+    for kind in kinds:
+        history = results.metrics(kind, 2)["history"]
+        assert [h["epoch"] for h in history] == [1, 2, 3]
+        assert [h["iteration"] for h in history] == [4, 8, 12]
+
+
+def test_groups_are_as_even_as_can_be():
+    cfg = TrainSection()
+    members = [("one_shot", i) for i in range(40)]
+    sizes = [len(g) for g in pack_groups([ScheduleClass(cfg, 0, 10, members)], 16)]
+    assert sizes == [13, 14, 13] and sum(sizes) == 40
+    assert [len(g) for g in pack_groups([ScheduleClass(cfg, 0, 10, members[:3])], 1)] == [1, 1, 1]
+    assert [len(g) for g in pack_groups([ScheduleClass(cfg, 0, 10, members[:3]),
+                                         ScheduleClass(cfg, 5, 10, members[3:5])], 8)] == [3, 2]
+
+
+def test_the_probe_picks_the_fastest_projected_group_size():
+    rows = [{"group_size": k, "images_per_s": 1.0, "step_ms": ms, "peak_mib": None, "note": ""}
+            for k, ms in ((1, 10.0), (2, 12.0), (4, 30.0))]
+    probe = GroupProbe(rows, "test")
+    # 4 members x 100 steps: alone 4 x 100 x 10 ms, in 2 pairs 2 x 100 x 12 ms, as 4: 100 x 30 ms
+    assert probe.projected_seconds(2, [(4, 100)]) == pytest.approx(2.4)
+    assert probe.best([(4, 100)]) == 2
+    assert probe.best([(1, 100)]) == 1  # one member: one group of one, whatever K
+    rows[1]["images_per_s"] = None  # out of memory: never chosen
+    assert probe.best([(4, 100)]) == 4
+
+
+def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys):
+    ctx, _ = imp_run
+    classes = [ScheduleClass(ctx.params.train, 0, 12, [("one_shot", 1), ("random_prune", 1),
+                                                       ("lr_rewind", 1)])]
+    k = auto_group_size(ctx, classes)
+    out = capsys.readouterr().out
+    assert f"baselines.group_size auto: K = {k}" in out and "images/s" in out
+    assert k in (1, 2)  # 3 members: the probe stops at K = 2 (4 would exceed them)
+
+
+def test_old_train_together_key_still_reads(write_yaml):
+    from lthkit.params import ParamsError, load_params
+
+    with pytest.warns(DeprecationWarning, match="group_size"):
+        assert load_params(write_yaml({"baselines": {"train_together": "no"}})).baselines.group_size == 1
+    with pytest.warns(DeprecationWarning):
+        assert load_params(write_yaml({"baselines": {"train_together": "yes"}})).baselines.group_size == "auto"
+    with pytest.raises(ParamsError, match="baselines.train_together: replaced by baselines.group_size"):
+        load_params(write_yaml({"baselines": {"train_together": "no", "group_size": 2}}))
+    with pytest.raises(ParamsError, match="baselines.group_size: must be a whole number"):
+        load_params(write_yaml({"baselines": {"group_size": 0}}))
 
 
 def test_distances_and_cosines_match_numpy():
