@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -186,9 +186,14 @@ class AnalysisSection(_Section):
     recalibrate_bn: bool = Field(True, description="recompute BatchNorm statistics on the subset "
                                  "at points that were not trained")
     levels: LevelSelection = Field("all", description="IMP levels (>= 1) the analyses look at")
-    points_per_pass: int = Field(8, ge=1, description="weight vectors evaluated together (vmap)")
-    vmap: Literal["auto", "yes", "no"] = Field("auto", description="evaluate many points with "
-                                                "torch.func.vmap: auto = on CUDA only")
+    points_per_pass: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="weight vectors evaluated together as one grouped network (P); auto: "
+        "on CUDA the fastest block size of a short speed probe that memory holds, on the CPU 8 "
+        "(the reason is printed)")
+    vmap: Literal["auto", "yes", "no"] = Field("auto", description="fuse the P points of a pass "
+                                                "into one grouped network (torch.func.vmap) "
+                                                "instead of a loop: auto = where measured faster "
+                                                "(CUDA and CPU, benchmarks/landscape.py)")
 
     @property
     def use_vmap(self) -> bool | None:
@@ -242,6 +247,11 @@ class LandscapeSection(_Section):
 
     examples: int | None = Field(None, ge=1, description="examples of the analysis subset that "
                                  "lines, radii and planes are evaluated on (None: all of them)")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="precision of the "
+                                                  "loss at many points: bfloat16 runs convolutions "
+                                                  "and matrix products in bf16 (statistics and "
+                                                  "losses stay fp32; see tests/test_points.py for "
+                                                  "the error on the smoke model)")
     one_pass_bn: bool = Field(True, description="BatchNorm statistics and loss in one pass over "
                               "all the examples at once (half the work; statistics of the whole "
                               "subset instead of an average of per-batch ones)")
