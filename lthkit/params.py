@@ -189,11 +189,12 @@ class AnalysisSection(_Section):
     points_per_pass: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description="weight vectors evaluated together as one grouped network (P); auto: "
         "on CUDA the fastest block size of a short speed probe that memory holds, on the CPU 8 "
-        "(the reason is printed)")
+        "when fused, else 1 (the choice and why are printed)")
     vmap: Literal["auto", "yes", "no"] = Field("auto", description="fuse the P points of a pass "
                                                 "into one grouped network (torch.func.vmap) "
-                                                "instead of a loop: auto = where measured faster "
-                                                "(CUDA and CPU, benchmarks/landscape.py)")
+                                                "instead of a loop: auto = where measured faster, "
+                                                "on CUDA only (a loop was faster on the CPU, "
+                                                "benchmarks/landscape.py)")
 
     @property
     def use_vmap(self) -> bool | None:

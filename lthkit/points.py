@@ -127,13 +127,14 @@ def has_batchnorm(model: nn.Module) -> bool:
 def fused_by_default(device: torch.device) -> bool:
     """Whether P points go through one fused (vmapped) network by default on `device`.
 
-    Measured (benchmarks/landscape.py): on CUDA the fused network is the point of batching; on
-    the CPU see FUSED_ON_CPU.
+    CUDA: yes, batching is what keeps the GPU busy. CPU: no (FUSED_ON_CPU): on 2 cores a loop
+    over the points measured 1.5-2x faster than the fused network (ResNet-20 width 8, 64
+    images; mkldnn's grouped convolutions are slower than P plain ones; benchmarks/landscape.py).
     """
     return device.type == "cuda" or FUSED_ON_CPU
 
 
-FUSED_ON_CPU = True  # measured faster than a loop on 2 CPU cores (benchmarks/landscape.py)
+FUSED_ON_CPU = False
 
 
 def map_points(fn: Callable[..., Any], batched: tuple, shared: tuple = (), fused: bool = True) -> Any:

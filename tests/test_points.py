@@ -195,10 +195,10 @@ def test_bf16_losses_match_fp32_on_the_smoke_model():
 
 
 def test_points_per_pass_auto(setup, capsys):
-    ev = _evaluator(setup, points_per_pass="auto")
+    ev = _evaluator(setup, points_per_pass="auto", use_vmap=True)
     assert ev.points_per_pass == CPU_POINTS_PER_PASS, "CPU: the fixed size, memory permitting"
     assert "points_per_pass auto: 8" in capsys.readouterr().out, "the choice is printed"
-    probed, why = _evaluator(setup, points_per_pass="auto", verbose=False
+    probed, why = _evaluator(setup, points_per_pass="auto", use_vmap=True, verbose=False
                              )._choose_points_per_pass(probe=True)
     assert probed in (1, 2, 4, 8, 16, 32, 64, 128, 256) and "points/s by block size" in why
     assert _evaluator(setup, points_per_pass="auto", use_vmap=False).points_per_pass == 1
