@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--radius-start", type=float, default=8.0, help="first distance tried")
     ap.add_argument("--points-per-pass", default="auto", help="P: an integer or auto")
     ap.add_argument("--vmap", choices=["auto", "yes", "no"], default="auto")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--dtype", choices=["float32", "tfloat32", "bfloat16"], default="float32",
+                    help="landscape.dtype of the batched evaluator (one at a time: float32)")
     ap.add_argument("--chunk", type=int, default=64, help="points built per call of the engine")
     ap.add_argument("--skip-single", action="store_true", help="time the batched path only")
     ap.add_argument("--skip-blocks", action="store_true", help="skip the points/s by block size")

@@ -248,11 +248,11 @@ class LandscapeSection(_Section):
 
     examples: int | None = Field(None, ge=1, description="examples of the analysis subset that "
                                  "lines, radii and planes are evaluated on (None: all of them)")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="precision of the "
-                                                  "loss at many points: bfloat16 runs convolutions "
-                                                  "and matrix products in bf16 (statistics and "
-                                                  "losses stay fp32; see tests/test_points.py for "
-                                                  "the error on the smoke model)")
+    dtype: Literal["float32", "tfloat32", "bfloat16"] = Field(
+        "float32", description="precision of the loss at many points (lines, radii, planes, "
+        "surfaces, trajectories): float32 (TF32 off); tfloat32 lets GPU convolutions and matrix "
+        "products use TF32; bfloat16 runs them in bf16 (statistics and losses stay fp32; "
+        "tests/test_points.py states the error on the smoke model)")
     one_pass_bn: bool = Field(True, description="BatchNorm statistics and loss in one pass over "
                               "all the examples at once (half the work; statistics of the whole "
                               "subset instead of an average of per-batch ones)")
