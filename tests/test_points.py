@@ -137,6 +137,12 @@ def test_recalibration_ignores_stored_statistics(setup):
     assert float(on[0]) == pytest.approx(float(_evaluator(setup).evaluate(points[1])[0]), rel=1e-6)
     off = _evaluator(setup, recalibrate_bn=False).evaluate_states([state])[0]
     assert abs(float(off[0]) - float(on[0])) > 1e-3, "without recalibration its own statistics count"
+    other = layout.state_dict(points[2], {n: b for n, b in model.named_buffers()})
+    fused = _evaluator(setup, recalibrate_bn=False, use_vmap=True, points_per_pass=2
+                       ).evaluate_states([state, other])[0]
+    loop = _evaluator(setup, recalibrate_bn=False, use_vmap=False).evaluate_states([state, other])[0]
+    torch.testing.assert_close(fused, loop, rtol=1e-5, atol=1e-7)
+    assert float(fused[0]) == pytest.approx(float(off[0]), rel=1e-5), "each its own statistics"
 
 
 def test_one_pass_matches_two_passes(setup):
@@ -220,6 +226,15 @@ def test_grouped_call_equals_each_model(setup):
             out = grouped_call(models[0], {**params, **buffers}, x, fused=fused)
             torch.testing.assert_close(out, torch.stack([m(x) for m in models]), rtol=1e-5,
                                        atol=1e-6)
+    # train mode: batch statistics, the P running statistics updated in place, gradients flow
+    own = [copy.deepcopy(m).train() for m in models]
+    models[0].train()
+    out = grouped_call(models[0], {**params, **buffers}, x)
+    torch.testing.assert_close(out, torch.stack([m(x) for m in own]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(buffers["bn.running_var"],
+                               torch.stack([m.bn.running_var for m in own]))
+    out.square().sum().backward()
+    assert params["conv.weight"].grad is not None
 
 
 def test_bf16_normalization_of_the_accelerator_path_under_vmap():
