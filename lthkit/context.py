@@ -55,14 +55,16 @@ class Context:
         return self.point_evaluator()
 
     def point_evaluator(self, one_pass_bn: bool = False) -> PointEvaluator:
-        """A new evaluator on the analysis subset with the `analysis` settings; `one_pass_bn`
-        takes statistics and loss in one pass over the whole subset (a batch that holds it)."""
+        """A new evaluator on the analysis subset with the `analysis` settings (P points per pass,
+        fused where measured faster) and `landscape.dtype`; `one_pass_bn` takes statistics and
+        loss in one pass over the whole subset (a batch that holds it)."""
         a = self.params.analysis
         x, y = self.analysis_data
         batch = max(a.batch_size, x.shape[0]) if one_pass_bn else a.batch_size
         return PointEvaluator(self.new_model(), x, y, batch_size=batch,
                               recalibrate_bn=a.recalibrate_bn, points_per_pass=a.points_per_pass,
-                              use_vmap=a.use_vmap, one_pass_bn=one_pass_bn)
+                              use_vmap=a.use_vmap, one_pass_bn=one_pass_bn,
+                              dtype=self.params.landscape.dtype)
 
     def analysis_key(self) -> str:
         """A short hash of what decides an analysis' loss values (subset, seed, BN handling).

@@ -45,9 +45,10 @@ def trajectory_losses(ctx: Context, evaluator: PointEvaluator, level: int) -> di
         mask = evaluator.layout.mask_vector(imp.mask(level), evaluator.device)
         own_epochs, own = _trajectory_points(imp, level, evaluator)
         prev_epochs, prev = _trajectory_points(imp, level - 1, evaluator)
-        return {"epochs": torch.tensor(own_epochs), "loss": evaluator.losses(own),
+        losses = evaluator.losses(torch.cat([own, prev * mask]))  # one series: full blocks of P
+        return {"epochs": torch.tensor(own_epochs), "loss": losses[:len(own_epochs)],
                 "projected_epochs": torch.tensor(prev_epochs),
-                "projected_loss": evaluator.losses(prev * mask)}
+                "projected_loss": losses[len(own_epochs):]}
 
     return ctx.store.cached("trajectories", f"fig04_level{level:02d}_{ctx.analysis_key()}", compute)
 

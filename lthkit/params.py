@@ -20,7 +20,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -215,9 +215,15 @@ class AnalysisSection(_Section):
     recalibrate_bn: bool = Field(True, description="recompute BatchNorm statistics on the subset "
                                  "at points that were not trained")
     levels: LevelSelection = Field("all", description="IMP levels (>= 1) the analyses look at")
-    points_per_pass: int = Field(8, ge=1, description="weight vectors evaluated together (vmap)")
-    vmap: Literal["auto", "yes", "no"] = Field("auto", description="evaluate many points with "
-                                                "torch.func.vmap: auto = on CUDA only")
+    points_per_pass: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="weight vectors evaluated together as one grouped network (P); auto: "
+        "on CUDA the fastest block size of a short speed probe that memory holds, on the CPU 8 "
+        "when fused, else 1 (the choice and why are printed)")
+    vmap: Literal["auto", "yes", "no"] = Field("auto", description="fuse the P points of a pass "
+                                                "into one grouped network (torch.func.vmap) "
+                                                "instead of a loop: auto = where measured faster, "
+                                                "on CUDA only (a loop was faster on the CPU, "
+                                                "benchmarks/landscape.py)")
 
     @property
     def use_vmap(self) -> bool | None:
@@ -291,6 +297,11 @@ class LandscapeSection(_Section):
 
     examples: int | None = Field(None, ge=1, description="examples of the analysis subset that "
                                  "lines, radii and planes are evaluated on (None: all of them)")
+    dtype: Literal["float32", "tfloat32", "bfloat16"] = Field(
+        "float32", description="precision of the loss at many points (lines, radii, planes, "
+        "surfaces, trajectories): float32 (TF32 off); tfloat32 lets GPU convolutions and matrix "
+        "products use TF32; bfloat16 runs them in bf16 (statistics and losses stay fp32; "
+        "tests/test_points.py states the error on the smoke model)")
     one_pass_bn: bool = Field(True, description="BatchNorm statistics and loss in one pass over "
                               "all the examples at once (half the work; statistics of the whole "
                               "subset instead of an average of per-batch ones)")

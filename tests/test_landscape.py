@@ -197,6 +197,54 @@ def test_radius_batched_equals_one_direction_at_a_time():
     torch.testing.assert_close(batched["radii"], single)
 
 
+def test_radius_of_several_centers_in_shared_passes_equals_each_alone():
+    """basin_radii_many: two centers' directions advance in the same passes, same radii."""
+    g = torch.Generator().manual_seed(12)
+    h = torch.rand(16, generator=g, dtype=torch.float64) + 0.1
+    c1, c2 = torch.zeros(16, dtype=torch.float64), 0.1 * torch.randn(16, generator=g).double()
+    dirs = ls.random_directions(5, torch.ones(16), seed=13).double()
+    calls: list[int] = []
+    loss = _quadratic(h, torch.zeros(16, dtype=torch.float64), 1.0, calls)
+    both = ls.basin_radii_many(loss, [c1, c2], dirs, [1.5, 1.8], tol=1e-3)
+    assert max(calls[1:]) == 10, "the two centers' directions share every pass"
+    for res, center, cut in zip(both, (c1, c2), (1.5, 1.8)):
+        alone = ls.basin_radii(loss, center, dirs, cut, tol=1e-3)
+        assert torch.equal(res["radii"], alone["radii"])
+        assert res["evaluations"] == alone["evaluations"] and res["steps"] == alone["steps"]
+
+
+def test_radius_with_fused_blocks_equals_the_per_direction_search(tiny_net):
+    """Radii through a PointEvaluator that fuses blocks of 3 points = each direction searched
+    alone, one point per pass."""
+    ev, base, _ = tiny_net
+    fused = PointEvaluator(ev.model, ev.x, ev.y, batch_size=32, use_vmap=True, points_per_pass=3)
+    alone = PointEvaluator(ev.model, ev.x, ev.y, batch_size=32, use_vmap=False, points_per_pass=1)
+    dirs = ls.random_directions(4, torch.ones(base.numel()), seed=14)
+    loss0 = float(alone.evaluate(base)[0])
+    kw = dict(start=2.0, max_radius=200.0, tol=0.05, center_loss=loss0)
+    together = ls.basin_radii(fused.evaluate, base, dirs, 1.5 * loss0, **kw)
+    single = torch.cat([ls.basin_radii(alone.evaluate, base, dirs[i:i + 1], 1.5 * loss0,
+                                       **kw)["radii"] for i in range(4)])
+    torch.testing.assert_close(together["radii"], single, rtol=1e-9, atol=0)
+
+
+def test_points_go_to_the_evaluator_in_whole_blocks(tiny_net):
+    """A chunk of points is rounded up to whole passes of the evaluator's points_per_pass."""
+    ev, a, b = tiny_net
+    blocks = PointEvaluator(ev.model, ev.x, ev.y, batch_size=32, points_per_pass=4)
+    calls: list[int] = []
+
+    def spy(points: torch.Tensor):
+        calls.append(points.shape[0])
+        return blocks.evaluate(points)
+
+    spy.points_per_pass = 4
+    assert ls.points_per_call(blocks.evaluate, 10) == 12 and ls.points_per_call(spy, 4) == 4
+    assert ls.points_per_call(lambda p: p.sum(1), 10) == 10, "a plain function: as asked"
+    line = ls.evaluate_line(spy, a, b, points=21, margin=0.0, chunk=10)
+    assert calls == [12, 9] and len(line["loss"]) == 21
+
+
 def test_radius_censored_and_empty_basins():
     h = torch.cat([torch.ones(5), torch.zeros(5)]).double()
     center = torch.zeros(10, dtype=torch.float64)

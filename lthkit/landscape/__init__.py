@@ -26,20 +26,22 @@ One module per concern, every public name re-exported here (`from lthkit import 
 
 from __future__ import annotations
 
-from .batch import Evaluate, evaluate_points
+from .batch import Evaluate, evaluate_points, points_per_call
 from .lines import alpha_grid, barrier_height, evaluate_line, interpolate
 from .planes import (evaluate_plane, evaluate_surface, filter_normalized_direction, grid_losses,
                      plane_basis, plane_grid, project)
-from .radius import basin_radii, cutoff_loss, random_directions
+from .radius import basin_radii, basin_radii_many, cutoff_loss, random_directions
 from .run import LINE_FIGURES, PLANE_BASELINES, Landscape, PointRef
 from .tables import (PAPER_RADII, barrier_table, is_paper_preset, plane_table, radius_flip_table,
                      radius_table)
 
 __all__ = [
     "Evaluate", "alpha_grid", "interpolate", "evaluate_line", "barrier_height",
-    "random_directions", "cutoff_loss", "basin_radii", "plane_basis", "project", "plane_grid",
+    "random_directions", "cutoff_loss", "basin_radii", "basin_radii_many", "plane_basis",
+    "project", "plane_grid",
     "grid_losses", "evaluate_plane", "filter_normalized_direction", "evaluate_surface",
-    "evaluate_points", "PointRef", "Landscape", "PAPER_RADII", "is_paper_preset",
+    "evaluate_points", "points_per_call", "PointRef", "Landscape", "PAPER_RADII",
+    "is_paper_preset",
     "barrier_table", "radius_table", "radius_flip_table", "plane_table", "LINE_FIGURES",
     "PLANE_BASELINES",
 ]
