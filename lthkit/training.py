@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .data import ImageData, derive_seed
 from .params import TrainSection
