@@ -173,12 +173,14 @@ def _atomic_write(path: Path, data: bytes, checksum: bool) -> None:
             os.fsync(f.fileno())
         if checksum:
             digest = hashlib.sha256(data).hexdigest()
-            with _locked(path.parent):
+            with _locked(path.parent):  # every writer records, renames, records under it
                 sums = _read_sums(path.parent)
                 before = sums.get(path.name, [])
-                if before != [digest]:
+                gone = [n for n in sums if n != path.name and not (path.parent / n).exists()]
+                if before != [digest] or gone:  # a deleted file's line goes (sha256sum -c)
                     accepted = before if digest in before else [*before, digest]
-                    _write_sums(path.parent, {**sums, path.name: accepted})
+                    kept = {n: d for n, d in sums.items() if n not in gone}
+                    _write_sums(path.parent, {**kept, path.name: accepted})
                 os.replace(tmp, path)
                 if before and before != [digest]:
                     _write_sums(path.parent, {**_read_sums(path.parent), path.name: [digest]})

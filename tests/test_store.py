@@ -103,6 +103,12 @@ def test_checksums_are_recorded_in_sha256sum_format(run):
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {"mask.pt: OK", "final.pt: OK", "metrics.json: OK"} <= set(result.stdout.splitlines())
+    save_tensors(folder / "resume.pt", {"epoch": torch.tensor(1)})
+    (folder / "resume.pt").unlink()  # as a finished training does
+    save_json(folder / "metrics.json", {"final": {"test_acc": 0.8}})
+    result = subprocess.run(["sha256sum", "-c", CHECKSUMS], cwd=folder, capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "resume.pt" not in result.stdout, result.stdout
 
 
 def test_overwrite_killed_at_any_moment_leaves_a_file_that_verifies(tmp_path, monkeypatch):
