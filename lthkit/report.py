@@ -394,8 +394,10 @@ def _end_process_group(pid: int, wait: float = 10.0) -> None:
     for sig, grace in ((signal.SIGTERM, wait / 2), (getattr(signal, "SIGKILL", signal.SIGTERM),
                                                    wait / 2)):
         try:
+            if not hasattr(os, "killpg"):
+                raise OSError
             os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError, OSError):
+        except OSError:  # not a group leader, or not POSIX: the process alone
             try:
                 os.kill(pid, sig)
             except OSError:
