@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from .models import input_shape
 from .params import DataSection, resolve_path
 
-__all__ = ["ImageData", "load_data", "DatasetMissingError", "derive_seed", "synthetic_images"]
+__all__ = ["ImageData", "load_data", "DatasetMissingError", "derive_seed", "synthetic_images",
+           "known_train_size", "iterations_per_epoch"]
 
 NUM_CLASSES = 10
 SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
@@ -80,7 +81,7 @@ class ImageData:
 
     def iterations_per_epoch(self, batch_size: int) -> int:
         """Full batches per epoch (the last partial batch is dropped)."""
-        return max(1, self.num_train // batch_size)
+        return iterations_per_epoch(self.num_train, batch_size)
 
     def train_batches(self, batch_size: int, seed: int, augment: bool,
                       start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -185,6 +186,27 @@ def _subsets(data: ImageData, spec: DataSection, seed: int) -> ImageData:
     return data.select(train_idx, test_idx)
 
 
+def known_train_size(dataset: str, train_size: int | None) -> int:
+    """Training examples a run of `dataset` (with `data.train_size`) trains on, without loading it."""
+    full = SPLIT_SIZES[dataset.removeprefix("synthetic_")][0]
+    return full if train_size is None else min(full, train_size)
+
+
+def iterations_per_epoch(num_train: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped); at least one."""
+    return max(1, num_train // batch_size)
+
+
+# Where torchvision keeps each dataset under <data.root>/<dataset>/, and the files it reads.
+TORCHVISION_FILES = {
+    "cifar10": ("cifar-10-batches-py", ["data_batch_1", "data_batch_2", "data_batch_3",
+                                        "data_batch_4", "data_batch_5", "test_batch",
+                                        "batches.meta"]),
+    "mnist": ("MNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+}
+
+
 def _torchvision(base: str, root: Path, download: bool) -> ImageData:
     import torchvision
 
@@ -193,18 +215,58 @@ def _torchvision(base: str, root: Path, download: bool) -> ImageData:
     try:
         train = cls(str(folder), train=True, download=download)
         test = cls(str(folder), train=False, download=download)
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
-        raise DatasetMissingError(
-            f"{base} is not in {folder} and data.download is false. Set data.download: true, put "
-            f"torchvision's copy there, or use data.dataset: synthetic_{base}.") from e
-    except OSError as e:  # no network, or a failed download
-        raise DatasetMissingError(
-            f"could not download {base} into {folder} ({e}). Copy torchvision's files there by "
-            f"hand, or use data.dataset: synthetic_{base} (same shapes, no download).") from e
+    except Exception as e:  # torchvision: not found, corrupted, a failed download, unreadable
+        raise DatasetMissingError(_dataset_problem(base, folder, download, e)) from e
     mean, std = STATS[base]
     return ImageData(name=base, train_x=_as_nchw(train.data), train_y=torch.as_tensor(train.targets),
                      test_x=_as_nchw(test.data), test_y=torch.as_tensor(test.targets),
                      mean=torch.tensor(mean), std=torch.tensor(std), augmentable=base == "cifar10")
+
+
+def _dataset_problem(base: str, folder: Path, download: bool, error: Exception) -> str:
+    """What is wrong with a torchvision dataset on disk, and what to do, in a few lines."""
+    sub, names = TORCHVISION_FILES[base]
+    where = folder / sub
+    present = [n for n in names if (where / n).is_file()]
+    layout = f"{where}/{{{','.join(names)}}}"
+    synthetic = f"or use data.dataset: synthetic_{base} (same shapes, no download)"
+    if not present:
+        if download:
+            return (f"could not download {base} into {folder} ({_first_line(error)}). Put "
+                    f"torchvision's files there by hand ({layout}), {synthetic}.")
+        return (f"{base} is not in {folder} and data.download is false: torchvision reads "
+                f"{layout}. Set data.download: true, put torchvision's copy there, {synthetic}.")
+    failing = _failing_integrity(base, where)
+    missing = [n for n in names if n not in present]
+    if failing:
+        retry = (f" (fetching them again failed: {_first_line(error)})" if download else "")
+        absent = f"; missing: {', '.join(missing)}" if missing else ""
+        return (f"the {base} files in {where} are there but fail torchvision's integrity check "
+                f"(MD5 of {', '.join(failing)}{absent}): an interrupted download or another "
+                f"copy{retry}. "
+                f"Delete {where} and run again with data.download: true, or replace them with "
+                f"torchvision's files, {synthetic}.")
+    what = f"{', '.join(missing)} missing" if missing else _first_line(error)
+    return (f"the {base} files in {where} cannot be read ({what}). Delete {where} and run again "
+            f"with data.download: true, or put torchvision's files there ({layout}), {synthetic}.")
+
+
+def _failing_integrity(base: str, where: Path) -> list[str]:
+    """The present files whose MD5 torchvision knows and that do not match it (CIFAR-10)."""
+    if base != "cifar10":
+        return []
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    known = dict(CIFAR10.train_list + CIFAR10.test_list)
+    known[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
+    return [n for n, md5 in known.items()
+            if (where / n).is_file() and not check_integrity(str(where / n), md5)]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _as_nchw(images: object) -> torch.Tensor:

@@ -84,6 +84,68 @@ def _check_levels_fit_for(model: "ModelSection", dataset: str, imp: "ImpSection"
                         f"{what} ({smallest} weights) with less than one weight")
 
 
+def _check_rewind_fits(data: "DataSection", train: "TrainSection", imp: "ImpSection",
+                       key: str) -> None:
+    """k must come before the end of the schedule: epochs x iterations per epoch, the latter from
+    the dataset's known training-set size (or data.train_size) and train.batch_size."""
+    from .data import iterations_per_epoch, known_train_size  # local import: data imports torch
+
+    n = known_train_size(data.dataset, data.train_size)
+    per_epoch = iterations_per_epoch(n, train.batch_size)
+    total = train.epochs * per_epoch
+    if imp.rewind_iteration >= total:
+        raise _KeyError(f"{key}.rewind_iteration",
+                        f"{imp.rewind_iteration} is not before the end of training: {train.epochs} "
+                        f"epochs x {per_epoch} iterations ({n} training examples at batch "
+                        f"{train.batch_size}) = {total} iterations")
+
+
+def _check_plane_levels(p: "Params") -> None:
+    """The plane of Fig 13 goes through IMP levels of this run; its baselines exist at one level."""
+    lp = p.landscape
+    if lp.plane_levels is not None:
+        _check_level_list(lp.plane_levels, p.imp.levels, "landscape.plane_levels", minimum=0)
+    level = lp.plane_baseline_level
+    if level is not None:
+        trained = p.levels(p.baselines.levels, minimum=1)
+        if level not in trained:
+            raise _KeyError("landscape.plane_baseline_level",
+                            f"{level} is not a level the baselines are trained at "
+                            f"(baselines.levels: {trained}; imp.levels = {p.imp.levels})")
+
+
+def contained_run_dir(output_root: Path, name: str) -> Path:
+    """<output_root>/<name>, refused (a _KeyError on run.name) unless it resolves, links followed,
+    to a folder strictly inside the resolved outputs root and apart from the kit's own files."""
+    root = output_root.resolve()
+    folder = (output_root / name).resolve()
+    if folder == root or root not in folder.parents:
+        link = " (through a symbolic link)" if _has_link(output_root, name) else ""
+        raise _KeyError("run.name", f"{name!r} puts the run folder at {folder}{link}, which is not "
+                        f"a folder of its own inside the outputs root {root}: choose another "
+                        f"run.name")
+    project = project_root()
+    kit = [project / d for d in KIT_FOLDERS]
+    if folder in project.parents or folder == project or any(
+            folder == d or d in folder.parents for d in kit):
+        raise _KeyError("run.name", f"the run folder {folder} would hold or overwrite the kit's own "
+                        f"files: choose another run.output_root or run.name")
+    return output_root / name
+
+
+def _has_link(output_root: Path, name: str) -> bool:
+    path = output_root
+    for part in Path(name).parts:
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
+
+
+# The project's own folders: a run folder may not be (or lie inside) one of them.
+KIT_FOLDERS = ("lthkit", "notebooks", "params", "tests", "benchmarks", "docs", ".git")
+
+
 class RunSection(_Section):
     name: str = Field("resnet20_paper", pattern=r"^[A-Za-z0-9_.-]+$",
                       description="run folder name: everything goes to <output_root>/<name>/")
@@ -93,6 +155,14 @@ class RunSection(_Section):
                         description="auto picks cuda when present, else cpu")
     seed: int = Field(0, ge=0, description="seeds initialization, data order, subsets, directions")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_of_its_own(cls, v: str) -> str:
+        if set(v) == {"."}:
+            raise ValueError(f"{v!r} is not a folder of its own: name the run (letters, digits, "
+                             f"'_', '-', '.')")
+        return v
 
 
 class DataSection(_Section):
@@ -556,6 +626,18 @@ class Params(_Section):
             raise _KeyError("hessian.max_iterations", "must be at least hessian.k")
         if self.data.dataset.endswith("mnist") and self.model.arch in ("resnet20", "vgg16"):
             raise _KeyError("model.arch", f"{self.model.arch} expects CIFAR-shaped data")
+        _check_rewind_fits(self.data, self.train, self.imp, "imp")
+        for name in ("mlp", "lenet5"):
+            spec = getattr(self.mnist, name)
+            _check_rewind_fits(self.mnist.data, spec.train, spec.imp, f"mnist.{name}.imp")
+        _check_rewind_fits(self.bain.data, self.bain.train, self.bain.imp, "bain.imp")
+        _check_plane_levels(self)
+        for name in self.report.notebooks:
+            try:
+                notebook_path(name)
+            except ValueError as e:
+                raise _KeyError("report.notebooks", str(e)) from None
+        contained_run_dir(resolve_path(self.run.output_root), self.run.name)
         return self
 
     # --- conveniences used across the kit -----------------------------------------------------
@@ -566,8 +648,12 @@ class Params(_Section):
         return sorted(set(selection))
 
     def run_dir(self) -> Path:
-        """The run folder, absolute."""
-        return resolve_path(self.run.output_root) / self.run.name
+        """The run folder, absolute; a ParamsError when it would not be a folder of its own
+        strictly inside the outputs root (checked after resolving links)."""
+        try:
+            return contained_run_dir(resolve_path(self.run.output_root), self.run.name)
+        except _KeyError as e:
+            raise ParamsError(f"{self.source}: {e.key}: {e.message}") from None
 
     def training_fingerprint(self) -> dict[str, Any]:
         """The keys that decide what a run folder's trained weights are."""
@@ -586,7 +672,19 @@ class Params(_Section):
 # --- reading ------------------------------------------------------------------------------------
 
 class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-4 as a float (YAML 1.1 wants 1.0e-4, a classic trap)."""
+    """SafeLoader that reads 1e-4 as a float (YAML 1.1 wants 1.0e-4, a classic trap) and refuses
+    a key given twice in one mapping (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    f"while reading a mapping (its first '{key}' on line {seen[key] + 1})",
+                    node.start_mark, f"'{key}' is given twice", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _YamlLoader.add_implicit_resolver(
@@ -599,23 +697,52 @@ _YamlLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
+# The one line a parameter file that wants every default holds (an empty file is an error).
+ALL_DEFAULTS = "defaults: paper"
+_DEFAULTS_KEY, _DEFAULTS_VALUE = (x.strip() for x in ALL_DEFAULTS.split(":"))
+
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file as a dict; a broken or non-mapping file is a ParamsError naming it."""
+    """A YAML file as a dict; a broken, empty or non-mapping file is a ParamsError naming it
+    (and, for a syntax error, the line)."""
     try:
         text = path.read_text()
-    except OSError as e:
-        raise ParamsError(f"{path}: cannot read parameter file ({e.strerror})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParamsError(f"{path}: cannot read parameter file ({getattr(e, 'strerror', e)})") \
+            from None
     try:
         data = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from None
-    if data is None:
-        return {}
+        raise ParamsError(_yaml_message(path, e)) from None
+    if data is None or data == {}:
+        raise ParamsError(f"{path}: the parameter file is empty. A preset that wants every default "
+                          f"(the paper's ResNet-20 recipe) says so in one line: `{ALL_DEFAULTS}`")
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: the top level must be a mapping of sections "
                           f"({', '.join(SECTIONS)}), not {type(data).__name__}")
     return data
+
+
+def _yaml_message(path: Path, error: yaml.YAMLError) -> str:
+    """'file, line N, column M: not valid YAML: what (context)' from a PyYAML error."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    context_mark = getattr(error, "context_mark", None)
+    if context and context_mark is not None and context_mark is not mark:
+        context = f"{context}, line {context_mark.line + 1}" if "line" not in context else context
+    return f"{path}{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+def _take_defaults(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Drop the `defaults: paper` line (the only value it takes) from a file's top level."""
+    if _DEFAULTS_KEY not in raw:
+        return raw
+    if raw[_DEFAULTS_KEY] != _DEFAULTS_VALUE:
+        raise ParamsError(f"{source}: {_DEFAULTS_KEY}: {raw[_DEFAULTS_KEY]!r} is not known; "
+                          f"`{ALL_DEFAULTS}` means: every key not given takes its default")
+    return {k: v for k, v in raw.items() if k != _DEFAULTS_KEY}
 
 
 def params_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Params:
@@ -632,15 +759,18 @@ def params_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Params:
 
 
 def load_params(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Params:
-    """Read and validate a parameter YAML; `overrides` ({"train.epochs": 2}) are applied on top."""
+    """Read and validate a parameter YAML; `overrides` ({"train.epochs": 2}, also nested keys
+    such as "mnist.mlp.imp.levels") are applied on top."""
     file = resolve_params_file(path)
-    raw = read_yaml(file)
+    raw = _take_defaults(read_yaml(file), str(file))
     for dotted, value in (overrides or {}).items():
-        section, _, key = dotted.partition(".")
-        raw.setdefault(section, {})
-        if not isinstance(raw[section], dict):
-            raise ParamsError(f"{file}: {section}: must be a mapping")
-        raw[section][key] = value
+        *sections, key = dotted.split(".")
+        node = raw
+        for depth, section in enumerate(sections):
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"{file}: {'.'.join(sections[:depth + 1])}: must be a mapping")
+        node[key] = value
     return params_from_dict(raw, source=str(file))
 
 
@@ -663,8 +793,12 @@ def notebook_params(params_file: str | None, namespace: Mapping[str, Any]) -> Pa
     notebook reads `params_file` (default: $LTHKIT_PARAMS, else params/smoke.yaml).
     """
     injected = {k: namespace[k] for k in SECTIONS if namespace.get(k) is not None}
-    if injected:
-        return params_from_dict(injected, source="the parameters papermill injected (-f YAML)")
+    defaults = namespace.get(_DEFAULTS_KEY)
+    if injected or defaults is not None:  # a YAML of `defaults: paper` alone injects only that
+        source = "the parameters papermill injected (-f YAML)"
+        if defaults is not None:
+            _take_defaults({_DEFAULTS_KEY: defaults}, source)
+        return params_from_dict(injected, source=source)
     return load_params(params_file or os.environ.get("LTHKIT_PARAMS") or "params/smoke.yaml")
 
 
@@ -686,12 +820,21 @@ def _validation_message(source: str, error: ValidationError, raw: Mapping[str, A
     if first["type"] == "value_error":
         ctx_error = first.get("ctx", {}).get("error")
         if isinstance(ctx_error, _KeyError):  # its key is relative to the section that raised it
-            return f"{source}: {'.'.join([*loc, ctx_error.key])}: {ctx_error.message}"
+            return f"{source}: {_join_key(loc, ctx_error.key)}: {ctx_error.message}"
         msg = str(ctx_error) if ctx_error else first["msg"]
         return f"{source}: {key}: {msg}" if key else f"{source}: {msg}"
     got = first.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
     return f"{source}: {key}: {first['msg']}{shown}"
+
+
+def _join_key(loc: list[str], key: str) -> str:
+    """The section path and a validator's key, each part once: a validator may name its key with
+    its own section (`hessian.ks_fig22` raised inside `hessian`)."""
+    parts = key.split(".")
+    overlap = max(k for k in range(min(len(loc), len(parts)) + 1)
+                  if loc[len(loc) - k:] == parts[:k])
+    return ".".join([*loc[:len(loc) - overlap], *parts])
 
 
 # --- paths --------------------------------------------------------------------------------------
@@ -712,6 +855,25 @@ def project_root(start: Path | None = None) -> Path:
 def resolve_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else project_root() / p
+
+
+def notebook_path(name: str) -> Path:
+    """A notebook by name or number prefix ('04' -> notebooks/04_hessian_volume.ipynb).
+
+    A ValueError naming the known notebooks when there is no single match. Where the project's
+    notebooks/ folder cannot be found (the package used on its own), the name is not checked.
+    """
+    folder = project_root() / "notebooks"
+    stem = name.removesuffix(".ipynb")
+    exact = folder / f"{stem}.ipynb"
+    if not folder.is_dir() or exact.exists():
+        return exact
+    matches = sorted(folder.glob(f"{stem}_*.ipynb"))
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(p.stem for p in folder.glob("*.ipynb")))
+    what = "more than one notebook" if matches else "no notebook"
+    raise ValueError(f"{what} named {name!r} in {folder} (known: {known})")
 
 
 def resolve_params_file(path: str | os.PathLike[str]) -> Path:

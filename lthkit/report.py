@@ -6,28 +6,50 @@
 
 Each notebook runs through papermill with `params_file` and `interactive=False`; the executed copy
 and an HTML copy go to outputs/<run>/notebooks/, and outputs/<run>/index.html links them with
-their status, wall time and the figures. A failing notebook stops the series: its failing cell
-and error are printed, and the executed copy (with the error in place) is kept. Expensive results
-are cached in the run folder, so running the report again resumes where it stopped.
+their status, wall time and the figures. A failing notebook stops the series: its error is printed
+(one line for the kit's own errors, else the failing cell and traceback), and its executed copy
+goes to notebooks/failed/, beside the last good copy, never over it. Expensive results are cached
+in the run folder, so running the report again resumes where it stopped.
+
+Kernels talk to the runner over IPC sockets (no plain-TCP warning in the notebooks), draw text
+progress bars that the saved notebook keeps, and end with the runner: on SIGINT, SIGTERM or
+SIGHUP the kernel is shut down before the runner exits, and a kernel left by a runner killed with
+SIGKILL is ended by the next run of the same run folder before it starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
+import os
 import re
+import shutil
+import signal
 import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from .params import Params, ParamsError, load_params, parse_overrides, project_root
-from .store import atomic_write_bytes, load_json, save_json
+from .params import Params, ParamsError, load_params, notebook_path, parse_overrides, project_root
+from .progress import ENV as PROGRESS_ENV
+from .store import (DamagedFileError, RunMismatchError, RunStore, StorageError, atomic_write_bytes,
+                    load_json, save_json)
 
-__all__ = ["run_report", "main", "NotebookResult"]
+__all__ = ["run_report", "main", "NotebookResult", "RunnerBusyError"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+FAILED = "failed"  # notebooks/failed/: executed copies of notebooks that failed
+# The kit's own errors: their message says what to do, so it is printed alone.
+KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
+              "StorageError", "DatasetMissingError"}
+
+
+class RunnerBusyError(RuntimeError):
+    """Another lthkit-report is running the same run folder."""
 
 
 @dataclass
@@ -36,6 +58,7 @@ class NotebookResult:
     status: str  # "ok", "failed", "not run"
     seconds: float = 0.0
     error: str = ""
+    note: str = ""  # e.g. a later attempt that failed while this good copy was kept
 
 
 def notebook_dir() -> Path:
@@ -44,61 +67,95 @@ def notebook_dir() -> Path:
 
 def resolve_notebook(name: str) -> Path:
     """A notebook by name or number prefix ('04' -> notebooks/04_hessian_volume.ipynb)."""
-    folder = notebook_dir()
-    exact = folder / f"{name.removesuffix('.ipynb')}.ipynb"
-    if exact.exists():
-        return exact
-    matches = sorted(folder.glob(f"{name}_*.ipynb"))
-    if len(matches) != 1:
-        raise FileNotFoundError(f"no single notebook named {name!r} in {folder}")
-    return matches[0]
+    try:
+        path = notebook_path(name)
+    except ValueError as e:
+        raise FileNotFoundError(str(e)) from None
+    if not path.exists():
+        raise FileNotFoundError(f"no notebook named {name!r} in {notebook_dir()}")
+    return path
 
 
 def run_report(params: Params, params_file: Path, only: list[str] | None = None,
                html_copies: bool | None = None, stream: bool = False) -> list[NotebookResult]:
-    """Execute the report's notebooks in order; stop at the first failure. Returns the results."""
+    """Execute the report's notebooks in order; stop at the first failure. Returns the results.
+
+    Refuses (RunMismatchError) before running anything when the run folder holds results made
+    with other training parameters.
+    """
     import papermill
 
     names = only or params.report.notebooks
     notebooks = [resolve_notebook(n) for n in names]
-    out_dir = params.run_dir() / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = params.run_dir()
+    store = RunStore(run_dir)
+    store.check_compatible(params)
+    store.clean()
+    out_dir = run_dir / "notebooks"
     results = [NotebookResult(nb.stem, "not run") for nb in notebooks]
     make_html = params.report.html if html_copies is None else html_copies
-    for i, (nb, result) in enumerate(zip(notebooks, results)):
-        print(f"[{i + 1}/{len(notebooks)}] {nb.stem} ...", flush=True)
-        target = out_dir / nb.name
-        partial = out_dir / f".{nb.stem}.running.ipynb"
-        t0 = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(nb), str(partial), kernel_name="python3", cwd=str(project_root()),
-                parameters={"params_file": str(params_file), "interactive": False},
-                progress_bar=False, log_output=stream)
-            result.status = "ok"
-        except papermill.PapermillExecutionError as e:
-            result.status = "failed"
-            result.error = _describe_failure(e)
-        finally:
-            result.seconds = time.perf_counter() - t0
-            if partial.exists():
-                partial.replace(target)
-        if make_html and target.exists():
-            write_html(target)
-        print(f"    {result.status} in {result.seconds / 60:.1f} min", flush=True)
-        if result.status == "failed":
-            print(result.error, file=sys.stderr)
-            break
+    with KernelGuard(out_dir) as guard:
+        for i, (nb, result) in enumerate(zip(notebooks, results)):
+            print(f"[{i + 1}/{len(notebooks)}] {nb.stem} ...", flush=True)
+            partial = out_dir / f".{nb.stem}.running.ipynb"
+            t0 = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(nb), str(partial), kernel_name="python3", cwd=str(project_root()),
+                    parameters={"params_file": str(params_file), "interactive": False},
+                    progress_bar=False, log_output=stream, coalesce_streams=True,
+                    kernel_manager_class=guard.kernel_manager_class())
+                result.status = "ok"
+            except papermill.PapermillExecutionError as e:
+                result.status, result.error = "failed", _describe_failure(e, nb.stem)
+            except OSError as e:  # writing the executed copy: a full disk, a read-only folder
+                result.status = "failed"
+                result.error = str(e if isinstance(e, StorageError) else StorageError(partial, e))
+            except Exception as e:  # the kernel died (out of memory?), a timeout
+                result.status = "failed"
+                result.error = f"{nb.stem}: {type(e).__name__}: {e}"
+            finally:
+                result.seconds = time.perf_counter() - t0
+                _keep_executed_copy(partial, out_dir, nb.name, ok=result.status == "ok",
+                                    make_html=make_html)
+            print(f"    {result.status} in {result.seconds / 60:.1f} min", flush=True)
+            if result.status == "failed":
+                print(result.error, file=sys.stderr)
+                break
     write_index(params, results)
     return results
 
 
-def _describe_failure(e: Exception) -> str:
-    """The failing cell's source and the error, without terminal colour codes."""
+def _keep_executed_copy(partial: Path, out_dir: Path, name: str, ok: bool, make_html: bool) -> None:
+    """A good copy replaces the last good one (and any failed one); a failed or interrupted copy
+    goes to notebooks/failed/, leaving the last good copy in place."""
+    if not partial.exists():
+        return
+    folder = out_dir if ok else out_dir / FAILED
+    target = folder / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.replace(target)
+        if ok:
+            for stale in (out_dir / FAILED / name, (out_dir / FAILED / name).with_suffix(".html")):
+                stale.unlink(missing_ok=True)
+    except OSError as e:
+        raise StorageError(target, e) from None
+    if make_html:
+        write_html(target)
+
+
+def _describe_failure(e: Exception, name: str = "") -> str:
+    """The kit's own error in one line; any other error with the failing cell and traceback."""
+    ename, evalue = getattr(e, "ename", "Error"), getattr(e, "evalue", str(e))
+    copy = f" (the executed copy with the traceback: notebooks/{FAILED}/{name}.ipynb)" if name \
+        else ""
+    if ename in KIT_ERRORS:
+        return f"error in {name}: {evalue}{copy}"
     source = getattr(e, "source", "")
     tb = ANSI.sub("", "\n".join(getattr(e, "traceback", []) or []))
     return (f"--- failing cell (execution count {getattr(e, 'exec_count', '?')}) ---\n{source}\n"
-            f"--- {getattr(e, 'ename', 'Error')}: {getattr(e, 'evalue', e)} ---\n{tb}")
+            f"--- {ename}: {evalue} ---\n{tb}")
 
 
 def write_html(executed: Path) -> Path:
@@ -111,24 +168,47 @@ def write_html(executed: Path) -> Path:
     return target
 
 
+def _read_index(record: Path) -> dict[str, NotebookResult]:
+    """The notebooks' last results (index.json); a damaged record is started afresh, with a note."""
+    if not record.exists():
+        return {}
+    try:
+        rows = load_json(record)
+    except DamagedFileError as e:
+        print(f"note: {e.problem} in {record}: the index starts afresh", file=sys.stderr)
+        return {}
+    known = {f.name for f in fields(NotebookResult)}
+    return {r["name"]: NotebookResult(**{k: v for k, v in r.items() if k in known}) for r in rows}
+
+
 def write_index(params: Params, results: list[NotebookResult]) -> Path:
     """outputs/<run>/index.html: every notebook of the report with status, time, links, figures.
 
-    Results of notebooks not run this time are kept from the previous index (index.json).
+    Results of notebooks not run this time are kept from the previous index (index.json); a
+    notebook that failed this time keeps its last good result, with a note linking the failure.
     """
     run_dir = params.run_dir()
     record = run_dir / "notebooks" / "index.json"
-    known = {r["name"]: NotebookResult(**r) for r in (load_json(record) if record.exists() else [])}
+    known = _read_index(record)
     for r in results:
-        if r.status != "not run" or r.name not in known:
+        before = known.get(r.name)
+        if r.status == "failed" and before is not None and before.status == "ok":
+            before.note = (f"a later run failed: notebooks/{FAILED}/{r.name}.ipynb "
+                           f"({time.strftime('%Y-%m-%d %H:%M')})")
+        elif r.status != "not run" or before is None:
             known[r.name] = r
     save_json(record, [asdict(r) for r in known.values()])
     rows = []
     for r in known.values():
         links = " ".join(f'<a href="notebooks/{r.name}.{ext}">{ext}</a>' for ext in ("html", "ipynb")
                          if (run_dir / "notebooks" / f"{r.name}.{ext}").exists())
+        failed = run_dir / "notebooks" / FAILED / f"{r.name}.ipynb"
+        if failed.exists():
+            which = "html" if failed.with_suffix(".html").exists() else "ipynb"
+            links += f' <a href="notebooks/{FAILED}/{r.name}.{which}">failed run</a>'
         rows.append(f"<tr class='{r.status.replace(' ', '-')}'><td>{html.escape(r.name)}</td>"
-                    f"<td>{r.status}</td><td>{r.seconds / 60:.1f} min</td><td>{links}</td></tr>")
+                    f"<td>{r.status}</td><td>{r.seconds / 60:.1f} min</td><td>{links}</td>"
+                    f"<td>{html.escape(r.note)}</td></tr>")
     figures = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").exists() else []
     thumbs = "\n".join(f'<a href="figures/{f.name}"><figure><img src="figures/{f.name}" '
                        f'loading="lazy"><figcaption>{html.escape(f.stem)}</figcaption></figure></a>'
@@ -140,7 +220,7 @@ def write_index(params: Params, results: list[NotebookResult]) -> Path:
 img{{width:300px}} figcaption{{font-size:80%}}</style></head><body>
 <h1>lthkit report: {html.escape(params.run.name)}</h1>
 <p>Parameters: <code>{html.escape(params.source)}</code></p>
-<table><tr><th>notebook</th><th>status</th><th>wall time</th><th>executed copy</th></tr>
+<table><tr><th>notebook</th><th>status</th><th>wall time</th><th>executed copy</th><th></th></tr>
 {''.join(rows)}</table>
 <h2>Figures</h2>
 {thumbs}
@@ -155,6 +235,195 @@ def save_yaml(path: Path, params: Params) -> None:
     atomic_write_bytes(path, lambda f: f.write(params.to_yaml()), mode="w")
 
 
+def resolved_params_file(params: Params) -> Path:
+    """The resolved parameters (a file given --set overrides) as a file of its own, named by its
+    content under the run's notebooks/, so no later run changes what an executed notebook read."""
+    text = params.to_yaml()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = params.run_dir() / "notebooks" / f"params_{digest}.yaml"
+    if not path.exists():
+        atomic_write_bytes(path, lambda f: f.write(text), mode="w")
+    return path
+
+
+# --- the kernels --------------------------------------------------------------------------------
+
+class KernelGuard:
+    """The kernels of one runner: over IPC, recorded in the run's notebooks/.runner.json, and
+    ended with the runner.
+
+    On entry, a record left by a runner that is gone names its kernel: if that kernel still runs,
+    its process group is ended (and waited for) before anything starts; a runner that still runs
+    the same folder is an error. SIGTERM and SIGHUP become KeyboardInterrupt while the guard is
+    active, so every exit path passes through the kernel's shutdown; on exit a kernel still alive
+    is killed.
+    """
+
+    def __init__(self, folder: Path):
+        self.record = folder / ".runner.json"
+        self.kernels: list[int] = []
+        self.ipc_dir: str | None = None
+        self._handlers: dict[int, Any] = {}
+        self._env: str | None = None
+
+    # entry and exit ----------------------------------------------------------------------------
+    def __enter__(self) -> "KernelGuard":
+        self._end_leftover_kernel()
+        self._write_record()
+        for partial in self.record.parent.glob(".*.running.ipynb"):  # a killed runner's
+            partial.unlink(missing_ok=True)
+        self._env = os.environ.get(PROGRESS_ENV)
+        os.environ.setdefault(PROGRESS_ENV, "text")  # kernels inherit it: text progress bars
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                try:
+                    self._handlers[sig] = signal.signal(sig, _raise_interrupt)
+                except ValueError:  # not the main thread: signals stay as they are
+                    pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        if self._env is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        for pid in self.kernels:
+            _end_process_group(pid)
+        if self.ipc_dir:
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+        try:
+            self.record.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    # the record ----------------------------------------------------------------------------------
+    def _write_record(self) -> None:
+        me = os.getpid()
+        kernel = self.kernels[-1] if self.kernels else None
+        save_json(self.record, {"runner": me, "runner_started": _started(me), "kernel": kernel,
+                                "kernel_started": _started(kernel) if kernel else None})
+
+    def _end_leftover_kernel(self) -> None:
+        if not self.record.exists():
+            return
+        try:
+            old = load_json(self.record)
+        except DamagedFileError:
+            return
+        runner, kernel = old.get("runner"), old.get("kernel")
+        if runner and runner != os.getpid() and _same_process(runner, old.get("runner_started")):
+            raise RunnerBusyError(
+                f"another lthkit-report (pid {runner}) is running the run folder "
+                f"{self.record.parent.parent}: wait for it to finish, or stop it (kill {runner})")
+        if kernel and _same_process(kernel, old.get("kernel_started")):
+            print(f"note: ending the kernel (pid {kernel}) that an interrupted run left behind",
+                  file=sys.stderr)
+            _end_process_group(kernel)
+
+    def kernel_started(self, pid: int) -> None:
+        self.kernels.append(pid)
+        self._write_record()
+
+    # the kernel manager --------------------------------------------------------------------------
+    def kernel_manager_class(self) -> type:
+        """AsyncKernelManager over IPC sockets in a private folder, reporting its kernel's pid."""
+        from jupyter_client.manager import AsyncKernelManager
+        from traitlets import default
+
+        guard = self
+        if self.ipc_dir is None and _ipc_available():
+            self.ipc_dir = tempfile.mkdtemp(prefix="lthkit-kernel-")
+
+        class ReportKernelManager(AsyncKernelManager):
+            @default("transport")
+            def _transport_default(self) -> str:
+                return "ipc" if guard.ipc_dir else "tcp"
+
+            @default("ip")
+            def _ip_default(self) -> str:
+                if self.transport == "ipc" and guard.ipc_dir:
+                    return os.path.join(guard.ipc_dir, f"k{len(guard.kernels)}")
+                return super()._ip_default()
+
+            async def start_kernel(self, **kw: Any) -> None:
+                await super().start_kernel(**kw)
+                pid = getattr(self.provisioner, "pid", None)
+                if pid:
+                    guard.kernel_started(int(pid))
+
+        return ReportKernelManager
+
+
+def _ipc_available() -> bool:
+    try:
+        import zmq
+    except ImportError:
+        return False
+    return os.name == "posix" and bool(zmq.has("ipc"))
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _started(pid: int | None) -> float | None:
+    """A process's start time (with its pid, its identity), or None where psutil cannot say."""
+    if not pid:
+        return None
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:
+        return None
+
+
+def _same_process(pid: int, started: float | None) -> bool:
+    """Whether `pid` is still the process recorded with start time `started`."""
+    now = _started(pid)
+    return now is not None and started is not None and abs(now - started) < 0.01
+
+
+def _end_process_group(pid: int, wait: float = 10.0) -> None:
+    """SIGTERM to the process group `pid` leads (a kernel leads its own), SIGKILL after a
+    grace period; returns once the leader is gone."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    for sig, grace in ((signal.SIGTERM, wait / 2), (getattr(signal, "SIGKILL", signal.SIGTERM),
+                                                   wait / 2)):
+        try:
+            if not hasattr(os, "killpg"):
+                raise OSError
+            os.killpg(pid, sig)
+        except OSError:  # not a group leader, or not POSIX: the process alone
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if psutil is not None:
+                try:
+                    if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                        try:
+                            os.waitpid(pid, os.WNOHANG)
+                        except ChildProcessError:
+                            pass
+                        return
+                except psutil.NoSuchProcess:
+                    return
+            else:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+            time.sleep(0.05)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lthkit-report", description=__doc__.split("\n")[0])
     parser.add_argument("params", help="parameter YAML, e.g. params/quick.yaml")
@@ -168,19 +437,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = parse_overrides(args.set)
         params = load_params(args.params, overrides)
-    except ParamsError as e:
+        for name in args.only or []:
+            resolve_notebook(name)
+    except (ParamsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    params_file = Path(params.source)
-    if overrides:  # the notebooks read a file: write the resolved parameters next to the run
-        params_file = params.run_dir() / "params.yaml"
-        save_yaml(params_file, params)
-    results = run_report(params, params_file, only=args.only,
-                         html_copies=False if args.no_html else None, stream=args.stream)
+    try:
+        RunStore(params.run_dir()).check_compatible(params)
+        # the notebooks read a file: with overrides, the resolved parameters get one of their own
+        params_file = resolved_params_file(params) if overrides else Path(params.source)
+        results = run_report(params, params_file, only=args.only,
+                             html_copies=False if args.no_html else None, stream=args.stream)
+    except (RunMismatchError, RunnerBusyError, StorageError, DamagedFileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, (RunMismatchError, RunnerBusyError)) else 1
+    except KeyboardInterrupt:
+        print("interrupted: the notebook's kernel was ended; run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
     index = params.run_dir() / "index.html"
+    ok = all(r.status == "ok" for r in results)
+    if ok and overrides:
+        save_yaml(params.run_dir() / "params.yaml", params)
     print(f"report: {index}")
     print(json.dumps({r.name: r.status for r in results}))
-    return 0 if all(r.status == "ok" for r in results) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

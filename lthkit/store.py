@@ -1,4 +1,4 @@
-"""The run folder: every expensive result is written once, atomically, and reused.
+"""The run folder: every expensive result is written once, atomically, checksummed, and reused.
 
     outputs/<run>/
       manifest.json               the parameters the run was made with
@@ -9,29 +9,50 @@
       cache/<analysis>/<key>.pt   Hessian spectra, lines, planes, radii
       figures/, tables/           what the notebooks draw, named after the paper's figures
       notebooks/                  executed notebooks, their HTML, index.html
+      */SHA256SUMS                the SHA-256 of every artifact of that folder (`sha256sum -c`)
 
-A write goes to a temporary file in the same folder and is renamed over the target, so a killed
-process leaves either the old file or the new one, never half of one. Checkpoints load with
-`torch.load(weights_only=True)`.
+A write goes to a temporary file in the same folder (`.<name>.<pid>-<random>.tmp`) and is renamed
+over the target, so a killed process leaves either the old file or the new one, never half of one;
+a temporary file whose process is gone is removed when the run is opened again. Artifacts (what
+`save_tensors` and `save_json` write, and the kit reads back) have their SHA-256 recorded in the
+folder's SHA256SUMS when written and checked when read: a damaged file stops with one message
+naming it, the notebook that made it and the command that makes it again (a damaged cache file is
+computed again). Checkpoints load with `torch.load(weights_only=True)`. A full disk or a read-only
+folder stops with one line naming the file and the cause; what was written before is intact.
+
+    python -m lthkit.store verify outputs/<run>    # check every recorded checksum of a run
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
+import hashlib
+import io
 import json
 import os
+import re
+import sys
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
 from .params import Params, flatten
 
-__all__ = ["RunStore", "MissingInputError", "RunMismatchError", "atomic_write_bytes",
-           "save_tensors", "load_tensors", "save_json", "load_json"]
+__all__ = ["RunStore", "MissingInputError", "RunMismatchError", "DamagedFileError", "StorageError",
+           "atomic_write_bytes", "save_tensors", "load_tensors", "save_json", "load_json",
+           "remove_stale_temp_files", "verify_folder", "CHECKSUMS"]
 
 T = TypeVar("T")
+
+CHECKSUMS = "SHA256SUMS"
+_UMASK = os.umask(0o022)  # read once, at import (setting it is the only way to read it)
+os.umask(_UMASK)
+MANIFEST = "manifest.json"
 
 
 class MissingInputError(FileNotFoundError):
@@ -42,40 +63,89 @@ class RunMismatchError(RuntimeError):
     """A run folder made with other training parameters than the ones given."""
 
 
-# --- atomic files -------------------------------------------------------------------------------
+class DamagedFileError(RuntimeError):
+    """An artifact that is unreadable or differs from the checksum recorded when it was written;
+    the message names the file, what made it and how to make it again."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(_damage_message(self.path, problem))
+
+
+class StorageError(OSError):
+    """A write that the disk refused (full, read-only, no permission), in one line."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(error.errno, error.strerror)
+        self.path = Path(path)
+        self.message = (f"{_cause(error)} writing {_where(self.path)}; earlier results are "
+                        f"intact: {_storage_remedy(error)}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _cause(error: OSError) -> str:
+    return {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted"}.get(error.errno or 0,
+                                                         error.strerror or type(error).__name__)
+
+
+def _storage_remedy(error: OSError) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ("free some space (or set run.output_root to a larger disk) and run the same "
+                "command again; it resumes where it stopped")
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "make the folder writable, or set run.output_root to a writable folder"
+    return "fix the cause and run the same command again; it resumes where it stopped"
+
+
+# --- atomic, checksummed files --------------------------------------------------------------------
 
 def atomic_write_bytes(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Call `write(file)` on a temporary file next to `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call `write(file)` on an in-memory file, then write it next to `path` and rename it over.
+
+    For figures, tables and pages (not read back by the kit, so no checksum is recorded).
+    """
+    buf: io.BytesIO | io.StringIO = io.BytesIO() if "b" in mode else io.StringIO()
+    write(buf)
+    data = buf.getvalue()
+    _atomic_write(Path(path), data if isinstance(data, bytes) else data.encode(), checksum=False)
 
 
 def save_tensors(path: Path, obj: Any) -> None:
-    """torch.save, atomically."""
-    atomic_write_bytes(path, lambda f: torch.save(obj, f))
+    """torch.save, atomically, with its SHA-256 recorded in the folder's SHA256SUMS."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)  # in memory first: a full disk then fails in our write, not in torch's
+    _atomic_write(Path(path), buf.getvalue(), checksum=True)
 
 
 def load_tensors(path: Path, map_location: torch.device | str | None = "cpu") -> Any:
-    """torch.load with weights_only=True (tensors, numbers, strings, lists and dicts only)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """torch.load with weights_only=True (tensors, numbers, strings, lists and dicts only), after
+    checking the checksum recorded when it was written; a damaged file is a DamagedFileError."""
+    data = _read_verified(Path(path))
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as e:  # torch's zip reader and unpickler say it in their own words
+        raise DamagedFileError(path, f"torch cannot read it ({_first_line(e)})") from None
 
 
 def save_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1, default=_json_default)),
-                       mode="w")
+    """JSON, atomically, with its SHA-256 recorded in the folder's SHA256SUMS."""
+    text = json.dumps(obj, indent=1, default=_json_default)
+    _atomic_write(Path(path), text.encode(), checksum=True)
 
 
 def load_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """A JSON artifact, after checking its recorded checksum; a damaged file is a DamagedFileError."""
+    data = _read_verified(Path(path))
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise DamagedFileError(path, f"not valid JSON ({e})") from None
 
 
 def _json_default(x: Any) -> Any:
@@ -86,9 +156,238 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(x).__name__}")
 
 
+def _atomic_write(path: Path, data: bytes, checksum: bool) -> None:
+    """Write `data` to a temporary file next to `path`, fsync, rename it over `path`; with
+    `checksum`, record its SHA-256 so that the folder's SHA256SUMS matches whichever file a kill
+    at any moment leaves in place (the old digest is kept beside the new one until the rename)."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp",
+                                   dir=path.parent)
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600: give the file the usual permissions
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            _write_all(f, data, path)
+            f.flush()
+            os.fsync(f.fileno())
+        if checksum:
+            digest = hashlib.sha256(data).hexdigest()
+            with _locked(path.parent):  # every writer records, renames, records under it
+                sums = _read_sums(path.parent)
+                before = sums.get(path.name, [])
+                gone = [n for n in sums if n != path.name and not (path.parent / n).exists()]
+                if before != [digest] or gone:  # a deleted file's line goes (sha256sum -c)
+                    accepted = before if digest in before else [*before, digest]
+                    kept = {n: d for n, d in sums.items() if n not in gone}
+                    _write_sums(path.parent, {**kept, path.name: accepted})
+                os.replace(tmp, path)
+                if before and before != [digest]:
+                    _write_sums(path.parent, {**_read_sums(path.parent), path.name: [digest]})
+        else:
+            os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise StorageError(path, e) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _write_all(f: Any, data: bytes, path: Path) -> None:
+    """The one place an artifact's bytes reach the disk (`path`: what they become), where tests
+    put a full disk when they cannot mount one."""
+    f.write(data)
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a folder (flock on its descriptor) while its SHA256SUMS changes."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one writer per folder is assumed
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+_SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
+
+
+def _read_sums(folder: Path) -> dict[str, list[str]]:
+    """SHA256SUMS of a folder as {file name: accepted digests}; {} when there is none."""
+    path = folder / CHECKSUMS
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise DamagedFileError(path, f"unreadable ({_first_line(e)})") from None
+    sums: dict[str, list[str]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _SUM_LINE.match(line)
+        if not match:
+            raise DamagedFileError(path, f"line {number} is not '<sha256>  <file name>'")
+        sums.setdefault(match.group(2), []).append(match.group(1))
+    return sums
+
+
+def _write_sums(folder: Path, sums: dict[str, list[str]]) -> None:
+    text = "".join(f"{d}  {name}\n" for name in sorted(sums) for d in sums[name])
+    _atomic_write(folder / CHECKSUMS, text.encode(), checksum=False)
+
+
+def _read_verified(path: Path) -> bytes:
+    """The bytes of `path` when they match a digest recorded for it (or none is recorded)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise DamagedFileError(path, f"unreadable ({e.strerror})") from None
+    expected = _read_sums(path.parent).get(path.name)
+    if expected and hashlib.sha256(data).hexdigest() not in expected:
+        raise DamagedFileError(path, f"its SHA-256 differs from the one recorded in {CHECKSUMS} "
+                                     f"when it was written ({len(data)} bytes now)")
+    return data
+
+
+def verify_folder(root: Path) -> list[DamagedFileError]:
+    """Every recorded checksum under `root` checked: the damaged files (missing ones are skipped)."""
+    damaged = []
+    for sums in sorted(Path(root).rglob(CHECKSUMS)):
+        try:
+            names = _read_sums(sums.parent)
+        except DamagedFileError as e:
+            damaged.append(e)
+            continue
+        for name in sorted(names):
+            try:
+                if (sums.parent / name).exists():
+                    _read_verified(sums.parent / name)
+            except DamagedFileError as e:
+                damaged.append(e)
+    return damaged
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --- what a damaged file is, who made it, how to make it again ------------------------------------
+
+# The notebook that writes each top-level part of a run folder.
+WRITTEN_BY = {"imp": "01_train_imp", MANIFEST: "01_train_imp", "baselines": "02_baselines",
+              "mnist": "10_ticket_transfer", "bain": "11_ticket_landscapes"}
+
+
+def run_root_of(path: Path) -> Path | None:
+    """The run folder holding `path`: its outermost ancestor with a manifest.json."""
+    roots = [p for p in Path(path).parents if (p / MANIFEST).is_file()]
+    return roots[-1] if roots else None
+
+
+def _where(path: Path) -> str:
+    root = run_root_of(path)
+    return f"{path.relative_to(root)} in {root}" if root else str(path)
+
+
+def _damage_message(path: Path, problem: str) -> str:
+    root = run_root_of(path)
+    if root is None:
+        return f"{path} is damaged: {problem}. Delete it and make it again."
+    rel = path.relative_to(root)
+    notebook = WRITTEN_BY.get(rel.parts[0])
+    if rel.parts[0] == "cache":
+        return (f"{rel} in {root} is damaged: {problem}. It is a cache: delete it and run the "
+                f"notebook that reads it again, which computes it again.")
+    if rel.parts[0] == "notebooks":
+        return (f"{rel} in {root} is damaged: {problem}. The report runner writes it: delete it "
+                f"and run lthkit-report again.")
+    made_by = f"notebooks/{notebook}.ipynb" if notebook else "the notebook that writes it"
+    command = f"lthkit-report {_params_file(root)} --only {notebook}" if notebook else \
+        "that notebook"
+    return (f"{rel} in {root} is damaged: {problem}. It was made by {made_by}; to make it "
+            f"again, {_remedy(rel)} and run `{command}`.")
+
+
+def _remedy(rel: Path) -> str:
+    """What to delete so that the notebook that made `rel` makes it again."""
+    parts = rel.parts
+    levels = [i for i, part in enumerate(parts) if re.fullmatch(r"level_\d+", part)]
+    if rel.name == CHECKSUMS:
+        return f"delete {rel} (the files of its folder are then read unchecked until rewritten)"
+    if rel.name == MANIFEST:
+        return (f"delete {rel} (the run folder then takes the parameters it is run with: give it "
+                f"the ones it was made with)")
+    if rel.name == "resume.pt" or rel.name.startswith("together_"):
+        return f"delete {rel} (the training it resumes starts again from its beginning)"
+    if levels:
+        folder = Path(*parts[:levels[-1] + 1])
+        later = (" and the levels after it, which were pruned from it (a CPU run retrains it bit "
+                 "for bit, so they may stay there)") if "imp" in parts[:levels[-1]] else ""
+        return f"delete the folder {folder}{later}"
+    if rel.name in ("init.pt", "rewind.pt"):
+        return f"delete the folder {rel.parent} (every level starts from {rel.name})"
+    return f"delete {rel}"
+
+
+def _params_file(root: Path) -> str:
+    """The parameter file a run was made with, as its manifest says (or a placeholder)."""
+    try:
+        source = json.loads((root / MANIFEST).read_text()).get("source", "")
+    except (OSError, ValueError, AttributeError):
+        source = ""
+    return source if source and Path(source).is_file() else "<parameter file>"
+
+
+# --- stale temporary files ------------------------------------------------------------------------
+
+_TEMP = re.compile(r"^\..+\.(?:(\d+)-)?[^.]*\.tmp$")
+
+
+def remove_stale_temp_files(root: Path) -> list[Path]:
+    """Remove the temporary files under `root` that a killed writer left; those of a process that
+    is still running stay. Returns what was removed."""
+    removed = []
+    if not Path(root).is_dir():
+        return removed
+    for tmp in Path(root).rglob(".*.tmp"):
+        match = _TEMP.match(tmp.name)
+        if not match or not tmp.is_file():
+            continue
+        pid = int(match.group(1)) if match.group(1) else None
+        if pid is not None and _alive(pid):
+            continue
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: it stays, harmless
+            continue
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _refuse_differences(old: dict[str, Any], new: dict[str, Any], what: str, source: str) -> None:
     """Raise RunMismatchError listing the keys whose values differ between old and new."""
-    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    differ = _differences(old, new)
     if differ:
         lines = "\n".join(f"  {k}: {old.get(k)!r} there, {new.get(k)!r} in {source}"
                           for k in differ[:12])
@@ -97,10 +396,18 @@ def _refuse_differences(old: dict[str, Any], new: dict[str, Any], what: str, sou
             f"Use another run.name for these parameters, or delete that folder to start over.")
 
 
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 # --- the run folder -----------------------------------------------------------------------------
 
 class RunStore:
     """Paths and atomic reads and writes inside one run folder."""
+
+    # What a run folder holds besides its results: the report, the parameters it was run with.
+    NOT_RESULTS = frozenset({MANIFEST, CHECKSUMS, "notebooks", "index.html", "params.yaml",
+                             "params"})
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -109,11 +416,14 @@ class RunStore:
     @classmethod
     def create(cls, params: Params, root: Path | None = None) -> "RunStore":
         """Open the run folder (or `root`) for training, creating it; refuse one made with other
-        training parameters."""
+        training parameters. A folder with no results yet (a run that failed before training)
+        takes the new parameters, with a note."""
         store = cls(root or params.run_dir())
-        manifest = store.root / "manifest.json"
+        store._refuse_foreign_folder()
+        store.clean()
+        manifest = store.root / MANIFEST
         if manifest.exists():
-            store._check_fingerprint(params, load_json(manifest))
+            store._check_fingerprint(params, load_json(manifest), replaceable=True)
         save_json(manifest, {
             "params": params.model_dump(),
             "fingerprint": params.training_fingerprint(),
@@ -126,18 +436,59 @@ class RunStore:
     def existing(cls, params: Params, needed_by: str = "this notebook") -> "RunStore":
         """Open a run folder that notebook 01 made; a missing or mismatched one is an error."""
         store = cls(params.run_dir())
-        manifest = store.root / "manifest.json"
+        manifest = store.root / MANIFEST
         if not manifest.exists():
             raise MissingInputError(
                 f"{needed_by} needs the run folder {store.root}, which does not exist yet: run "
                 f"notebooks/01_train_imp.ipynb with {params.source} first "
                 f"(or: lthkit-report {params.source})")
+        store.clean()
         store._check_fingerprint(params, load_json(manifest))
         return store
 
-    def _check_fingerprint(self, params: Params, manifest: dict[str, Any]) -> None:
-        _refuse_differences(manifest.get("fingerprint", {}), params.training_fingerprint(),
-                            f"the run folder {self.root}", params.source)
+    def _check_fingerprint(self, params: Params, manifest: dict[str, Any],
+                           replaceable: bool = False, quiet: bool = False) -> None:
+        old, new = manifest.get("fingerprint", {}), params.training_fingerprint()
+        if replaceable and _differences(old, new) and not self.has_results():
+            if quiet:
+                return
+            print(f"note: the run folder {self.root} holds no results yet (a run that stopped "
+                  f"before training?): it takes the parameters of {params.source} "
+                  f"(changed: {', '.join(_differences(old, new)[:6])})", file=sys.stderr)
+            return
+        _refuse_differences(old, new, f"the run folder {self.root}", params.source)
+
+    def check_compatible(self, params: Params) -> None:
+        """RunMismatchError when the folder holds results made with other training parameters."""
+        manifest = self.root / MANIFEST
+        if manifest.exists():
+            self._check_fingerprint(params, load_json(manifest), replaceable=True, quiet=True)
+
+    def has_results(self) -> bool:
+        """Whether the folder holds anything a run made (beyond its manifest and report)."""
+        if not self.root.is_dir():
+            return False
+        for entry in self.root.iterdir():
+            if entry.name in self.NOT_RESULTS or _TEMP.match(entry.name):
+                continue
+            if entry.is_file() or any(p.is_file() and not _TEMP.match(p.name)
+                                       for p in entry.rglob("*")):
+                return True
+        return False
+
+    def _refuse_foreign_folder(self) -> None:
+        """A folder that exists, holds files and has no manifest is not a run folder: refuse to
+        write into it (a run.name that names some other folder)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunMismatchError(f"the run folder {self.root} is a file: choose another run.name")
+        if self.root.is_dir() and not (self.root / MANIFEST).exists() and self.has_results():
+            raise RunMismatchError(
+                f"{self.root} exists, holds files and is not a run folder (no {MANIFEST}): "
+                f"choose another run.name (or run.output_root)")
+
+    def clean(self) -> list[Path]:
+        """Remove what killed writers left in the folder (stale temporary files)."""
+        return remove_stale_temp_files(self.root)
 
     def claim(self, folder: Path, spec: dict[str, Any], source: str) -> None:
         """Record the parameters a result folder is made with (spec.json), or refuse other ones.
@@ -181,7 +532,12 @@ class RunStore:
         """Load a cached result, or compute it, save it atomically and return it."""
         path = self.cache_path(analysis, key)
         if path.exists():
-            return load_tensors(path)
+            try:
+                return load_tensors(path)
+            except DamagedFileError as e:
+                print(f"note: {path.relative_to(self.root)} was damaged ({e.problem}); computing "
+                      f"it again", file=sys.stderr)
+                path.unlink(missing_ok=True)
         value = compute()
         save_tensors(path, value)
         return value
@@ -200,9 +556,27 @@ class RunStore:
         return path
 
     def manifest(self) -> dict[str, Any]:
-        return load_json(self.root / "manifest.json")
+        return load_json(self.root / MANIFEST)
 
 
 def params_table(params: Params) -> list[tuple[str, Any]]:
     """The parameters as (key, value) rows, for a notebook's opening table."""
     return sorted(flatten(params.model_dump()).items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lthkit.store",
+                                     description="check the recorded checksums of a run folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="check every artifact against its SHA256SUMS line")
+    verify.add_argument("folder")
+    args = parser.parse_args(argv)
+    damaged = verify_folder(Path(args.folder))
+    for e in damaged:
+        print(f"damaged: {e}")
+    print(f"{len(damaged)} damaged file(s) under {args.folder}")
+    return 1 if damaged else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

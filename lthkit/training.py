@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .data import CROP_PADDING, ImageData, crop_and_flip, derive_seed
 from .fused import FusedNetworks

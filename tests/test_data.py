@@ -98,3 +98,36 @@ def test_label_split_and_halves():
     assert a.num_train + b.num_train == 600
     rows = {tuple(r.flatten().tolist()[:40]) for r in a.train_x}
     assert not any(tuple(r.flatten().tolist()[:40]) in rows for r in b.train_x)
+
+
+def test_cifar_files_that_fail_the_integrity_check_are_named(tmp_path):
+    """Files present but damaged: say so and what to do, not that the dataset is absent."""
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                 "test_batch", "batches.meta"):
+        (folder / name).write_bytes(b"not the real thing")
+    spec = DataSection(dataset="cifar10", root=str(tmp_path), download=False)
+    with pytest.raises(DatasetMissingError) as info:
+        load_data(spec)
+    msg = str(info.value)
+    assert f"files in {folder} are there but fail torchvision's integrity check" in msg
+    assert "data_batch_1" in msg and f"Delete {folder}" in msg and "is not in" not in msg
+
+
+def test_absent_dataset_message_says_where_the_files_must_be(tmp_path):
+    spec = DataSection(dataset="mnist", root=str(tmp_path), download=False)
+    with pytest.raises(DatasetMissingError) as info:
+        load_data(spec)
+    assert f"{tmp_path}/mnist/MNIST/raw/{{train-images-idx3-ubyte," in str(info.value)
+
+
+def test_unreadable_mnist_files_are_named(tmp_path):
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"\0" * 16)
+    spec = DataSection(dataset="mnist", root=str(tmp_path), download=False)
+    with pytest.raises(DatasetMissingError, match=f"the mnist files in {raw} cannot be read"):
+        load_data(spec)

@@ -9,7 +9,8 @@ import lthkit.imp as imp_module
 from lthkit.context import open_run
 from lthkit.imp import ImpResults, run_imp
 from lthkit.pruning import count_alive, count_total, is_nested, masked_state, prune_count
-from lthkit.store import MissingInputError, RunMismatchError
+from lthkit.params import ParamsError
+from lthkit.store import MissingInputError, RunMismatchError, save_json
 from lthkit.training import Checkpoint, train
 
 
@@ -139,7 +140,8 @@ def test_killed_imp_run_resumes_without_retraining_finished_levels(tiny, monkeyp
 
 
 def test_run_folder_with_other_training_params_is_refused(tiny):
-    open_run(tiny(imp={"levels": 0}), create=True)
+    ctx = open_run(tiny(imp={"levels": 0}), create=True)
+    save_json(ctx.store.imp_dir(0) / "metrics.json", {"final": {}})  # it holds a result now
     with pytest.raises(RunMismatchError, match="train.lr"):
         open_run(tiny(imp={"levels": 0}, train={"lr": 0.2}), create=True)
     open_run(tiny(imp={"levels": 1}, run={"device": "cpu"}), create=True)  # extending is fine
@@ -156,6 +158,8 @@ def test_later_notebooks_name_the_notebook_to_run_first(tiny):
 
 
 def test_rewind_iteration_past_the_end_is_a_clear_error(tiny):
-    ctx = open_run(tiny(imp={"rewind_iteration": 50}), create=True)
-    with pytest.raises(ValueError, match="imp.rewind_iteration"):
-        run_imp(ctx, progress=False)
+    """3 epochs x 4 iterations (128 examples at batch 32): k = 12 is past the end, when read."""
+    tiny(imp={"rewind_iteration": 11})
+    with pytest.raises(ParamsError, match=r"tiny: imp.rewind_iteration: 12 is not before the end "
+                                          r"of training: 3 epochs x 4 iterations"):
+        tiny(imp={"rewind_iteration": 12})

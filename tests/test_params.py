@@ -102,8 +102,8 @@ def test_exponent_floats_without_a_dot_are_floats(tmp_path):
 
 def test_injected_sections_replace_the_file():
     params = notebook_params("params/smoke.yaml", {"run": {"name": "x"},
-                                                   "train": {"epochs": 2, "milestones": [1]}})
-    assert params.run.name == "x" and params.train.epochs == 2
+                                                   "train": {"epochs": 3, "milestones": [1]}})
+    assert params.run.name == "x" and params.train.epochs == 3
     assert params.data.dataset == "cifar10", "injected sections are the whole parameter set"
     with pytest.raises(ParamsError, match="papermill.*train.epochs"):
         notebook_params(None, {"train": {"epochs": -1}})
@@ -135,3 +135,130 @@ def test_cli_check_and_show(capsys, write_yaml):
 ])
 def test_nested_sections_name_the_full_key(write_yaml, raw, key):
     assert key in _error(write_yaml, raw)
+
+
+# --- run folders that cannot escape the outputs root -------------------------------------------
+
+@pytest.mark.parametrize("name", ["..", ".", "...", "a/..", "a/../..", "/tmp/elsewhere", "../x"])
+def test_run_name_that_is_not_a_folder_of_its_own_is_refused(write_yaml, tmp_path, name):
+    msg = _error(write_yaml, {"run": {"name": name, "output_root": str(tmp_path / "outputs")}})
+    assert "run.name" in msg
+
+
+def test_run_name_through_a_link_pointing_out_is_refused(write_yaml, tmp_path):
+    outputs, elsewhere = tmp_path / "outputs", tmp_path / "elsewhere"
+    outputs.mkdir()
+    elsewhere.mkdir()
+    (outputs / "link").symlink_to(elsewhere)
+    (outputs / "inside").symlink_to(outputs / "real")  # a link within the root is fine
+    load_params(write_yaml({"run": {"name": "inside", "output_root": str(outputs)}}, "ok.yaml"))
+    msg = _error(write_yaml, {"run": {"name": "link", "output_root": str(outputs)}})
+    assert "run.name" in msg and "symbolic link" in msg and str(elsewhere) in msg
+
+
+def test_link_made_after_reading_is_refused_when_the_run_folder_is_used(tmp_path):
+    from lthkit.params import ParamsError as Error
+
+    params = params_from_dict({"run": {"name": "r", "output_root": str(tmp_path / "out")}},
+                              source="p.yaml")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "r").symlink_to(ROOT)
+    with pytest.raises(Error, match="p.yaml: run.name"):
+        params.run_dir()
+
+
+def test_run_folder_inside_the_kit_is_refused(write_yaml):
+    msg = _error(write_yaml, {"run": {"name": "notebooks", "output_root": str(ROOT)}})
+    assert "run.name" in msg and "kit's own files" in msg
+
+
+# --- impossible values accepted before -------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, key, words", [
+    # CIFAR-10: 50,000 / 128 = 390 iterations per epoch
+    ({"train": {"epochs": 2, "milestones": [1]}}, "imp.rewind_iteration", "2 epochs x 390"),
+    ({"data": {"train_size": 1000}, "train": {"epochs": 3, "batch_size": 100, "milestones": [1]},
+      "imp": {"rewind_iteration": 30}}, "imp.rewind_iteration", "3 epochs x 10 iterations"),
+    ({"imp": {"rewind_iteration": 100000}}, "imp.rewind_iteration", "62400"),
+    ({"mnist": {"mlp": {"imp": {"rewind_iteration": 10**6}}}}, "mnist.mlp.imp.rewind_iteration",
+     "not before the end"),
+    ({"bain": {"imp": {"levels": 35, "prune_fraction": 0.1, "scope": "layerwise",
+                       "rewind_iteration": 200}}}, "bain.imp.rewind_iteration",
+     "35 epochs x 5 iterations (50000 training examples at batch 9600) = 175"),
+    ({"report": {"notebooks": ["01_train_imp", "12_nothing"]}}, "report.notebooks",
+     "02_baselines"),
+    ({"report": {"notebooks": ["4"]}}, "report.notebooks", "no notebook named '4'"),
+    ({"landscape": {"plane_levels": [0, 5, 11]}}, "landscape.plane_levels", "outside 0..10"),
+    ({"landscape": {"plane_baseline_level": 12}}, "landscape.plane_baseline_level", "12"),
+    ({"baselines": {"levels": [2, 4]}, "landscape": {"plane_baseline_level": 3}},
+     "landscape.plane_baseline_level", "[2, 4]"),
+])
+def test_impossible_value_accepted_before_is_named(write_yaml, raw, key, words):
+    msg = _error(write_yaml, raw)
+    assert f"{key}:" in msg and words in msg, msg
+
+
+def test_report_notebooks_by_number_prefix_are_fine(write_yaml):
+    params = load_params(write_yaml({"report": {"notebooks": ["01", "04_hessian_volume"]}}))
+    assert params.report.notebooks == ["01", "04_hessian_volume"]
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("run:\n  name: x\ntrain:\n  epochs: 3\n   lr: 0.1\n")
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}, line 5") and "not valid YAML" in msg
+    assert "<unicode string>" not in msg and "\n" not in msg
+
+
+def test_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  epochs: 3\nimp:\n  levels: 2\ntrain:\n  lr: 0.2\n")
+    with pytest.raises(ParamsError, match=r"twice.yaml, line 5.*'train' is given twice.*line 1"):
+        load_params(path)
+
+
+# --- empty files, nested keys ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "{}\n"])
+def test_empty_parameter_file_is_an_error_saying_how_to_ask_for_defaults(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    assert str(path) in str(info.value) and "defaults: paper" in str(info.value)
+
+
+def test_defaults_line_asks_for_every_default(tmp_path):
+    path = tmp_path / "paper.yaml"
+    path.write_text("defaults: paper\n")
+    params = load_params(path)
+    assert params.model_dump() == params_from_dict({}).model_dump()
+    path.write_text("defaults: paper\ntrain:\n  epochs: 200\n")
+    assert load_params(path).train.epochs == 200
+    path.write_text("defaults: fast\n")
+    with pytest.raises(ParamsError, match="defaults: 'fast' is not known"):
+        load_params(path)
+    assert notebook_params(None, {"defaults": "paper"}).train.epochs == 160
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"hessian": {"k": 10, "ks_fig22": [5, 20]}}, "hessian.ks_fig22"),
+    ({"landscape": {"radius_start": 60.0}}, "landscape.radius_start"),
+    ({"mnist": {"mlp": {"imp": {"levels": 80}}}}, "mnist.mlp.imp.levels"),
+    ({"bain": {"show_levels": [99]}}, "bain.show_levels"),
+])
+def test_nested_key_is_named_once(write_yaml, raw, key):
+    msg = _error(write_yaml, raw)
+    assert f": {key}: " in msg
+    section = key.split(".")[0]
+    assert f"{section}.{section}." not in msg
+
+
+def test_nested_override(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("defaults: paper\n")
+    params = load_params(path, {"mnist.mlp.imp.levels": 3, "train.epochs": 170})
+    assert params.mnist.mlp.imp.levels == 3 and params.train.epochs == 170

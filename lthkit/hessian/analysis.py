@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..points import PointEvaluator
 from ..pruning import Mask, magnitude_prune, masked_state

@@ -27,7 +27,7 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from .operator import Operator
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 __all__ = ["Evaluate", "evaluate_points", "points_per_call"]
 

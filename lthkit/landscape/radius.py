@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..data import derive_seed
 from .batch import Evaluate, _call, evaluate_points

@@ -1,0 +1,268 @@
+"""The report runner: failed and refused runs never replace a good report, errors in one line,
+kernels over IPC that end with the runner, progress bars that read as text when saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+import lthkit.report as report
+import lthkit.store as store_module
+from lthkit.params import load_params
+from lthkit.report import KernelGuard, RunnerBusyError, _describe_failure, main
+from lthkit.store import StorageError, save_json
+
+ROOT = Path(__file__).resolve().parents[1]
+psutil = pytest.importorskip("psutil")
+
+
+def _notebook(folder: Path, name: str, *cells: str) -> Path:
+    """A notebook with a `parameters` cell (params_file, interactive) and the given code cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("params_file = None\ninteractive = None",
+                                          metadata={"tags": ["parameters"]}),
+                *(nbformat.v4.new_code_cell(c) for c in cells)]
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def preset(tmp_path) -> Path:
+    """A parameter file whose run folder is under tmp_path."""
+    path = tmp_path / "rt.yaml"
+    path.write_text(yaml.safe_dump({
+        "run": {"name": "rt", "output_root": str(tmp_path / "outputs")},
+        "data": {"dataset": "synthetic_cifar10", "train_size": 128, "test_size": 64},
+        "model": {"width": 2},
+        "train": {"epochs": 3, "batch_size": 32, "milestones": [2], "lr": 0.05},
+        "imp": {"levels": 1, "rewind_iteration": 2}}))
+    return path
+
+
+@pytest.fixture
+def notebooks(tmp_path, monkeypatch):
+    """Test notebooks the runner finds by name (besides the project's)."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    real = report.resolve_notebook
+    monkeypatch.setattr(report, "resolve_notebook",
+                        lambda name: folder / f"{name}.ipynb"
+                        if (folder / f"{name}.ipynb").exists() else real(name))
+    return folder
+
+
+def _outputs_text(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+# --- kernels: IPC, progress, ended with the runner --------------------------------------------------
+
+@pytest.mark.notebook
+def test_executed_notebook_keeps_finished_progress_lines_and_no_tcp_warning(preset, notebooks,
+                                                                            capfd):
+    _notebook(notebooks, "progress",
+              "import time\nfrom lthkit.progress import bar\n"
+              "for _ in bar(range(30), desc='work', mininterval=0):\n    time.sleep(0.01)\n"
+              "for _ in bar(range(5), desc='inner', leave=False):\n    pass\nprint('done')")
+    assert main([str(preset), "--only", "progress", "--no-html"]) == 0
+    executed = load_params(preset).run_dir() / "notebooks" / "progress.ipynb"
+    text = _outputs_text(executed)
+    assert re.search(r"work: 100%\|[^\n]*\| 30/30 \[", text), text
+    assert re.search(r"inner: 100%\|[^\n]*\| 5/5 \[", text), "bars that end are kept too"
+    assert "\r" not in text and not re.search(r"(?<!10)0%", text), "only the finished drawing"
+    nb = nbformat.read(executed, as_version=4)
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                   for c in nb.cells for o in c.get("outputs", []))
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.out + captured.err + executed.read_text()
+
+
+def test_leftover_kernel_of_a_killed_runner_is_ended_before_the_next_run(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                              start_new_session=True)  # a kernel leads its own session
+    try:
+        dead_runner = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead_runner.wait()
+        save_json(folder / ".runner.json", {
+            "runner": dead_runner.pid, "runner_started": time.time() - 60, "kernel": kernel.pid,
+            "kernel_started": psutil.Process(kernel.pid).create_time()})
+        with KernelGuard(folder):
+            kernel.poll()
+            assert kernel.returncode is not None, "the leftover kernel was ended (and waited for)"
+        assert not (folder / ".runner.json").exists()
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+
+
+def test_second_runner_on_the_same_run_folder_is_refused(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    other = psutil.Process(os.getppid())
+    save_json(folder / ".runner.json", {"runner": other.pid, "runner_started": other.create_time(),
+                                        "kernel": None, "kernel_started": None})
+    with pytest.raises(RunnerBusyError, match=f"pid {other.pid}"):
+        KernelGuard(folder).__enter__()
+
+
+RUNNER = """
+import sys
+from pathlib import Path
+import lthkit.report as r
+real = r.resolve_notebook
+r.resolve_notebook = lambda n: Path(n) if Path(n).is_file() else real(n)
+sys.exit(r.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_runner_ends_its_kernel(preset, tmp_path, sig):
+    nb = _notebook(tmp_path, "sleepy", "import time\nprint('started', flush=True)\ntime.sleep(600)")
+    record = load_params(preset).run_dir() / "notebooks" / ".runner.json"
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(preset), "--only", str(nb),
+                               "--no-html"], start_new_session=True, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kernel = None
+    try:
+        deadline = time.monotonic() + 300
+        while kernel is None and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.5)
+            kernel = next((p.pid for p in psutil.Process(runner.pid).children(recursive=True)
+                           if "ipykernel" in " ".join(p.cmdline())), None)
+        assert kernel, f"no kernel started: {runner.communicate()}"
+        time.sleep(3)  # the cell is running
+        assert json.loads(record.read_text())["kernel"] == kernel, "the runner records its kernel"
+        os.killpg(runner.pid, sig)  # the whole process group, as a terminal or a job manager does
+        out, err = runner.communicate(timeout=120)
+        assert runner.returncode != 0 and "interrupted" in err, err
+        gone = not psutil.pid_exists(kernel) or \
+            psutil.Process(kernel).status() == psutil.STATUS_ZOMBIE
+        assert gone, "the kernel ended with the runner"
+        failed = record.parent / "failed" / "sleepy.ipynb"
+        assert failed.exists() and not (record.parent / "sleepy.ipynb").exists()
+        assert not record.exists()
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+        if kernel and psutil.pid_exists(kernel):
+            os.killpg(kernel, signal.SIGKILL)
+
+
+# --- failed and refused runs keep the good report ------------------------------------------------------
+
+@pytest.mark.notebook
+def test_failed_run_goes_beside_the_good_copy(preset, notebooks):
+    _notebook(notebooks, "fragile",
+              "import lthkit as lk\nP = lk.notebook_params(params_file, globals())\n"
+              "print('lr', P.train.lr)\nassert P.train.lr < 0.5, 'lr too high for this notebook'")
+    assert main([str(preset), "--only", "fragile", "--no-html", "--set", "train.lr=0.05"]) == 0
+    run_dir = load_params(preset).run_dir()
+    good, params_yaml = run_dir / "notebooks" / "fragile.ipynb", run_dir / "params.yaml"
+    good_bytes, params_bytes = good.read_bytes(), params_yaml.read_bytes()
+    assert main([str(preset), "--only", "fragile", "--no-html", "--set", "train.lr=0.9"]) == 1
+    assert good.read_bytes() == good_bytes, "the good executed copy is kept"
+    assert params_yaml.read_bytes() == params_bytes, "params.yaml is the good run's"
+    failed = run_dir / "notebooks" / "failed" / "fragile.ipynb"
+    assert "lr too high" in failed.read_text()
+    index = json.loads((run_dir / "notebooks" / "index.json").read_text())
+    entry = next(r for r in index if r["name"] == "fragile")
+    assert entry["status"] == "ok" and "failed" in entry["note"]
+    assert "notebooks/failed/fragile.ipynb" in (run_dir / "index.html").read_text()
+    # the executed copies name the parameter files they read, which no later run changes
+    read = {c.source for p in (good, failed) for c in nbformat.read(p, as_version=4).cells
+            if "injected-parameters" in c.metadata.get("tags", [])}
+    assert len(read) == 2 and all("notebooks/params_" in s for s in read)
+
+
+def test_refused_run_changes_nothing(preset, tmp_path, capsys):
+    """A run whose training parameters differ stops before anything is written."""
+    from lthkit.context import open_run
+
+    params = load_params(preset)
+    ctx = open_run(params, create=True)
+    save_json(ctx.store.imp_dir(0) / "metrics.json", {"final": {}})  # a trained level
+    folder = params.run_dir()
+    kept = {folder / "notebooks" / "01_train_imp.ipynb": b'{"executed": "284 KB"}',
+            folder / "notebooks" / "index.json": b"[]", folder / "index.html": b"<html>",
+            folder / "params.yaml": b"train: {lr: 0.05}\n"}
+    for path, data in kept.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    assert main([str(preset), "--only", "01", "--set", "train.lr=0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: 0.05 there, 0.2" in err and err.count("\n") <= 4
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
+def test_unknown_notebook_name_is_an_error_before_anything_runs(preset, capsys):
+    assert main([str(preset), "--only", "99_nothing"]) == 2
+    assert "99_nothing" in capsys.readouterr().err
+
+
+def test_read_only_run_folder_is_one_line(preset, monkeypatch, capsys):
+    run_dir = load_params(preset).run_dir()
+    real = store_module._atomic_write
+
+    def read_only(path, data, checksum):
+        if run_dir in path.parents:
+            raise StorageError(path, PermissionError(13, "Permission denied"))
+        real(path, data, checksum)
+
+    monkeypatch.setattr(store_module, "_atomic_write", read_only)
+    assert main([str(preset), "--only", "01"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: permission denied writing ") and "\n" not in err
+    assert "earlier results are intact" in err and "Traceback" not in err
+
+
+def test_kit_errors_are_reported_in_one_line():
+    import papermill
+
+    e = papermill.PapermillExecutionError(
+        cell_index=3, exec_count=3, source="run_imp(ctx)", ename="StorageError",
+        evalue="no space left on device writing imp/level_02/epochs/epoch_0003.pt in outputs/x; "
+               "earlier results are intact: free some space",
+        traceback=["\x1b[31mTraceback (most recent call last)\x1b[0m", "  File ...", "OSError"])
+    msg = _describe_failure(e, "01_train_imp")
+    assert msg.startswith("error in 01_train_imp: no space left on device writing imp/level_02")
+    assert "Traceback" not in msg and msg.count("\n") == 0
+    other = papermill.PapermillExecutionError(
+        cell_index=1, exec_count=1, source="1/0", ename="ZeroDivisionError",
+        evalue="division by zero", traceback=["Traceback ...", "ZeroDivisionError"])
+    assert "1/0" in _describe_failure(other, "x"), "other errors show the failing cell"
+
+
+def test_text_progress_bar_leaves_its_finished_line(monkeypatch):
+    import io
+
+    from lthkit.progress import ENV, bar
+
+    monkeypatch.setenv(ENV, "text")
+    out = io.StringIO()
+    for _ in bar(range(7), desc="level 3", leave=False, file=out):
+        pass
+    last = out.getvalue().split("\r")[-1]
+    assert re.match(r"level 3: 100%\|[^\n]*\| 7/7 \[", last) and last.endswith("\n")
+    monkeypatch.setenv(ENV, "")
+    from tqdm.auto import tqdm as auto
+
+    assert type(bar(range(2), disable=True)) is type(auto(range(2), disable=True))
