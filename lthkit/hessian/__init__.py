@@ -41,8 +41,9 @@ from .lanczos import (LanczosResult, density_curve, hutchinson_trace, lanczos_to
                       slq_density)
 from .operator import DenseOperator, HessianOperator, resolve_hvp_mode, strict_fp32
 from .reference import pyhessian_density, pyhessian_topk, pyhessian_trace
-from .tables import (PRUNING_CHOICE_FIGURES, PUBLISHED, choice_points, choices_tables, flip_table,
-                     paper_preset, trace_table, volume_by_k, volume_tables)
+from .tables import (APPENDIX_CHOICE_FIGURES, BASELINE_COMPARISONS, PRUNING_CHOICE_FIGURES,
+                     PUBLISHED, baseline_volume_table, choice_points, choices_tables, flip_table,
+                     paper_preset, trace_table, unique_points, volume_by_k, volume_tables)
 
 __all__ = [
     "HessianOperator", "DenseOperator", "LanczosResult", "lanczos_topk", "log_volume",
@@ -51,5 +52,6 @@ __all__ = [
     "imp_reverse_projection", "band_projection", "baseline_solution", "HessianAnalysis",
     "PUBLISHED", "paper_preset", "resolve_hvp_mode", "volume_points", "baseline_levels",
     "volume_tables", "flip_table", "volume_by_k", "choice_points", "choices_tables", "trace_table",
-    "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32",
+    "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32", "BASELINE_COMPARISONS",
+    "baseline_volume_table", "APPENDIX_CHOICE_FIGURES", "unique_points",
 ]
