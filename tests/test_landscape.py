@@ -351,11 +351,19 @@ def test_05_basin_radius_on_smoke(smoke):
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     store, params = _store(smoke)
     levels = params.levels(params.analysis.levels, minimum=1)
-    for name in ("table2.csv", "table4.csv"):
-        table = pd.read_csv(store.table_path(name))
-        assert len(table) == 2 * len(levels)
-        assert (table["mean_radius"] > 0).all() and (table["directions"] ==
-                                                     params.landscape.radius_directions).all()
+    for name, points in (("table2.csv", ("W_min(L)", "Pr_L(min(L-1))")),
+                         ("table4.csv", ("W_min(L-1)", "RPr_L-1(min(L))"))):
+        table = pd.read_csv(store.table_path(name), index_col="level")
+        assert list(table.index) == levels, "one row per compared pair"
+        assert (table["directions"] == params.landscape.radius_directions).all()
+        for point in points:
+            assert (table[f"mean_radius {point}"] > 0).all()
+        # one cut-off per pair (the default), from the higher of the two losses
+        assert (table["reference"] == "pair_max").all()
+        assert (table[f"cutoff {points[0]}"] == table[f"cutoff {points[1]}"]).all()
+        higher = table[[f"loss {p}" for p in points]].max(axis=1)
+        assert (table[f"cutoff {points[0]}"] - 2 * higher).abs().max() < 1e-6 * higher.max()
+        assert not table.filter(like="paper").columns.size, "smoke is not the paper's recipe"
     for lv in levels:
         assert store.figure_path(f"fig06_radius_level{lv:02d}.png").stat().st_size > 5_000
         assert store.figure_path(f"fig08_radius_level{lv:02d}.png").exists()
