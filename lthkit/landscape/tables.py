@@ -68,15 +68,18 @@ def radius_table(pairs: Iterable[tuple[int, Mapping[str, Any], Mapping[str, Any]
     for level, *both in pairs:
         row: dict[str, Any] = {"level": level, "space": f"level {both[0]['space']}",
                                "reference": both[0].get("reference", "own"),
-                               "cutoff_rule": both[0].get("cutoff_rule", ""),
-                               "directions": len(both[0]["radii"])}
-        for name, r in zip(names, both):
-            row |= {f"solution {name}": r["label"], f"mean_radius {name}": r["mean"],
-                    f"median {name}": r["median"], f"std {name}": r["std"],
-                    f"censored {name}": int(r["censored"].sum()), f"loss {name}": r["center_loss"],
-                    f"cutoff {name}": r["cutoff"],
-                    f"normalized_cutoff {name}": _normalized(r["cutoff"], r["center_loss"])}
-        row[f"{names[0]} wider"] = both[0]["mean"] > both[1]["mean"]
+                               "cutoff_rule": both[0].get("cutoff_rule", "")}
+        columns = {  # column -> value per point; grouped so each quantity's pair sits together
+            "solution": lambda r: r["label"], "cutoff": lambda r: r["cutoff"],
+            "loss": lambda r: r["center_loss"],
+            "normalized_cutoff": lambda r: _normalized(r["cutoff"], r["center_loss"]),
+            "mean_radius": lambda r: r["mean"], "median": lambda r: r["median"],
+            "std": lambda r: r["std"], "censored": lambda r: int(r["censored"].sum())}
+        for column, value in columns.items():
+            row |= {f"{column} {name}": value(r) for name, r in zip(names, both)}
+            if column == "mean_radius":
+                row[f"{names[0]} wider"] = both[0]["mean"] > both[1]["mean"]
+        row["directions"] = len(both[0]["radii"])
         if params is not None and comparison is not None:
             row |= {c.replace("paper ", "paper mean_radius ", 1): v
                     for c, v in published.paper_columns(params, comparison, level).items()}
