@@ -92,11 +92,18 @@ lk.level_picker(lambda lv: plots.fig04_trajectory(trajectories[lv], lv), traject
 # %%
 baseline_results = BaselineResults(ctx.store)
 matrices = geometry.similarity_matrices(imp_results, baseline_results, layout)
+
+
+def render_matrices(level: int | None):
+    return plots.fig14_15_matrices(*matrices[level], title="" if level is None
+                                   else f"(baselines of level {level})")
+
+
 for lv, (distance, cosine) in matrices.items():
     suffix = "" if lv is None else f"_baselines_level{lv:02d}"
     ctx.store.save_table(distance, f"fig14_distances{suffix}.csv")
     ctx.store.save_table(cosine, f"fig15_cosine{suffix}.csv")
-    ctx.store.save_figure(plots.fig14_15_matrices(distance, cosine), f"fig14_15{suffix}.png")
+    ctx.store.save_figure(render_matrices(lv), f"fig14_15{suffix}.png")
 
-lk.choice_picker(lambda lv: plots.fig14_15_matrices(*matrices[lv]), list(matrices), interactive,
-                 static=list(matrices)[-1:], description="baselines of level")
+lk.choice_picker(render_matrices, list(matrices), interactive, static=list(matrices)[-1:],
+                 description="baselines of level")
