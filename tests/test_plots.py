@@ -72,3 +72,17 @@ def test_fig13_marks_imp_solutions_apart_from_baselines():
     assert os_.get_markerfacecolor() != "none", "on the plane: filled"
     assert "d = 0.5" in imp_off.get_label() and "d =" not in os_.get_label()
     assert [name[:4] for name in list(marks)[:3]] == ["A = ", "B = ", "C = "]
+
+
+def test_density_axis_ends_just_above_the_peak():
+    grid = torch.linspace(-1, 10, 200)
+    density = torch.exp(-grid ** 2) / 2 + 1e-30
+    ax = plots.density_figure({"level 0": (grid, density)}).axes[0]
+    lo, hi = ax.get_ylim()
+    assert hi == pytest.approx(1.5, rel=1e-3) and lo == pytest.approx(0.5e-7, rel=1e-3)
+
+
+def test_radius_histogram_counts_whole_directions():
+    r = {"radii": torch.tensor([1.0, 2.0, 2.5]), "mean": 1.8, "math": "A", "center_loss": 0.5}
+    ax = plots.radius_histograms(r, {**r, "math": "B"}).axes[0]
+    assert all(float(t).is_integer() for t in ax.get_yticks())

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import MaxNLocator
 
 from .imp import STRATEGY_STYLE, percent_axis, plain_log_ticks
 
@@ -108,6 +109,7 @@ def radius_histograms(first: Mapping[str, Any], second: Mapping[str, Any], title
                 label=f"{res['math']}: mean {res['mean']:.4g} (loss {res['center_loss']:.3g})")
         ax.axvline(res["mean"], color=f"C{i}", lw=1.5, ls="--")
     space = first.get("space")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="radius of the basin along a random unit direction", ylabel="directions",
            title=title or (f"basin radius in level {space} space" if space is not None else ""))
     ax.legend(fontsize=8)
