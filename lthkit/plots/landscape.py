@@ -77,8 +77,10 @@ def line_figure(lines: Sequence[Mapping[str, Any]], title: str = "",
 def barrier_summary(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Barrier height against level, one series per pair of points (columns figure, series)."""
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    markers = "osD^vPX*"  # one per series, so that series lying on each other stay visible
     for i, ((figure, series), rows) in enumerate(table.groupby(["figure", "series"], sort=False)):
-        ax.plot(rows["level"], rows["barrier"], "o-", color=f"C{i}", label=f"{figure}: {series}")
+        ax.plot(rows["level"], rows["barrier"], "-", marker=markers[i % len(markers)],
+                color=f"C{i}", ms=8 - 0.8 * i, label=f"{figure}: {series}")
     ax.set(xlabel="level L", ylabel="barrier height (loss)", title=title or "barriers")
     ax.set_xticks(sorted(table["level"].unique()))
     ax.legend(fontsize=7)
@@ -192,6 +194,13 @@ def plane_figure(plane: Mapping[str, Any], sublevel: float | None = None, title:
     return fig
 
 
+def _round_ticks(colorbar) -> None:
+    """A colorbar over filled contours of evenly spaced levels ticks every level boundary
+    (0.6928, 0.6059, ...): a few round ticks instead."""
+    colorbar.locator = MaxNLocator(6)
+    colorbar.update_ticks()
+
+
 def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True) -> plt.Figure:
     """A filter-normalized surface as contours (left) and in 3D (right)."""
     x, y, loss = _np(surface["x"]), _np(surface["y"]), _np(surface["loss"])
@@ -210,6 +219,8 @@ def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True
     gx, gy = np.meshgrid(x, y)
     ax3.plot_surface(gx, gy, z, cmap="viridis", linewidth=0, antialiased=True)
     ax3.set(xlabel="δ", ylabel="η", zlabel=zlabel)
+    for axis in (ax3.xaxis, ax3.yaxis):  # five ticks at most: the default ones overlap
+        axis.set_major_locator(MaxNLocator(5))
     n = surface.get("examples")
     ax3.set_title(f"{n} examples" if n else "")
     return fig
@@ -226,7 +237,7 @@ def surface_sweep(surfaces: Sequence[Mapping[str, Any]], title: str = "") -> plt
         filled = ax.contourf(_np(s["x"]), _np(s["y"]), z, levels=levels, cmap="viridis")
         ax.set(title=f"{s.get('examples', '?')} examples", aspect="equal")
         ax.grid(False)
-    fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss")
+    _round_ticks(fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss"))
     if title:
         fig.suptitle(title)
     return fig
@@ -251,7 +262,7 @@ def surfaces_side_by_side(surfaces: Sequence[Mapping[str, Any]], titles: Sequenc
         ax.plot(0, 0, "*", color="white", mec="black", ms=11)
         ax.set(title=title, xlabel="δ (filter-normalized)", ylabel="η", aspect="equal")
         ax.grid(False)
-    fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss")
+    _round_ticks(fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss"))
     if suptitle:
         fig.suptitle(suptitle)
     return fig
