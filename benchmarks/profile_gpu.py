@@ -109,7 +109,7 @@ def main() -> None:
         f"HVP double backward ({args.images} images)": hvp_double,
         f"HVP forward-over-reverse ({args.images} images)": hvp_fwd_rev,
         f"loss of 16 points, vmap ({args.images} images)": lambda: evaluator.evaluate(points16),
-        f"loss of 16 points, one by one": lambda: single.evaluate(points16),
+        "loss of 16 points, one by one": lambda: single.evaluate(points16),
     }
     print(f"{torch.cuda.get_device_name() if dev.type == 'cuda' else 'CPU'}, torch {torch.__version__}; ms per call")
     print(f"{'':48s} {'benchmark off':>14s} {'on':>8s} {'on, no TF32':>12s}")

@@ -15,7 +15,8 @@ from .context import Context
 from .imp import ImpResults
 from .points import ParamLayout, PointEvaluator
 
-__all__ = ["rewind_distances", "trajectory_losses", "pairwise_matrices", "points_of_interest"]
+__all__ = ["rewind_distances", "trajectory_levels", "trajectory_losses", "pairwise_matrices",
+           "points_of_interest", "similarity_matrices"]
 
 
 def rewind_distances(imp: ImpResults, layout: ParamLayout, levels: list[int]) -> pd.DataFrame:
@@ -31,6 +32,13 @@ def rewind_distances(imp: ImpResults, layout: ParamLayout, levels: list[int]) ->
                      "to_projected_previous": float((proj_rewind - proj_prev).norm()),
                      "to_solution": float((proj_rewind - w_min).norm())})
     return pd.DataFrame(rows).set_index("level")
+
+
+def trajectory_levels(imp: ImpResults, levels: list[int]) -> list[int]:
+    """The levels of `levels` whose run kept its per-epoch weights, as did the run of the level
+    before (Fig 4 projects that one on m_L): `imp.save_every` and `imp.trajectory_levels`."""
+    return [lv for lv in levels
+            if imp.level(lv).start_file.exists() and imp.level(lv - 1).start_file.exists()]
 
 
 def trajectory_losses(ctx: Context, evaluator: PointEvaluator, level: int) -> dict[str, torch.Tensor]:
@@ -76,6 +84,15 @@ def points_of_interest(imp: ImpResults, baselines, layout: ParamLayout,
             if level == baseline_level:
                 points[f"{SYMBOLS[kind]}({level})"] = layout.flatten(baselines.final(kind, level))
     return points
+
+
+def similarity_matrices(imp: ImpResults, baselines, layout: ParamLayout
+                        ) -> dict[int | None, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Figs 14 and 15 for each level with baselines: {level: (distances, cosines)} over every IMP
+    solution and the baselines of that level; {None: ...} over the IMP solutions alone when no
+    baseline has been trained."""
+    return {lv: pairwise_matrices(points_of_interest(imp, baselines, layout, lv))
+            for lv in (baselines.levels() or [None])}
 
 
 def pairwise_matrices(points: Mapping[str, torch.Tensor]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -384,8 +384,9 @@ class LandscapeSection(_Section):
         "relative", description="cut-off c: relative L0*(1+value), additive L0+value, absolute value")
     radius_value: float = Field(1.0, gt=0, description="value of the cut-off rule")
     radius_reference: Literal["own", "pair_max"] = Field(
-        "own", description="L0 of the cut-off: each point's own loss, or the higher loss of the "
-        "two points compared in one figure (one cut-off for both)")
+        "pair_max", description="L0 of the cut-off: pair_max = the higher loss of the two points "
+        "compared (one cut-off for both, as the paper's one normalized cut-off per comparison); "
+        "own = each point's own loss (a point with a higher loss then gets a looser cut-off)")
     radius_start: float = Field(0.01, gt=0, description="first distance tried along a direction")
     radius_growth: float = Field(2.0, gt=1, description="the distance is multiplied by this until "
                                  "the loss exceeds the cut-off (then bisection)")

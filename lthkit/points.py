@@ -33,7 +33,6 @@ variance of train mode.) `subset` gives an evaluator on fewer examples (Bain's s
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -70,6 +72,9 @@ baseline_results = run_baselines(ctx)
 
 # %% [markdown]
 # ## Fig 2: every strategy against level
+# Final training loss (log axis) and test accuracy of each strategy at the sparsity of each IMP
+# level. As in Fig 1 the accuracy axis spans at least 10 points within 0-100%, its range in the
+# label.
 
 # %%
 summary = baseline_results.summary(imp_results)

@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -76,9 +78,7 @@ distances.round(4)
 # ## Fig 4: SGD trajectories, level $L$ against level $L-1$ projected on $m_L$
 
 # %%
-trajectory_levels = [lv for lv in levels
-                     if imp_results.level(lv).start_file.exists()
-                     and imp_results.level(lv - 1).start_file.exists()]
+trajectory_levels = geometry.trajectory_levels(imp_results, levels)
 trajectories = {lv: geometry.trajectory_losses(ctx, ctx.evaluator, lv) for lv in trajectory_levels}
 for lv, result in trajectories.items():
     ctx.store.save_figure(plots.fig04_trajectory(result, lv), f"fig04_trajectory_level{lv:02d}.png")
@@ -91,15 +91,19 @@ lk.level_picker(lambda lv: plots.fig04_trajectory(trajectories[lv], lv), traject
 
 # %%
 baseline_results = BaselineResults(ctx.store)
-baseline_levels = baseline_results.levels() or [None]
-matrices = {}
-for lv in baseline_levels:
-    points = geometry.points_of_interest(imp_results, baseline_results, layout, lv)
-    distance, cosine = matrices[lv] = geometry.pairwise_matrices(points)
+matrices = geometry.similarity_matrices(imp_results, baseline_results, layout)
+
+
+def render_matrices(level: int | None):
+    return plots.fig14_15_matrices(*matrices[level], title="" if level is None
+                                   else f"(baselines of level {level})")
+
+
+for lv, (distance, cosine) in matrices.items():
     suffix = "" if lv is None else f"_baselines_level{lv:02d}"
     ctx.store.save_table(distance, f"fig14_distances{suffix}.csv")
     ctx.store.save_table(cosine, f"fig15_cosine{suffix}.csv")
-    ctx.store.save_figure(plots.fig14_15_matrices(distance, cosine), f"fig14_15{suffix}.png")
+    ctx.store.save_figure(render_matrices(lv), f"fig14_15{suffix}.png")
 
-lk.choice_picker(lambda lv: plots.fig14_15_matrices(*matrices[lv]), baseline_levels, interactive,
-                 static=baseline_levels[-1:], description="baselines of level")
+lk.choice_picker(render_matrices, list(matrices), interactive, static=list(matrices)[-1:],
+                 description="baselines of level")

@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -72,9 +74,9 @@ print(f"levels {levels}; {P.landscape.line_points} points from A to B, margin "
 # ## Fig 12: successive IMP solutions, $W_{min(L-1)}$ to $W_{min(L)}$
 
 # %%
-lines = {("fig12", lv): land.figure_lines("fig12", lv) for lv in levels}
+lines = land.lines_of(["fig12"], levels)
 fig = plots.line_figure([ln for lv in levels for ln in lines["fig12", lv]],
-                        title="Fig 12: successive IMP levels")
+                        title=ls.LINE_FIGURE_TITLES["fig12"])
 ctx.store.save_figure(fig, "fig12_barriers.png")
 
 
@@ -91,25 +93,24 @@ lk.level_picker(render12, levels, interactive, static=[lv for lv in show if lv i
 # Drawn at the levels where notebook 02 trained the baselines they need.
 
 # %%
-BASELINE_FIGURES = {"fig09": "Fig 9: projection to random re-initialization",
-                    "fig17": "Fig 17: to random pruning (one-shot W_RP', iterative W_RP)",
-                    "fig19": "Fig 19: to one-shot magnitude pruning"}
-figure_levels = {f: land.figure_levels(f, levels) for f in BASELINE_FIGURES}
-for f, title in BASELINE_FIGURES.items():
-    print(f"{title}: levels {figure_levels[f] or 'none (run notebooks/02_baselines.ipynb)'}")
-    for lv in figure_levels[f]:
-        lines[f, lv] = land.figure_lines(f, lv)
+BASELINE_FIGURES = ["fig09", "fig17", "fig19"]
+lines |= land.lines_of(BASELINE_FIGURES, levels)
+figure_levels = {f: [lv for g, lv in lines if g == f] for f in BASELINE_FIGURES}
+for f in BASELINE_FIGURES:
+    print(f"{ls.LINE_FIGURE_TITLES[f]}: levels "
+          f"{figure_levels[f] or 'none (run notebooks/02_baselines.ipynb)'}")
+
 
 # %%
 def render_baselines(level: int):
-    drawn = [(f, ln) for f in BASELINE_FIGURES if (f, level) in lines for ln in lines[f, level]]
-    return plots.line_figure([ln for _, ln in drawn], title=f"Figs 9, 17, 19, level {level}")
+    drawn = [ln for f in BASELINE_FIGURES for ln in lines.get((f, level), [])]
+    return plots.line_figure(drawn, title=f"Figs 9, 17, 19, level {level}")
 
 
 baseline_levels = sorted({lv for f in BASELINE_FIGURES for lv in figure_levels[f]})
 for f in BASELINE_FIGURES:
     plots.save_each(ctx.store, lambda lv, f=f: plots.line_figure(
-        lines[f, lv], title=f"{BASELINE_FIGURES[f]}, level {lv}"),
+        lines[f, lv], title=f"{ls.LINE_FIGURE_TITLES[f]}, level {lv}"),
         figure_levels[f], f + "_barrier_level{:02d}.png")
 lk.level_picker(render_baselines, baseline_levels, interactive,
                 static=[lv for lv in show if lv in baseline_levels] or baseline_levels[-1:])

@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -32,6 +34,11 @@
 # weights stay zero, biases and BatchNorm are not perturbed. As Bain does, the surface is
 # evaluated on a small subsample of examples (`landscape.surface_examples`); the last figure shows
 # how a surface settles as the subsample grows.
+#
+# On the figure A, B, C are stars, the other IMP solutions circles shaded by level (darker:
+# later), and each baseline has the marker and colour of its strategy in Fig 2 (notebook 02). A
+# point that does not lie on the plane is drawn **hollow** at its projection, and the legend gives
+# its distance $d$ from the plane.
 #
 # **What to look for.** All IMP solutions inside one connected dark region (one sublevel set);
 # $W_{RI}$ and $W_{RP}$ outside it, $W_{OS}$ and $W_{RP'}$ inside (Fig 13). A marker's position is a

@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -92,7 +94,7 @@ for n, (kind, what) in hs.PRUNING_CHOICE_FIGURES.items():
 # %%
 points = hs.choice_points(imp_results, baseline_results, sorted({*levels, *band_levels}),
                           P.baselines.kinds, band_levels, P.imp.prune_fraction, P.imp.scope)
-spectra_report = H.report([pt for named in points.values() for pt in named.values()])
+spectra_report = H.report(hs.unique_points(points))
 ctx.store.save_table(spectra_report, "pruning_choices_spectra_report.csv")
 spectra_report.style.format(precision=4)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ import torch
 from lthkit import landscape as ls
 from lthkit.data import synthetic_images
 from lthkit.models import build_model
-from lthkit.params import load_params, params_from_dict, ParamsError
+from lthkit.params import load_params, ParamsError
 from lthkit.points import ParamLayout, PointEvaluator
 from lthkit.pruning import full_mask, random_prune
 from lthkit.store import RunStore
@@ -287,6 +288,94 @@ def test_point_labels():
     assert ls.PointRef("imp", 4).tag == "imp04"
 
 
+# --- the paper's comparisons on a run ----------------------------------------------------------
+
+class _Bowls(ls.Landscape):
+    """A Landscape without a run folder: point `imp L` sits at the bottom of an isotropic bowl
+    L0 + |W - c_L|² with the loss L0 given per point, so a radius to cut-off c is sqrt(c - L0)."""
+
+    def __init__(self, params, losses: dict[str, float]):
+        super().__init__(SimpleNamespace(params=params), progress=False)
+        self.losses = losses
+        self.centers = {tag: torch.full((8,), 10.0 * i, dtype=torch.float64)
+                        for i, tag in enumerate(losses)}
+
+    def own_loss(self, ref):
+        return self.losses[ref.tag], 1.0
+
+    def point(self, ref):
+        return self.centers[ref.tag]
+
+    def space(self, level):
+        return torch.ones(8, dtype=torch.float64)
+
+    def _cached(self, name, config, compute):
+        return compute()
+
+    @property
+    def evaluator(self):
+        tags = list(self.centers)
+        centers = torch.stack([self.centers[t] for t in tags])
+        floor = torch.tensor([self.losses[t] for t in tags], dtype=torch.float64)
+
+        def evaluate(points):
+            nearest = torch.cdist(points.double(), centers).argmin(1)
+            return floor[nearest] + ((points - centers[nearest]) ** 2).sum(1)
+
+        return SimpleNamespace(evaluate=evaluate)
+
+
+def test_a_pair_shares_one_cutoff_by_default_and_own_can_invert_the_comparison(tiny):
+    """The projection's loss is 4x the solution's. One cut-off per pair (c = 2 x 4 = 8): radii
+    sqrt(7) and 2, the solution wider. A cut-off per point (2 and 8): 1 and 2, inverted."""
+    losses = {"imp03": 1.0, "proj03": 4.0}
+    a, b = ls.PointRef("imp", 3), ls.PointRef("proj", 3)
+    radius = {"radius_directions": 5, "radius_start": 0.01, "radius_tol": 1e-6,
+              "radius_max": 50.0}
+    params = tiny(landscape=radius)
+    assert params.landscape.radius_reference == "pair_max"
+    first, second = _Bowls(params, losses).radius_pair(a, b, 3)
+    assert first["cutoff"] == second["cutoff"] == pytest.approx(8.0)
+    assert first["reference"] == "pair_max" and first["reference_loss"] == 4.0
+    assert first["mean"] == pytest.approx(math.sqrt(7), rel=1e-4)
+    assert second["mean"] == pytest.approx(2.0, rel=1e-4)
+    own = _Bowls(tiny(landscape={**radius, "radius_reference": "own"}), losses)
+    first, second = own.radius_pair(a, b, 3)
+    assert (first["cutoff"], second["cutoff"]) == pytest.approx((2.0, 8.0))
+    assert first["mean"] == pytest.approx(1.0, rel=1e-4) and second["mean"] > first["mean"]
+    assert first["reference"] == "own"
+    table = ls.radius_table([(3, first, second)], ("W_min(L)", "Pr_L(min(L-1))"))
+    assert not table.loc[3, "W_min(L) wider"]
+    assert table.loc[3, "normalized_cutoff W_min(L)"] == pytest.approx(1.0)
+
+
+def test_radius_figure_states_the_cutoff_rule(tiny):
+    import matplotlib.pyplot as plt
+    from lthkit import plots
+
+    losses = {"imp03": 1.0, "proj03": 4.0}
+    land = _Bowls(tiny(landscape={"radius_directions": 3, "radius_tol": 1e-3}), losses)
+    pair = land.radius_pair(ls.PointRef("imp", 3), ls.PointRef("proj", 3), 3)
+    fig = plots.radius_histograms(*pair)
+    words = fig.get_supxlabel()
+    assert "one cut-off for both" in words and "c = 8" in words
+    plt.close(fig)
+    own = [{**r, "reference": "own"} for r in pair]
+    assert "its own cut-off" in plots.landscape.cutoff_rule_text(*own)
+
+
+def test_line_figures_name_their_points_and_skip_missing_baselines(tiny):
+    land = _Bowls(tiny(), {})
+    land.baselines = SimpleNamespace(available=lambda: [("random_reinit", 2)])
+    drawn = []
+    land.line = lambda a, b: drawn.append((a, b)) or {"a": a.label, "b": b.label}
+    lines = land.lines_of(["fig12", "fig29", "fig31"], [1, 2])
+    assert sorted(lines) == [("fig12", 1), ("fig12", 2), ("fig29", 2)]
+    assert drawn[0] == (ls.PointRef("imp", 0), ls.PointRef("imp", 1))  # W_min(L-1) to W_min(L)
+    assert lines["fig29", 2] == [{"a": "Pr_2(min(1))", "b": "W_RI(2)"}]
+    assert set(ls.LINE_FIGURES) <= set(ls.LINE_FIGURE_TITLES)
+
+
 # --- notebooks ----------------------------------------------------------------------------------
 
 def _store(smoke) -> tuple[RunStore, object]:
@@ -310,11 +399,19 @@ def test_05_basin_radius_on_smoke(smoke):
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     store, params = _store(smoke)
     levels = params.levels(params.analysis.levels, minimum=1)
-    for name in ("table2.csv", "table4.csv"):
-        table = pd.read_csv(store.table_path(name))
-        assert len(table) == 2 * len(levels)
-        assert (table["mean_radius"] > 0).all() and (table["directions"] ==
-                                                     params.landscape.radius_directions).all()
+    for name, points in (("table2.csv", ("W_min(L)", "Pr_L(min(L-1))")),
+                         ("table4.csv", ("W_min(L-1)", "RPr_L-1(min(L))"))):
+        table = pd.read_csv(store.table_path(name), index_col="level")
+        assert list(table.index) == levels, "one row per compared pair"
+        assert (table["directions"] == params.landscape.radius_directions).all()
+        for point in points:
+            assert (table[f"mean_radius {point}"] > 0).all()
+        # one cut-off per pair (the default), from the higher of the two losses
+        assert (table["reference"] == "pair_max").all()
+        assert (table[f"cutoff {points[0]}"] == table[f"cutoff {points[1]}"]).all()
+        higher = table[[f"loss {p}" for p in points]].max(axis=1)
+        assert (table[f"cutoff {points[0]}"] - 2 * higher).abs().max() < 1e-6 * higher.max()
+        assert not table.filter(like="paper").columns.size, "smoke is not the paper's recipe"
     for lv in levels:
         assert store.figure_path(f"fig06_radius_level{lv:02d}.png").stat().st_size > 5_000
         assert store.figure_path(f"fig08_radius_level{lv:02d}.png").exists()

@@ -89,8 +89,13 @@ def test_09_vgg16_appendix_on_smoke_vgg16(smoke_vgg16):
     assert table6.filter(like="V'").notna().all().all()
     report = pd.read_csv(store.table_path("appendix_spectra_report.csv"))
     assert set(report["basis"]) <= {"cpu", "cuda"} and len(report) >= 3 * len(levels)
-    for table in ("table8", "table9"):
-        assert store.table_path(f"{table}.csv").exists()
+    k = params.hessian.k
+    baseline_levels = params.levels(params.baselines.levels, minimum=1)
+    for table, point in (("table8", "W_RI(L)"), ("table9", "W_RP(L)")):
+        t = pd.read_csv(store.table_path(f"{table}.csv"), index_col="level")
+        assert list(t.index) == [lv for lv in levels if lv in baseline_levels]
+        assert t[[f"V'({k}) {point}", f"V'({k}) W_min(L)"]].notna().all().all()
+        assert not t.filter(like="paper").columns.size, "smoke is not the paper's VGG-16 recipe"
     assert _images(nb) >= 10
 
 

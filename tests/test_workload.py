@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lthkit import hessian as hs
-from lthkit.baselines import BaselineResults, run_baselines
+from lthkit.baselines import run_baselines
 from lthkit.context import open_run
-from lthkit.imp import ImpResults, run_imp
+from lthkit.imp import run_imp
 from lthkit.landscape import alpha_grid
 from lthkit.params import load_params
 from lthkit.workload import (count_work, line_points, spectra_of_notebook08, trajectory_points,

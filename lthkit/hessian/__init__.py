@@ -43,8 +43,9 @@ from .lanczos import (DEFAULT_POSITIVE_THRESHOLD, LanczosResult, Subspace, Volum
                       lanczos_topk, log_volume, resolve_method, slq_density, topk, volume_count)
 from .operator import DenseOperator, HessianOperator, resolve_hvp_mode, strict_fp32
 from .reference import pyhessian_density, pyhessian_topk, pyhessian_trace
-from .tables import (PRUNING_CHOICE_FIGURES, PUBLISHED, choice_points, choices_tables, flip_table,
-                     paper_preset, trace_table, volume_by_k, volume_tables)
+from .tables import (APPENDIX_CHOICE_FIGURES, BASELINE_COMPARISONS, PRUNING_CHOICE_FIGURES,
+                     PUBLISHED, baseline_volume_table, choice_points, choices_tables, flip_table,
+                     paper_preset, trace_table, unique_points, volume_by_k, volume_tables)
 
 __all__ = [
     "HessianOperator", "DenseOperator", "LanczosResult", "lanczos_topk", "log_volume",
@@ -56,5 +57,6 @@ __all__ = [
     "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32", "block_lanczos_topk",
     "eigsh_topk", "topk", "resolve_method", "volume_count", "VolumeWarning", "dtype_floor",
     "Subspace", "DEFAULT_POSITIVE_THRESHOLD", "SpectrumWarning", "spectrum_status",
-    "spectrum_flags",
+    "spectrum_flags", "BASELINE_COMPARISONS", "baseline_volume_table", "APPENDIX_CHOICE_FIGURES",
+    "unique_points",
 ]

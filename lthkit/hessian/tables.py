@@ -8,48 +8,27 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from .. import published
 from .analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint, band_projection,
-                       baseline_solution, imp_projection, imp_reverse_projection, imp_solution)
+                       baseline_levels, baseline_solution, imp_projection, imp_reverse_projection,
+                       imp_solution)
 from .lanczos import DEFAULT_POSITIVE_THRESHOLD, log_volume, volume_count
 
 __all__ = ["PUBLISHED", "paper_preset", "volume_tables", "flip_table", "volume_by_k",
-           "choice_points", "choices_tables", "trace_table", "PRUNING_CHOICE_FIGURES"]
+           "choice_points", "choices_tables", "trace_table", "PRUNING_CHOICE_FIGURES",
+           "BASELINE_COMPARISONS", "APPENDIX_CHOICE_FIGURES", "baseline_volume_table",
+           "unique_points"]
 
 
-# V'(100) published in the paper, for runs of its recipe. Table I (level L space):
-# (Pr_L(min(L-1)), W_min(L)); Table III (level L-1 space): (RPr_{L-1}(min(L)), W_min(L-1)).
-PUBLISHED: dict[str, dict[str, dict[int, tuple[float, float]]]] = {
-    "resnet20": {
-        "table1": {1: (409.242, 407.417), 2: (402.678, 399.680), 3: (400.855, 386.948),
-                   4: (392.829, 375.590), 5: (417.984, 372.753), 6: (420.431, 373.472),
-                   7: (446.758, 375.401), 8: (432.505, 382.051), 9: (488.004, 394.166),
-                   10: (525.621, 408.810)},
-        "table3": {1: (418.034, 415.42), 2: (415.826, 407.417), 3: (403.674, 399.68),
-                   4: (394.347, 386.948), 5: (391.093, 375.59), 6: (391.471, 372.753),
-                   7: (394.086, 373.472), 8: (398.559, 375.401), 9: (411.997, 382.051),
-                   10: (427.475, 394.166)},
-    },
-    "vgg16": {  # Table VI: level L space at L = 1, 6, 11; Table VII: level L-1 space, L = 1, 6, 12
-        "table1": {1: (212.779, 203.681), 6: (198.106, 177.233), 11: (414.844, 352.86)},
-        "table3": {1: (219.996, 220.915), 6: (201.835, 189.044), 12: (426.294, 352.86)},
-    },
-}
+# The published values and the rule deciding when they stand beside ours live in
+# lthkit.published; these two names are kept for older code (notebook 04 prints paper_preset).
+PUBLISHED: dict[str, dict[str, dict[int, tuple[float, float]]]] = published.legacy_volumes()
 
 
 def paper_preset(params) -> str | None:
-    """'resnet20' or 'vgg16' when the run follows that recipe of the paper (CIFAR-10, full width,
-    160 epochs, its pruning rate, global ranking, k = 100), so its published V'(100) can stand
-    beside ours."""
-    from ..models import DEFAULT_WIDTH
-
-    arch = params.model.arch
-    rate = {"resnet20": 0.2, "vgg16": 0.4}.get(arch)
-    if (rate is None or params.data.dataset != "cifar10" or params.hessian.k != 100
-            or (params.model.width or DEFAULT_WIDTH[arch]) != DEFAULT_WIDTH[arch]
-            or params.imp.prune_fraction != rate or params.imp.scope != "global"
-            or params.train.epochs != 160):
-        return None
-    return arch
+    """'resnet20' or 'vgg16' when the run follows that recipe of the paper for V'(100)
+    (`lthkit.published.paper_recipe(params, "volume")`), else None."""
+    return published.paper_recipe(params, "volume")
 
 
 def volume_tables(analysis: HessianAnalysis, imp, levels: Sequence[int],
@@ -58,16 +37,16 @@ def volume_tables(analysis: HessianAnalysis, imp, levels: Sequence[int],
     RPr_{L-1}(min(L)) against W_min(L-1)), V'(k) per level, with the published values beside
     ours when the run is the paper's recipe."""
     k = k or analysis.cfg.k
-    preset = paper_preset(analysis.ctx.params)
+    params = analysis.ctx.params
     t1, t3 = [], []
     for L in levels:
         pr, mn = analysis.spectrum(imp_projection(imp, L)), analysis.spectrum(imp_solution(imp, L))
         rpr = analysis.spectrum(imp_reverse_projection(imp, L))
         prev = analysis.spectrum(imp_solution(imp, L - 1))
-        t1.append(_pair_row(L, "Pr_L(min(L-1))", pr, "W_min(L)", mn, k, preset, "table1",
+        t1.append(_pair_row(L, "Pr_L(min(L-1))", pr, "W_min(L)", mn, k, params, "volume_L",
                             analysis.cfg.positive_threshold))
-        t3.append(_pair_row(L, "RPr_L-1(min(L))", rpr, "W_min(L-1)", prev, k, preset, "table3",
-                            analysis.cfg.positive_threshold))
+        t3.append(_pair_row(L, "RPr_L-1(min(L))", rpr, "W_min(L-1)", prev, k, params,
+                            "volume_L-1", analysis.cfg.positive_threshold))
         t1[-1].update(_quality(analysis, k, {"Pr_L(min(L-1))": pr, "W_min(L)": mn}))
         t3[-1].update(_quality(analysis, k, {"RPr_L-1(min(L))": rpr, "W_min(L-1)": prev}))
     return (pd.DataFrame(t1).set_index("level"), pd.DataFrame(t3).set_index("level"))
@@ -86,16 +65,14 @@ def _quality(analysis: HessianAnalysis, k: int, spectra: Mapping[str, dict]) -> 
 
 
 def _pair_row(level: int, a_name: str, a: dict, b_name: str, b: dict, k: int,
-              preset: str | None, table: str,
+              params, comparison: str | None,
               threshold: float = DEFAULT_POSITIVE_THRESHOLD) -> dict:
     va, vb = log_volume(a["eigenvalues"], k, threshold), log_volume(b["eigenvalues"], k, threshold)
     row: dict[str, object] = {"level": level, f"V'({k}) {a_name}": va, f"V'({k}) {b_name}": vb,
                               "difference": va - vb, f"{b_name} has the larger volume": vb < va,
                               f"loss {a_name}": a["loss"], f"loss {b_name}": b["loss"]}
-    published = PUBLISHED.get(preset or "", {}).get(table, {}).get(level)
-    if preset is not None:
-        row[f"paper {a_name}"] = published[0] if published else math.nan
-        row[f"paper {b_name}"] = published[1] if published else math.nan
+    if comparison is not None:  # the paper's values, only for a run of its recipe
+        row.update(published.paper_columns(params, comparison, level))
     return row
 
 
@@ -104,31 +81,32 @@ def flip_table(analysis: HessianAnalysis, imp, levels: Sequence[int],
     """Table V for every level pair (L-1, L): in level L-1 space W_min(L-1) against W_min(L),
     in level L space W_min(L) against W_min(L-1) projected; rows (pair, space, solution)."""
     k = k or analysis.cfg.k
-    preset = paper_preset(analysis.ctx.params)
-    pub1 = PUBLISHED.get(preset or "", {}).get("table1", {})
-    pub3 = PUBLISHED.get(preset or "", {}).get("table3", {})
+    params = analysis.ctx.params
+    shown = published.paper_recipe(params, "volume") is not None
     rows = []
     for L in levels:
         pair = f"{L - 1}->{L}"
+        pub1 = published.paper_columns(params, "volume_L", L)
+        pub3 = published.paper_columns(params, "volume_L-1", L)
         entries = [
             (f"level {L - 1}", f"W_min({L - 1}) (level {L - 1} solution)",
-             imp_solution(imp, L - 1), pub3.get(L, (math.nan, math.nan))[1]),
+             imp_solution(imp, L - 1), pub3.get("paper W_min(L-1)", math.nan)),
             (f"level {L - 1}", f"RPr_{L - 1}(min({L})) (level {L} solution)",
-             imp_reverse_projection(imp, L), pub3.get(L, (math.nan, math.nan))[0]),
+             imp_reverse_projection(imp, L), pub3.get("paper RPr_L-1(min(L))", math.nan)),
             (f"level {L}", f"W_min({L}) (level {L} solution)",
-             imp_solution(imp, L), pub1.get(L, (math.nan, math.nan))[1]),
+             imp_solution(imp, L), pub1.get("paper W_min(L)", math.nan)),
             (f"level {L}", f"Pr_{L}(min({L - 1})) (level {L - 1} solution)",
-             imp_projection(imp, L), pub1.get(L, (math.nan, math.nan))[0]),
+             imp_projection(imp, L), pub1.get("paper Pr_L(min(L-1))", math.nan)),
         ]
-        for space, solution, point, published in entries:
+        for space, solution, point, paper in entries:
             spectrum = analysis.spectrum(point)
             row = {"pair": pair, "space": space, "solution": solution,
                    f"V'({k})": analysis.log_volume(spectrum, k),
                    "entered": volume_count(spectrum["eigenvalues"], k,
                                            analysis.cfg.positive_threshold)[1],
                    "flags": analysis.flags(spectrum, k)}
-            if preset is not None:
-                row["paper"] = published
+            if shown:
+                row["paper"] = paper
             rows.append(row)
     return pd.DataFrame(rows).set_index(["pair", "space", "solution"])
 
@@ -190,6 +168,44 @@ def choices_tables(analysis: HessianAnalysis, points: Mapping[int, Mapping[str, 
         volumes.append({"level": L, **{n: analysis.log_volume(s, k) for n, s in spectra.items()}})
         losses.append({"level": L, **{n: s["loss"] for n, s in spectra.items()}})
     return (pd.DataFrame(volumes).set_index("level"), pd.DataFrame(losses).set_index("level"))
+
+
+# Baselines whose comparison with W_min(L) the paper tabulates (VGG-16: Tables VIII and IX), by
+# the name of that comparison in lthkit.published, and the appendix figures drawing them.
+BASELINE_COMPARISONS: dict[str, str] = {"random_reinit": "volume_RI", "random_prune": "volume_RP"}
+APPENDIX_CHOICE_FIGURES: dict[int, tuple[str, str]] = {
+    30: ("random_reinit", "random re-initialization W_RI(L) (Table VIII)"),
+    32: ("random_prune", "random pruning W_RP(L) (Table IX)"),
+}
+
+
+def unique_points(*groups: Sequence[HessianPoint] | Mapping[int, Mapping[str, HessianPoint]]
+                  ) -> list[HessianPoint]:
+    """The points of several lists or `choice_points` results, each (name, space) once, in order:
+    the input of one spectra report."""
+    out: dict[tuple[str, str], HessianPoint] = {}
+    for group in groups:
+        flat = ([pt for named in group.values() for pt in named.values()]
+                if isinstance(group, Mapping) else list(group))
+        for pt in flat:
+            out.setdefault((pt.name, pt.space), pt)
+    return list(out.values())
+
+
+def baseline_volume_table(analysis: HessianAnalysis, imp, baselines, kind: str,
+                          levels: Sequence[int], k: int | None = None) -> pd.DataFrame:
+    """V'(k) of a baseline W_X(L) against W_min(L), one row per level where notebook 02 trained
+    it (Tables VIII and IX for random re-initialization and random pruning): both volumes, their
+    difference, which is larger, both losses, and the paper's values for a run of its recipe."""
+    k = k or analysis.cfg.k
+    name = f"W_{BASELINE_SYMBOLS.get(kind, kind)}(L)"
+    rows = []
+    for L in baseline_levels(baselines, kind, levels):
+        other = analysis.spectrum(baseline_solution(baselines, kind, L))
+        mn = analysis.spectrum(imp_solution(imp, L))
+        rows.append(_pair_row(L, name, other, "W_min(L)", mn, k, analysis.ctx.params,
+                              BASELINE_COMPARISONS.get(kind)))
+    return pd.DataFrame(rows).set_index("level") if rows else pd.DataFrame()
 
 
 def trace_table(analysis: HessianAnalysis, points: Mapping[int, HessianPoint]) -> pd.DataFrame:

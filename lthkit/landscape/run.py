@@ -18,7 +18,7 @@ from .lines import evaluate_line
 from .planes import evaluate_plane, evaluate_surface, filter_normalized_direction
 from .radius import basin_radii, cutoff_loss, random_directions
 
-__all__ = ["PointRef", "Landscape", "LINE_FIGURES", "PLANE_BASELINES"]
+__all__ = ["PointRef", "Landscape", "LINE_FIGURES", "LINE_FIGURE_TITLES", "PLANE_BASELINES"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class PointRef:
     def tag(self) -> str:
         """File-name fragment: imp03, proj03, one_shot03."""
         return f"{self.kind}{self.level:02d}"
+
+
+def _normalized(cutoff: float, reference: float) -> float:
+    """(c - L0) / L0: the normalized cut-off the paper reports per comparison."""
+    return (cutoff - reference) / reference if reference > 0 else float("nan")
 
 
 def _digest(obj: Any) -> str:
@@ -217,6 +222,7 @@ class Landscape:
 
         The directions depend on the run seed and the space only, so every point measured in one
         space shares them. `reference_loss` is L0 of the cut-off rule (default: the point's own).
+        The result carries the cut-off c, L0 and the normalized cut-off (c - L0) / L0.
         """
         lp = self.params.landscape
         own = self.own_loss(ref)[0]
@@ -235,14 +241,24 @@ class Landscape:
                                center_loss=own, progress=self.progress)
 
         out = self._cached(f"radius_{ref.tag}_space{space_level:02d}", config, compute)
-        return {**out, "label": ref.label, "math": ref.math, "space": space_level}
+        return {**out, "label": ref.label, "math": ref.math, "space": space_level,
+                "reference": "own" if reference_loss is None else "given",
+                "reference_loss": ref_loss, "normalized_cutoff": _normalized(cut, ref_loss),
+                "cutoff_rule": f"{lp.radius_cutoff} {lp.radius_value:g}"}
 
     def radius_pair(self, a: PointRef, b: PointRef, space_level: int) -> tuple[dict, dict]:
-        """Radii of two points in one space with the same directions (and cut-off rule)."""
+        """Radii of two points in one space along the same directions.
+
+        `landscape.radius_reference: pair_max` (default): one cut-off for both, from the higher
+        of their two losses, as the paper's one normalized cut-off per comparison; `own`: each
+        point's cut-off from its own loss (a point with a higher loss then gets a looser one).
+        """
+        rule = self.params.landscape.radius_reference
         reference = None
-        if self.params.landscape.radius_reference == "pair_max":
+        if rule == "pair_max":
             reference = max(self.own_loss(a)[0], self.own_loss(b)[0])
-        return (self.radius(a, space_level, reference), self.radius(b, space_level, reference))
+        pair = (self.radius(a, space_level, reference), self.radius(b, space_level, reference))
+        return tuple({**r, "reference": rule} for r in pair)  # type: ignore[return-value]
 
     def plane(self, a: PointRef, b: PointRef, c: PointRef, extras: Sequence[PointRef] = ()
               ) -> dict[str, Any]:
@@ -297,15 +313,22 @@ class Landscape:
     # the paper's comparisons -------------------------------------------------------------------
     def figure_levels(self, figure: str, levels: Sequence[int]) -> list[int]:
         """The levels of `levels` at which every baseline a line figure needs exists."""
-        kinds = {k for pair in LINE_FIGURES[figure] for k in pair if k not in ("imp", "proj")}
+        kinds = {k for pair in LINE_FIGURES[figure] for k in pair if k not in _IMP_KINDS}
         have = set(self.baselines.available())
         return [lv for lv in levels if all((k, lv) in have for k in kinds)]
 
     def figure_lines(self, figure: str, level: int) -> list[dict[str, Any]]:
-        """The lines of one figure at one level (Fig 12: W_min(L-1) to W_min(L))."""
-        if figure == "fig12":
-            return [self.line(PointRef("imp", level - 1), PointRef("imp", level))]
-        return [self.line(PointRef(a, level), PointRef(b, level)) for a, b in LINE_FIGURES[figure]]
+        """The lines of one figure of `LINE_FIGURES` at one level (Fig 12: W_min(L-1) to
+        W_min(L))."""
+        return [self.line(_line_end(a, level), _line_end(b, level))
+                for a, b in LINE_FIGURES[figure]]
+
+    def lines_of(self, figures: Sequence[str], levels: Sequence[int]
+                 ) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        """{(figure, level): its lines} for every figure at the levels of `levels` where the
+        baselines it needs exist (notebooks 06 and 09)."""
+        return {(f, lv): self.figure_lines(f, lv) for f in figures
+                for lv in self.figure_levels(f, levels)}
 
     def plane_points(self, levels: Sequence[int]) -> tuple[list[PointRef], list[PointRef]]:
         """A, B, C of Fig 13 and the points projected on the plane.
@@ -347,11 +370,34 @@ class Landscape:
         return max(own)
 
 
-# Lines of notebook 06 besides Fig 12: (A kind, B kind) at one level.
+# Lines of notebooks 06 and 09: figure -> [(A kind, B kind)] at level L, with "prev" standing
+# for W_min(L-1), "imp" for W_min(L), "proj" for Pr_L(min(L-1)), else a baseline kind at L.
 LINE_FIGURES: dict[str, list[tuple[str, str]]] = {
-    "fig12": [("imp", "imp")],
+    "fig12": [("prev", "imp")],
     "fig09": [("proj", "random_reinit")],
     "fig17": [("imp", "random_prune_oneshot"), ("proj", "random_prune")],
     "fig19": [("imp", "one_shot")],
+    # the VGG-16 appendix (notebook 09): Fig 28 as Fig 12, Fig 29 as Fig 9, Fig 31 as the
+    # iterative half of Fig 17
+    "fig28": [("prev", "imp")],
+    "fig29": [("proj", "random_reinit")],
+    "fig31": [("proj", "random_prune")],
 }
+LINE_FIGURE_TITLES: dict[str, str] = {
+    "fig12": "Fig 12: successive IMP levels",
+    "fig09": "Fig 9: projection to random re-initialization",
+    "fig17": "Fig 17: to random pruning (one-shot W_RP', iterative W_RP)",
+    "fig19": "Fig 19: to one-shot magnitude pruning",
+    "fig28": "Fig 28: successive IMP levels",
+    "fig29": "Fig 29: projection to random re-initialization",
+    "fig31": "Fig 31: projection to random pruning",
+}
+_IMP_KINDS = ("imp", "proj", "prev")
+
+
+def _line_end(kind: str, level: int) -> PointRef:
+    """The point of a LINE_FIGURES entry at level L ("prev": W_min(L-1))."""
+    return PointRef("imp", level - 1) if kind == "prev" else PointRef(kind, level)
+
+
 PLANE_BASELINES = ("random_reinit", "random_prune", "random_prune_oneshot", "one_shot")

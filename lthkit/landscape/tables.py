@@ -5,25 +5,24 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+import math
+
 import pandas as pd
+
+from .. import published
 
 __all__ = ["PAPER_RADII", "is_paper_preset", "plane_table", "barrier_table", "radius_table",
            "radius_flip_table"]
 
-# Mean basin radii of the paper (ResNet-20 / CIFAR-10; the level they were measured at was lost
-# in the extraction). Table II: level L space; Table IV: level L-1 space.
-PAPER_RADII: dict[str, dict[str, float]] = {
-    "table2": {"W_min(L)": 0.232314, "Pr_L(min(L-1))": 0.183428},
-    "table4": {"W_min(L-1)": 0.091809, "RPr_{L-1}(min(L))": 0.074714},
-}
+# The published radii and the rule deciding when they stand beside ours live in
+# lthkit.published; these two names are kept for older code.
+PAPER_RADII: dict[str, dict[str, float]] = published.legacy_radii()
 
 
 def is_paper_preset(params: Any) -> bool:
-    """Whether a run follows the paper's ResNet-20 / CIFAR-10 recipe (its numbers are comparable)."""
-    p = params
-    return (p.run.name.startswith("resnet20_paper")
-            or (p.model.arch == "resnet20" and p.data.dataset == "cifar10"
-                and p.model.width in (None, 16) and p.train.epochs == 160))
+    """Whether the run follows the paper's recipe for the radii of Tables II and IV
+    (`lthkit.published.paper_recipe(params, "radius")`)."""
+    return published.paper_recipe(params, "radius") is not None
 
 
 def plane_table(plane: Mapping[str, Any], sublevel: float | None = None) -> pd.DataFrame:
@@ -52,24 +51,44 @@ def barrier_table(lines: Iterable[tuple[str, int, Mapping[str, Any]]]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def radius_table(pairs: Iterable[tuple[int, dict, dict]], paper: Mapping[str, float] | None = None,
-                 names: tuple[str, str] | None = None) -> pd.DataFrame:
-    """Mean radius (and spread) of both points of each pair, one row per (level, solution).
+def radius_table(pairs: Iterable[tuple[int, Mapping[str, Any], Mapping[str, Any]]],
+                 names: tuple[str, str], params: Any = None,
+                 comparison: str | None = None) -> pd.DataFrame:
+    """One compared pair per level (Tables II, IV): both points' radii, the cut-off used, which
+    basin is wider, and, for a run of the paper's recipe, the published means.
 
-    `paper` ({generic name: published mean}) adds a column beside ours, matched through `names`,
-    the generic names of the pair's two points (e.g. "W_min(L)", "Pr_L(min(L-1))").
+    `names` are the generic names of the two points ("W_min(L)", "Pr_L(min(L-1))"), in the
+    order of `pairs`. Per point: mean, median and std of the radius over the directions, how many
+    directions never crossed the cut-off (censored), its own loss L, the cut-off c it was measured
+    under and (c - L) / L, how loose that cut-off is for it. With `landscape.radius_reference:
+    pair_max` both points share c (from the higher of their losses); with `own` each has its own.
+    `comparison` ("radius_L", "radius_L-1") names the paper's table (lthkit.published).
     """
     rows = []
-    for level, ra, rb in pairs:
-        for which, r in enumerate((ra, rb)):
-            row = {"level": level, "solution": r["label"], "space": f"level {r['space']}",
-                   "mean_radius": r["mean"], "median": r["median"], "std": r["std"],
-                   "censored": int(r["censored"].sum()), "directions": len(r["radii"]),
-                   "loss": r["center_loss"], "cutoff": r["cutoff"]}
-            if paper is not None and names is not None:
-                row["paper_mean_radius"] = paper.get(names[which], float("nan"))
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["level", "solution"])
+    for level, *both in pairs:
+        row: dict[str, Any] = {"level": level, "space": f"level {both[0]['space']}",
+                               "reference": both[0].get("reference", "own"),
+                               "cutoff_rule": both[0].get("cutoff_rule", "")}
+        columns = {  # column -> value per point; grouped so each quantity's pair sits together
+            "solution": lambda r: r["label"], "cutoff": lambda r: r["cutoff"],
+            "loss": lambda r: r["center_loss"],
+            "normalized_cutoff": lambda r: _normalized(r["cutoff"], r["center_loss"]),
+            "mean_radius": lambda r: r["mean"], "median": lambda r: r["median"],
+            "std": lambda r: r["std"], "censored": lambda r: int(r["censored"].sum())}
+        for column, value in columns.items():
+            row |= {f"{column} {name}": value(r) for name, r in zip(names, both)}
+            if column == "mean_radius":
+                row[f"{names[0]} wider"] = both[0]["mean"] > both[1]["mean"]
+        row["directions"] = len(both[0]["radii"])
+        if params is not None and comparison is not None:
+            row |= {c.replace("paper ", "paper mean_radius ", 1): v
+                    for c, v in published.paper_columns(params, comparison, level).items()}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("level")
+
+
+def _normalized(cutoff: float, loss: float) -> float:
+    return (cutoff - loss) / loss if loss > 0 else math.nan
 
 
 def radius_flip_table(pairs_l: Mapping[int, tuple[dict, dict]],

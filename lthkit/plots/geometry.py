@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .imp import plain_log_ticks
+
 __all__ = ["fig03_distances", "fig04_trajectory", "matrix_heatmap", "fig14_15_matrices"]
 
 
@@ -23,15 +25,18 @@ def fig03_distances(distances: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
-def fig04_trajectory(result: dict[str, torch.Tensor], level: int) -> plt.Figure:
-    """Fig 4: log training loss per epoch of level L's run and of level L-1's run on m_L."""
+def fig04_trajectory(result: dict[str, torch.Tensor], level: int, figure: str = "Fig 4"
+                     ) -> plt.Figure:
+    """Fig 4: log training loss per epoch of level L's run and of level L-1's run on m_L
+    (`figure` names it: Fig 25 in the VGG-16 appendix)."""
     fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     ax.plot(result["epochs"].numpy(), result["loss"].numpy(), "o-", ms=3,
             label=f"level {level} (SGD on $m_{{{level}}}$)")
     ax.plot(result["projected_epochs"].numpy(), result["projected_loss"].numpy(), "s-", ms=3,
             label=f"level {level - 1} projected on $m_{{{level}}}$")
     ax.set(xlabel="epoch", ylabel="training loss (analysis subset)", yscale="log",
-           title=f"Fig 4: trajectories at level {level}")
+           title=f"{figure}: trajectories at level {level}")
+    plain_log_ticks(ax)
     ax.legend(fontsize=9)
     return fig
 

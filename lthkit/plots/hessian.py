@@ -58,7 +58,7 @@ def volume_by_level(table: pd.DataFrame, columns: Sequence[str], labels: Sequenc
             ax.plot(table.index, table[paper[i]], ls="--", marker="x", color=color,
                     label=f"{label} (paper)")
     ax.set_xlabel("level L")
-    ax.set_ylabel("V'(k) = Σ log λ_i (inverse volume)")
+    ax.set_ylabel(r"$V'(k) = \sum_{i \leq k} \log \lambda_i$  (inverse volume)")
     ax.set_xticks(list(table.index))
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
@@ -113,7 +113,7 @@ def density_figure(curves: Mapping[str, tuple[Any, Any]], title: str = "") -> pl
         d = _np(density)
         top = max(top, float(d.max()))
         ax.semilogy(_np(grid), d, lw=1.2, label=label)
-    ax.set_ylim(bottom=top * 1e-7)
+    ax.set_ylim(top * 1e-7, top * 3)  # seven decades under the peak; the tails go to ~0
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (SLQ)")
     ax.set_title(title, fontsize=10)

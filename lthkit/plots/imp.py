@@ -4,10 +4,45 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
-import pandas as pd
+import math
 
-__all__ = ["STRATEGY_STYLE", "fig01_levels", "fig02_strategies", "strategy_curves", "training_curves"]
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FormatStrFormatter
+
+__all__ = ["STRATEGY_STYLE", "fig01_levels", "fig02_strategies", "strategy_curves", "training_curves",
+           "percent_axis", "plain_log_ticks"]
+
+
+def plain_log_ticks(ax: plt.Axes) -> None:
+    """On a log y axis spanning less than a decade or so, label ticks 1.25 rather than
+    1.25×10⁰ (matplotlib's default there labels the minor ticks in scientific notation)."""
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() == "log" and lo > 0 and hi / lo < 30:
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+
+
+def percent_axis(ax: plt.Axes, values, label: str, min_span: float = 10.0) -> tuple[float, float]:
+    """An accuracy axis in percent, inside 0-100 and at least `min_span` points tall.
+
+    Autoscaling would stretch 99.3-100% over the whole axis, so that a difference of one image
+    looks large (and add a margin past 100%). The label states the range whenever it is not
+    0-100. Returns the limits.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    lo, hi = (0.0, 100.0) if v.size == 0 else (float(v.min()), float(v.max()))
+    pad = max(min_span - (hi - lo), 0.0) / 2 + 0.05 * (hi - lo)
+    lo, hi = math.floor(lo - pad), math.ceil(hi + pad)
+    if hi > 100:
+        lo, hi = lo - (hi - 100), 100
+    if lo < 0:
+        lo, hi = 0, min(100, hi - lo)
+    ax.set_ylim(lo, hi)
+    ax.set_ylabel(label if (lo, hi) == (0, 100) else f"{label}; axis {lo}-{hi}%")
+    return lo, hi
 
 
 def _weights_left_axis(ax: plt.Axes, levels: Sequence[int], left_pct: Sequence[float]) -> None:
@@ -27,11 +62,12 @@ def fig01_levels(summary: pd.DataFrame, title: str = "IMP-WR") -> plt.Figure:
     ax_loss.set(xlabel="level L", ylabel="training loss", yscale="log",
                 title=f"{title}: training loss of $W_{{min(L)}}$")
     ax_acc.plot(levels, 100 * summary["test_acc"], "o-", color="C1")
-    ax_acc.set(xlabel="level L", ylabel="test accuracy (%)",
-               title=f"{title}: test accuracy of $W_{{min(L)}}$")
+    ax_acc.set(xlabel="level L", title=f"{title}: test accuracy of $W_{{min(L)}}$")
+    percent_axis(ax_acc, 100 * summary["test_acc"], "test accuracy (%)")
     for ax in (ax_loss, ax_acc):
         ax.set_xticks(levels)
         _weights_left_axis(ax, levels, left)
+    plain_log_ticks(ax_loss)
     return fig
 
 
@@ -41,11 +77,15 @@ def training_curves(history: Sequence[dict], title: str) -> plt.Figure:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
     ax_loss.plot(h["epoch"], h["train_loss"], color="C0", label="training (running, augmented)")
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title=title)
+    shown = [100 * h["train_acc"]]
     if "test_acc" in h:
         tested = h.dropna(subset=["test_acc"])
         ax_acc.plot(tested["epoch"], 100 * tested["test_acc"], color="C1", label="test")
+        shown.append(100 * tested["test_acc"])
     ax_acc.plot(h["epoch"], 100 * h["train_acc"], color="C0", alpha=0.6, label="training")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
+    ax_acc.set(xlabel="epoch", title=title)
+    percent_axis(ax_acc, pd.concat(shown), "accuracy (%)")
+    plain_log_ticks(ax_loss)
     ax_acc.legend(fontsize=8)
     return fig
 
@@ -72,10 +112,12 @@ def fig02_strategies(summary: pd.DataFrame, title: str = "") -> plt.Figure:
         ax_acc.plot(rows["level"], 100 * rows["test_acc"], **style)
     ax_loss.set(xlabel="level L", ylabel="training loss", yscale="log",
                 title=f"{title} training loss".strip())
-    ax_acc.set(xlabel="level L", ylabel="test accuracy (%)", title=f"{title} test accuracy".strip())
+    ax_acc.set(xlabel="level L", title=f"{title} test accuracy".strip())
+    percent_axis(ax_acc, 100 * summary["test_acc"], "test accuracy (%)")
     levels = sorted(summary["level"].unique())
     for ax in (ax_loss, ax_acc):
         ax.set_xticks(levels)
+    plain_log_ticks(ax_loss)
     ax_acc.legend(fontsize=8, loc="best")
     return fig
 
@@ -90,6 +132,7 @@ def strategy_curves(histories: dict[str, list[dict]], symbols: dict[str, str],
                     title: str) -> plt.Figure:
     """Test accuracy and running training loss per epoch of several strategies at one level."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    shown = []
     for strategy, history in histories.items():
         h = pd.DataFrame(history)
         colour, _ = STRATEGY_STYLE.get(strategy, ("k", "."))
@@ -97,7 +140,10 @@ def strategy_curves(histories: dict[str, list[dict]], symbols: dict[str, str],
         ax_loss.plot(h["epoch"], h["train_loss"], color=colour, label=label)
         tested = h.dropna(subset=["test_acc"]) if "test_acc" in h else h.iloc[:0]
         ax_acc.plot(tested["epoch"], 100 * tested["test_acc"], color=colour, label=label)
+        shown.extend(100 * tested["test_acc"])
     ax_loss.set(xlabel="epoch", ylabel="training loss (running)", yscale="log", title=title)
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
+    ax_acc.set(xlabel="epoch", title=title)
+    percent_axis(ax_acc, shown, "test accuracy (%)")
+    plain_log_ticks(ax_loss)
     ax_acc.legend(fontsize=8)
     return fig

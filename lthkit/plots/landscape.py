@@ -12,8 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import MaxNLocator
+
+from .imp import STRATEGY_STYLE, percent_axis, plain_log_ticks
 
 __all__ = ["line_figure", "barrier_summary", "radius_histograms", "radius_summary",
+           "cutoff_rule_text",
            "plane_figure", "surface_figure", "surface_sweep", "surfaces_side_by_side", "save_each"]
 
 
@@ -60,9 +64,11 @@ def line_figure(lines: Sequence[Mapping[str, Any]], title: str = "",
     losses = np.concatenate([_np(ln["loss"]) for ln in lines])
     spread = np.nanmax(losses) / max(np.nanmin(losses), 1e-12)
     ax_loss.set(ylabel="training loss", yscale="log" if log and spread > 5 else "linear")
+    plain_log_ticks(ax_loss)
     ax_loss.legend(fontsize=7)
     if with_acc:
-        axes[0, 1].set(ylabel="training accuracy (%)")
+        percent_axis(axes[0, 1], np.concatenate([100 * _np(ln["acc"]) for ln in lines]),
+                     "training accuracy (%)")
     if title:
         fig.suptitle(title)
     return fig
@@ -71,80 +77,128 @@ def line_figure(lines: Sequence[Mapping[str, Any]], title: str = "",
 def barrier_summary(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Barrier height against level, one series per pair of points (columns figure, series)."""
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    markers = "osD^vPX*"  # one per series, so that series lying on each other stay visible
     for i, ((figure, series), rows) in enumerate(table.groupby(["figure", "series"], sort=False)):
-        ax.plot(rows["level"], rows["barrier"], "o-", color=f"C{i}", label=f"{figure}: {series}")
+        ax.plot(rows["level"], rows["barrier"], "-", marker=markers[i % len(markers)],
+                color=f"C{i}", ms=8 - 0.8 * i, label=f"{figure}: {series}")
     ax.set(xlabel="level L", ylabel="barrier height (loss)", title=title or "barriers")
     ax.set_xticks(sorted(table["level"].unique()))
     ax.legend(fontsize=7)
     return fig
 
 
+def cutoff_rule_text(first: Mapping[str, Any], second: Mapping[str, Any]) -> str:
+    """The cut-off rule of a radius pair in words, for the figure: which loss L0 it starts from
+    and the cut-off c each point was measured under."""
+    rule = first.get("cutoff_rule", "")
+    if first.get("reference") == "pair_max":
+        return (f"one cut-off for both: c = {first['cutoff']:.4g} from L0 = "
+                f"{first['reference_loss']:.4g}, the higher of the two losses ({rule})")
+    return (f"each its own cut-off from its own loss ({rule}): c = {first['cutoff']:.4g} and "
+            f"{second['cutoff']:.4g}")
+
+
 def radius_histograms(first: Mapping[str, Any], second: Mapping[str, Any], title: str = "",
                       bins: int | None = None) -> plt.Figure:
-    """Histograms of the basin radii of two points on shared bins, their means marked (Figs 6, 8)."""
+    """Histograms of the basin radii of two points on shared bins, their means marked (Figs 6, 8),
+    with the cut-off rule written under the axes."""
     ra, rb = _np(first["radii"]), _np(second["radii"])
     both = np.concatenate([ra, rb])
     edges = np.histogram_bin_edges(both, bins=bins or min(30, max(5, len(both) // 6)))
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.5, 4.1), layout="constrained")
     for i, (r, res) in enumerate(((ra, first), (rb, second))):
         ax.hist(r, bins=edges, alpha=0.55, color=f"C{i}",
-                label=f"{res['math']}: mean {res['mean']:.4g}")
+                label=f"{res['math']}: mean {res['mean']:.4g} (loss {res['center_loss']:.3g})")
         ax.axvline(res["mean"], color=f"C{i}", lw=1.5, ls="--")
     space = first.get("space")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="radius of the basin along a random unit direction", ylabel="directions",
            title=title or (f"basin radius in level {space} space" if space is not None else ""))
     ax.legend(fontsize=8)
+    if "cutoff" in first and "cutoff" in second:
+        fig.supxlabel(cutoff_rule_text(first, second), fontsize=7, color="0.3")
     return fig
 
 
-def radius_summary(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Mean radius (± std) of each solution against level."""
+def radius_summary(table: pd.DataFrame, names: Sequence[str] | None = None,
+                   title: str = "") -> plt.Figure:
+    """Mean radius (± std) of both points of each level's pair against level (`radius_table`)."""
+    names = names or [c.removeprefix("mean_radius ") for c in table.columns
+                      if c.startswith("mean_radius ")]
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
-    flat = table.reset_index()
-    flat["which"] = flat.groupby("level").cumcount()
-    for which, rows in flat.groupby("which"):
-        ax.errorbar(rows["level"], rows["mean_radius"], yerr=rows["std"], fmt="o-", capsize=3,
-                    color=f"C{which}", label=" / ".join(dict.fromkeys(rows["solution"]))[:60])
-    ax.set(xlabel="level L", ylabel="mean basin radius", title=title)
-    ax.set_xticks(sorted(flat["level"].unique()))
+    for i, name in enumerate(names):
+        ax.errorbar(table.index, table[f"mean_radius {name}"], yerr=table[f"std {name}"],
+                    fmt="o-", capsize=3, color=f"C{i}", label=name)
+    reference = set(table["reference"]) if "reference" in table else set()
+    rule = f" (cut-off: {', '.join(sorted(reference))})" if reference else ""
+    ax.set(xlabel="level L", ylabel="mean basin radius (± std over directions)",
+           title=title + rule)
+    ax.set_xticks(sorted(table.index.unique()))
     ax.legend(fontsize=7)
     return fig
 
 
+def _plane_marker(tag: str, index: int, levels: int) -> dict[str, Any]:
+    """Marker of a point on Fig 13: A, B, C big stars; IMP solutions circles shaded by level;
+    each baseline its strategy's colour and marker (as in Fig 2)."""
+    kind, level = tag[:-2], int(tag[-2:])
+    if kind == "imp":
+        colour = plt.get_cmap("Blues")(0.35 + 0.6 * level / max(levels, 1))
+        return dict(marker="*" if index < 3 else "o", color=colour, ms=16 if index < 3 else 9)
+    colour, marker = STRATEGY_STYLE.get(kind, ("0.5", "s"))
+    return dict(marker=marker, color=colour, ms=9)
+
+
 def plane_figure(plane: Mapping[str, Any], sublevel: float | None = None, title: str = "",
                  levels: int = 30) -> plt.Figure:
-    """Filled contours of the loss on the plane, the sublevel set shaded, the points labelled.
+    """Filled contours of the loss on the plane, the sublevel set shaded, every point marked.
 
     Coordinates are along the orthonormal axes u ∥ B−A and v (Gram-Schmidt of C−A) from A.
-    A marker's label carries the point's distance from the plane when it is off it.
+    A, B, C are stars (labelled); other IMP solutions circles shaded by level; baselines the
+    marker and colour of their strategy. A point off the plane is drawn hollow at its projection,
+    and the legend gives its distance d from the plane.
     """
     x, y, loss = _np(plane["x"]), _np(plane["y"]), _np(plane["loss"])
-    fig, ax = plt.subplots(figsize=(7.2, 6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.6, 6.8), layout="constrained")
     log_loss = np.log10(np.clip(np.nan_to_num(loss, nan=np.nanmax(loss)), 1e-12, None))
     filled = ax.contourf(x, y, log_loss, levels=levels, cmap="viridis_r")
-    fig.colorbar(filled, ax=ax, label="log10 training loss")
+    fig.colorbar(filled, ax=ax, label="log10 training loss", shrink=0.8)
     if sublevel is not None and np.nanmin(loss) <= sublevel:
         ax.contourf(x, y, loss, levels=[np.nanmin(loss) - 1, sublevel],
                     cmap=ListedColormap(["#0b5d1e"]), alpha=0.75)
         ax.contour(x, y, loss, levels=[sublevel], colors="white", linewidths=1.2)
     coords, dist = _np(plane["coords"]), _np(plane["distance"])
     names = plane.get("math", plane["labels"])
+    tags = plane.get("refs") or [f"imp{i:02d}" for i in range(len(names))]
     scale = max(np.ptp(x), np.ptp(y))
-    for i, (name, (cx, cy), d) in enumerate(zip(names, coords, dist)):
-        marker = "*" if i < 3 else "o"
-        ax.plot(cx, cy, marker, color="white" if i < 3 else "#ff7f0e", mec="black",
-                ms=13 if i < 3 else 8)
-        off = f" (d={d:.2g})" if d > 1e-3 * scale else ""
-        ax.annotate(name + off, (cx, cy), textcoords="offset points", fontsize=8,
-                    xytext=(6, 5) if i % 2 == 0 else (6, -13),
-                    color="black", bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7,
-                                             lw=0))
+    top = max((int(t[-2:]) for t in tags if t.startswith("imp")), default=1)
+    for i, (name, tag, (cx, cy), d) in enumerate(zip(names, tags, coords, dist)):
+        style = _plane_marker(tag, i, top)
+        off = d > 1e-3 * scale
+        label = ("ABC"[i] + " = " if i < 3 else "") + name + (f"   (d = {d:.2g})" if off else "")
+        ax.plot(cx, cy, ls="none", marker=style["marker"], ms=style["ms"],
+                mec=style["color"] if off else "black", mew=2.2 if off else 0.8,
+                mfc="none" if off else style["color"], label=label, zorder=3 + (i < 3))
+        if i < 3:
+            ax.annotate("ABC"[i], (cx, cy), textcoords="offset points", xytext=(8, 6),
+                        fontsize=10, weight="bold", color="white",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="black", alpha=0.6, lw=0))
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False,
+               title="filled: on the plane; hollow: projected from distance d off it",
+               title_fontsize=8)
     subtitle = f"; shaded: loss ≤ {sublevel:.3g}" if sublevel is not None else ""
     ax.set(xlabel="u  (along B − A)", ylabel="v  (C − A, orthogonalized)",
            title=(title or "training loss on the plane through A, B, C") + subtitle)
     ax.set_aspect("equal", adjustable="box")
     ax.grid(False)
     return fig
+
+
+def _round_ticks(colorbar) -> None:
+    """A colorbar over filled contours of evenly spaced levels ticks every level boundary
+    (0.6928, 0.6059, ...): a few round ticks instead."""
+    colorbar.locator = MaxNLocator(6)
+    colorbar.update_ticks()
 
 
 def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True) -> plt.Figure:
@@ -165,6 +219,8 @@ def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True
     gx, gy = np.meshgrid(x, y)
     ax3.plot_surface(gx, gy, z, cmap="viridis", linewidth=0, antialiased=True)
     ax3.set(xlabel="δ", ylabel="η", zlabel=zlabel)
+    for axis in (ax3.xaxis, ax3.yaxis):  # five ticks at most: the default ones overlap
+        axis.set_major_locator(MaxNLocator(5))
     n = surface.get("examples")
     ax3.set_title(f"{n} examples" if n else "")
     return fig
@@ -181,7 +237,7 @@ def surface_sweep(surfaces: Sequence[Mapping[str, Any]], title: str = "") -> plt
         filled = ax.contourf(_np(s["x"]), _np(s["y"]), z, levels=levels, cmap="viridis")
         ax.set(title=f"{s.get('examples', '?')} examples", aspect="equal")
         ax.grid(False)
-    fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss")
+    _round_ticks(fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss"))
     if title:
         fig.suptitle(title)
     return fig
@@ -206,7 +262,7 @@ def surfaces_side_by_side(surfaces: Sequence[Mapping[str, Any]], titles: Sequenc
         ax.plot(0, 0, "*", color="white", mec="black", ms=11)
         ax.set(title=title, xlabel="δ (filter-normalized)", ylabel="η", aspect="equal")
         ax.grid(False)
-    fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss")
+    _round_ticks(fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss"))
     if suptitle:
         fig.suptitle(suptitle)
     return fig

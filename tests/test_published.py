@@ -1,0 +1,194 @@
+"""The published values and the one rule deciding when they stand beside ours (lthkit.published),
+applied by the Hessian tables (I, III, V, VIII, IX) and the radius tables (II, IV)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+
+from lthkit import hessian as hs
+from lthkit import landscape as ls
+from lthkit import published
+from lthkit.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+RESNET = ROOT / "params" / "resnet20_paper.yaml"
+VGG = ROOT / "params" / "vgg16_paper.yaml"
+
+# One change per key that decides comparability, each from the paper's ResNet-20 preset.
+DIFFERENT = [
+    ("data.dataset", "synthetic_cifar10"), ("data.train_size", 5000), ("data.augment", False),
+    ("model.width", 8), ("train.epochs", 182), ("train.batch_size", 64), ("train.lr", 0.05),
+    ("train.optimizer", "adam"), ("train.momentum", 0.0), ("train.weight_decay", 5e-4),
+    ("train.milestones", [60, 120]), ("imp.prune_fraction", 0.4), ("imp.scope", "layerwise"),
+]
+
+
+def test_the_paper_presets_follow_their_recipes():
+    assert published.paper_recipe(load_params(RESNET)) == "resnet20"
+    assert published.paper_recipe(load_params(VGG)) == "vgg16"
+    for quantity in ("volume", "radius"):
+        assert published.paper_recipe(load_params(RESNET), quantity) == "resnet20"
+    # width None means the paper's width
+    assert published.paper_recipe(load_params(RESNET, {"model.width": None})) == "resnet20"
+
+
+@pytest.mark.parametrize("key, value", DIFFERENT, ids=[k for k, _ in DIFFERENT])
+def test_a_run_that_differs_in_one_key_gets_no_published_values(key, value):
+    params = load_params(RESNET, {key: value})
+    assert published.paper_recipe(params) is None
+    assert published.recipe_mismatches(params, "resnet20")[0].startswith(key)
+    assert key in published.describe(params)
+    # every older name follows the same rule
+    assert hs.paper_preset(params) is None and not ls.is_paper_preset(params)
+    assert published.paper_columns(params, "volume_L", 1) == {}
+    assert published.paper_columns(params, "radius_L", 1) == {}
+
+
+def test_the_run_name_decides_nothing():
+    """A run named like the paper's preset on other data gets no published values."""
+    params = load_params(ROOT / "params" / "smoke.yaml", {"run.name": "resnet20_paper_smoke"})
+    assert not ls.is_paper_preset(params) and hs.paper_preset(params) is None
+
+
+def test_the_architecture_picks_the_recipe():
+    vgg_on_resnet_rate = load_params(VGG, {"imp.prune_fraction": 0.2})
+    assert published.paper_recipe(vgg_on_resnet_rate) is None
+    assert "imp.prune_fraction" in published.describe(vgg_on_resnet_rate)
+    assert "none for mlp" in published.describe(load_params(
+        ROOT / "params" / "smoke.yaml", {"model.arch": "mlp", "data.dataset": "synthetic_mnist"}))
+
+
+@pytest.mark.parametrize("quantity, overrides", [
+    ("volume", {"hessian.k": 50, "hessian.ks_fig22": [10, 50]}),
+    ("volume", {"hessian.subset_size": 1000}), ("volume", {"analysis.subset_size": 2000}),
+    ("radius", {"landscape.radius_reference": "own"}),
+], ids=["k", "hessian_examples", "analysis_examples", "radius_reference"])
+def test_what_a_measurement_depends_on_is_part_of_the_rule(quantity, overrides):
+    params = load_params(RESNET, overrides)
+    assert published.paper_recipe(params) == "resnet20"  # the trained networks are the paper's
+    assert published.paper_recipe(params, quantity) is None
+    other = "radius" if quantity == "volume" else "volume"
+    assert published.paper_recipe(params, other) == "resnet20"
+    comparison = "volume_L" if quantity == "volume" else "radius_L"
+    assert published.paper_columns(params, comparison, 1) == {}
+
+
+def test_paper_columns_per_level_and_for_a_lost_level():
+    resnet, vgg = load_params(RESNET), load_params(VGG)
+    assert published.paper_columns(resnet, "volume_L", 5) == {
+        "paper Pr_L(min(L-1))": 417.984, "paper W_min(L)": 372.753}
+    assert published.paper_columns(resnet, "volume_L-1", 1) == {
+        "paper RPr_L-1(min(L))": 418.034, "paper W_min(L-1)": 415.42}
+    missing = published.paper_columns(vgg, "volume_L", 2)  # Table VI has levels 1, 6, 11
+    assert list(missing) == ["paper Pr_L(min(L-1))", "paper W_min(L)"]
+    assert all(math.isnan(v) for v in missing.values())
+    assert published.paper_columns(vgg, "volume_L", 11)["paper W_min(L)"] == 352.86
+    # Tables VIII and IX lost their level: the same values at every level, in columns saying so
+    for level in (1, 6, 11):
+        assert published.paper_columns(vgg, "volume_RI", level) == {
+            "paper W_RI(L) (level lost)": 442.242, "paper W_min(L) (level lost)": 389.957}
+        assert published.paper_columns(vgg, "volume_RP", level) == {
+            "paper W_RP(L) (level lost)": 451.384, "paper W_min(L) (level lost)": 389.957}
+    assert published.paper_columns(resnet, "radius_L", 3) == {
+        "paper W_min(L) (level lost)": 0.232314, "paper Pr_L(min(L-1)) (level lost)": 0.183428}
+    # each recipe only its own tables
+    assert published.paper_columns(resnet, "volume_RI", 1) == {}
+    assert published.paper_columns(vgg, "radius_L", 1) == {}
+
+
+def test_every_published_value_has_its_source():
+    frame = published.published_frame()
+    assert set(frame["source"]) == {"Table I", "Table II", "Table III", "Table IV", "Table VI",
+                                    "Table VII", "Table VIII", "Table IX"}
+    assert frame["value"].notna().all() and frame["note"].str.len().gt(0).all()
+    lost = frame[frame["level"] == "lost"]
+    assert set(lost["source"]) == {"Table II", "Table IV", "Table VIII", "Table IX"}
+    t1 = frame[frame["source"] == "Table I"]
+    assert len(t1) == 20 and set(t1["point"]) == {"W_min(L)", "Pr_L(min(L-1))"}
+    # Table VIII and IX share W_min(L); the baseline has the larger V' in both
+    for table, baseline in (("Table VIII", 442.242), ("Table IX", 451.384)):
+        rows = frame[frame["source"] == table].set_index("point")["value"]
+        assert rows["W_min(L)"] == 389.957 and rows.drop("W_min(L)").item() == baseline
+
+
+def test_the_older_names_read_the_same_values():
+    t1, t3 = hs.PUBLISHED["resnet20"]["table1"], hs.PUBLISHED["resnet20"]["table3"]
+    assert len(t1) == len(t3) == 10 and t1[10] == (525.621, 408.810)
+    assert all(t3[L][1] == pytest.approx(t1[L - 1][1]) for L in range(2, 11))
+    assert sorted(hs.PUBLISHED["vgg16"]["table1"]) == [1, 6, 11]
+    assert sorted(hs.PUBLISHED["vgg16"]["table3"]) == [1, 6, 12]
+    assert ls.PAPER_RADII["table2"] == {"W_min(L)": 0.232314, "Pr_L(min(L-1))": 0.183428}
+    assert ls.PAPER_RADII["table4"]["W_min(L-1)"] == 0.091809
+
+
+# --- the tables that apply the rule -------------------------------------------------------------
+
+class _Analysis:
+    """Stands for HessianAnalysis: a spectrum per point name, k, and the run's parameters."""
+
+    def __init__(self, params, spectra: dict[str, list[float]]):
+        self.cfg = SimpleNamespace(k=3)
+        self.ctx = SimpleNamespace(params=params)
+        self.spectra = spectra
+
+    def spectrum(self, point):
+        lam = self.spectra[point.name]
+        return {"eigenvalues": torch.tensor(lam), "loss": float(sum(lam))}
+
+
+class _Baselines:
+    def __init__(self, have):
+        self.have = have
+
+    def available(self):
+        return self.have
+
+
+def _baseline_table(params, kind="random_reinit"):
+    spectra = {"imp_L01_min": [3.0, 2.0, 1.0], f"{kind}_L01": [30.0, 20.0, 10.0],
+               "imp_L06_min": [6.0, 5.0, 4.0], f"{kind}_L06": [60.0, 50.0, 40.0]}
+    base = _Baselines([(kind, 1), (kind, 6), ("fine_tune", 11)])
+    return hs.baseline_volume_table(_Analysis(params, spectra), object(), base, kind, [1, 6, 11])
+
+
+def test_tables_8_and_9_hold_both_volumes_and_the_paper_only_for_its_recipe():
+    ours = _baseline_table(load_params(VGG))
+    assert list(ours.index) == [1, 6]  # level 11 has no W_RI
+    assert ours.loc[1, "V'(3) W_RI(L)"] == pytest.approx(math.log(6000))
+    assert ours.loc[1, "V'(3) W_min(L)"] == pytest.approx(math.log(6))
+    assert ours["W_min(L) has the larger volume"].all()
+    assert (ours["paper W_RI(L) (level lost)"] == 442.242).all()
+    assert (ours["paper W_min(L) (level lost)"] == 389.957).all()
+    rp = _baseline_table(load_params(VGG), "random_prune")
+    assert (rp["paper W_RP(L) (level lost)"] == 451.384).all()
+    other = _baseline_table(load_params(VGG, {"data.dataset": "synthetic_cifar10"}))
+    assert not other.filter(like="paper").columns.size
+    one_shot = _baseline_table(load_params(VGG), "one_shot")  # the paper has no such table
+    assert list(one_shot.index) == [1, 6] and not one_shot.filter(like="paper").columns.size
+
+
+def test_radius_table_applies_the_rule_and_prints_the_cutoff():
+    def result(label, mean, loss, cutoff):
+        return {"label": label, "space": 2, "radii": torch.tensor([mean, mean]),
+                "censored": torch.tensor([False, False]), "mean": mean, "median": mean,
+                "std": 0.0, "center_loss": loss, "cutoff": cutoff, "reference": "pair_max",
+                "cutoff_rule": "relative 1"}
+
+    pairs = [(2, result("W_min(2)", 0.3, 0.1, 1.0), result("Pr_2(min(1))", 0.2, 0.5, 1.0))]
+    names = ("W_min(L)", "Pr_L(min(L-1))")
+    table = ls.radius_table(pairs, names, load_params(RESNET), "radius_L")
+    row = table.loc[2]
+    assert row["cutoff W_min(L)"] == row["cutoff Pr_L(min(L-1))"] == 1.0
+    assert row["normalized_cutoff W_min(L)"] == pytest.approx(9.0)
+    assert row["normalized_cutoff Pr_L(min(L-1))"] == pytest.approx(1.0)
+    assert row["W_min(L) wider"] and row["reference"] == "pair_max"
+    assert row["paper mean_radius W_min(L) (level lost)"] == 0.232314
+    smoke = ls.radius_table(pairs, names, load_params(RESNET, {"model.width": 8}), "radius_L")
+    assert not smoke.filter(like="paper").columns.size
+    assert isinstance(smoke, pd.DataFrame)
