@@ -42,8 +42,9 @@ from lthkit.landscape import basin_radii, cutoff_loss, random_directions
 from lthkit.models import build_model
 from lthkit.params import DataSection, Params, load_params
 from lthkit.points import PointEvaluator
-from lthkit.training import evaluate, train, train_together
-from lthkit.workload import UnitSpec, WorkItem, count_work
+from lthkit.training import _time_steps, evaluate, probe_group_sizes, train
+from lthkit.workload import (UnitSpec, WorkItem, baseline_members, count_work,
+                             iterations_per_epoch, train_size)
 
 CIFAR_LIKE = {"cifar10": "synthetic_cifar10", "mnist": "synthetic_mnist"}
 
@@ -111,15 +112,14 @@ class UnitCosts:
         return Measured(seconds, f"{steps} steps at batch {spec.batch}")
 
     def _group_iter(self, spec: UnitSpec) -> Measured:
-        steps = self._steps(spec)
-        data = _synthetic(spec.dataset, spec.batch * steps, 16).to(self.device)
+        """One step of K networks fused (training.train_group's step, as its probe times it)."""
         cfg = self._train_cfg(spec)
-        models = [build_model(spec.arch, spec.width, data.name, seed=i).to(self.device)
-                  for i in range(spec.group)]
-        histories = train_together(models, data, cfg, seed=0, tags=[f"m{i}" for i in range(
-            spec.group)], masks=[None] * spec.group, progress=False)
-        seconds = histories[0][-1]["train_seconds"] / steps
-        return Measured(seconds, f"{steps} fused steps of {spec.group} networks")
+        name = _data_name(spec.dataset)
+        shape = tuple(_synthetic(spec.dataset, 16, 16).train_x.shape[1:])
+        row = _time_steps(lambda: build_model(spec.arch, spec.width, name, seed=0), shape, cfg,
+                          self.device, spec.group, min_seconds=1.0)
+        return Measured(row["step_ms"] / 1e3, f"fused step of {spec.group} networks at batch "
+                        f"{spec.batch} (random data)")
 
     def _test_eval(self, spec: UnitSpec) -> Measured:
         n = min(spec.examples, 2000)
@@ -147,17 +147,24 @@ class UnitCosts:
         model = build_model(spec.arch, spec.width, spec.dataset if spec.dataset.startswith(
             "synthetic") else CIFAR_LIKE[spec.dataset], seed=0).to(self.device)
         op = _operator(model, x, y, spec.chunk, self.p)
-        v = torch.randn(op.size, device=self.device)
-        op(v)
+        block = self.p.hessian.block_size if self._method() == "block_lanczos" else 1
+        v = torch.randn(block, op.size, device=self.device)
+        product = (lambda: op.matmat(v)) if block > 1 else (lambda: op(v[0]))
+        product()
         _sync(self.device)
         t0 = time.perf_counter()
         for _ in range(self.reps):
-            op(v)
+            product()
         _sync(self.device)
-        per = (time.perf_counter() - t0) / self.reps
+        per = (time.perf_counter() - t0) / (self.reps * block)
         scaled = per * spec.examples / n
-        return Measured(scaled, f"{op.mode} on {n} examples" + (", scaled" if n < spec.examples
-                                                                  else ""))
+        how = f"{op.mode}" + (f", blocks of {block}" if block > 1 else "")
+        return Measured(scaled, f"{how} on {n} examples" + (", scaled" if n < spec.examples
+                                                              else ""))
+
+    def _method(self) -> str:
+        """The top-k solver the analysis would use on this device (hessian.method resolved)."""
+        return hs.resolve_method(self.p.hessian.method, self.device)
 
     def _point(self, spec: UnitSpec) -> Measured:
         n = self._examples(spec)
@@ -207,10 +214,13 @@ class UnitCosts:
             n_h = min(hp.subset_size or n, n)
             op = _operator(model, x[:n_h], y[:n_h], hp.batch_size or p.analysis.batch_size, p)
             t0 = time.perf_counter()
-            res = hs.lanczos_topk(op, hp.k, max_iterations=hp.max_iterations, tol=hp.tol,
-                                  relative_to=hp.tol_relative_to, seed=0)
+            res = hs.topk(op, hp.k, method=self._method(), block_size=hp.block_size,
+                          max_iterations=hp.max_iterations, tol=hp.tol,
+                          relative_to=hp.tol_relative_to,
+                          positive_threshold=hp.positive_threshold, seed=0, progress=False)
             self.counts["products"] = (float(res.n_hvp), (
-                f"top-{hp.k} on {n_h} examples, {p.model.arch} width {width or 'paper'} after "
+                f"{self._method()} top-{hp.k} on {n_h} examples, {p.model.arch} width "
+                f"{width or 'paper'} after "
                 f"{steps} steps: {res.n_hvp} products, converged {res.converged}, "
                 f"{time.perf_counter() - t0:.0f} s"))
         return self.counts["products"]
@@ -331,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {}
     for i, preset in enumerate(args.presets):
         params = load_params(preset)
-        group = _group_size(params)
+        group = _group_size(params, device)
         work = count_work(params, group_size=group)
         costs = UnitCosts(params, device, args.small, args.small_examples, args.reps,
                           args.warm_steps)
@@ -349,12 +359,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _group_size(params: Params) -> int:
-    """Networks trained together per baseline group, as notebook 02 would."""
-    size = getattr(params.baselines, "group_size", None)
-    if isinstance(size, int):
-        return size
-    return 4 if params.baselines.train_together == "yes" else 1
+def _group_size(params: Params, device: torch.device) -> int:
+    """Networks trained together per baseline group, as notebook 02 would: baselines.group_size,
+    or for auto the K its probe on this device projects fastest (the probe's table printed)."""
+    size = params.baselines.group_size
+    if size != "auto":
+        return int(size)
+    members = baseline_members(params)
+    if len(members) <= 1:
+        return 1
+    name = _data_name(params.data.dataset)
+    shape = tuple(_synthetic(params.data.dataset, 16, 16).train_x.shape[1:])
+    n_train = train_size(params.data.dataset, params.data.train_size)
+    by_schedule: dict[tuple, list] = defaultdict(list)
+    for _, _, cfg, start in members:
+        by_schedule[(start, cfg.model_dump_json())].append(
+            cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size) - start)
+    work = [(len(v), v[0]) for v in by_schedule.values()]
+    probe = probe_group_sizes(lambda: build_model(params.model.arch, params.model.width, name,
+                                                  seed=0), shape, params.train, device,
+                              max_k=max(n for n, _ in work),
+                              memory_fraction=params.baselines.group_memory)
+    k = probe.best(work)
+    print(f"baselines.group_size auto -> K = {k}\n{probe.table(work)}")
+    return k
 
 
 if __name__ == "__main__":

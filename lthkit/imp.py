@@ -11,7 +11,7 @@ its last finished epoch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
@@ -220,9 +220,16 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
-def run_imp(ctx: Context, progress: bool = True, levels: int | None = None) -> ImpResults:
-    """Train every IMP level that is not finished yet (all of them up to `imp.levels`)."""
+def run_imp(ctx: Context, progress: bool = True, levels: int | None = None,
+            train_level: Callable[..., dict] | None = None,
+            report: Callable[[int, SolutionFiles, dict], None] | None = None) -> ImpResults:
+    """Train every IMP level that is not finished yet (all of them up to `imp.levels`).
+
+    `train_level` trains one level (default `train_solution`; it takes the same arguments), so a
+    variant of the protocol (Bain's early stopping) reuses the loop; `report` prints a level."""
     p = ctx.params
+    train_level = train_level or train_solution
+    report = report or _report_level
     results = ImpResults(ctx.store)
     last = p.imp.levels if levels is None else levels
     trajectory_levels = set(p.levels(p.imp.trajectory_levels))
@@ -235,13 +242,17 @@ def run_imp(ctx: Context, progress: bool = True, levels: int | None = None) -> I
         else:
             mask = _next_mask(ctx, results, level)
             start, start_it, hook = results.rewind(), p.imp.rewind_iteration, None
-        metrics = train_solution(ctx, files, tag=f"imp/level_{level:02d}", mask=mask, start=start,
-                                 start_iteration=start_it, keep_trajectory=level in trajectory_levels,
-                                 on_iteration=hook, progress=progress)
-        f = metrics["final"]
-        print(f"level {level:2d}: {100 * f['density']:6.2f}% weights left, train loss "
-              f"{f['train_loss']:.4f}, test acc {f['test_acc']:.4f} ({f['seconds'] / 60:.1f} min)")
+        metrics = train_level(ctx, files, tag=f"imp/level_{level:02d}", mask=mask, start=start,
+                              start_iteration=start_it, keep_trajectory=level in trajectory_levels,
+                              on_iteration=hook, progress=progress)
+        report(level, files, metrics)
     return results
+
+
+def _report_level(level: int, files: SolutionFiles, metrics: dict) -> None:
+    f = metrics["final"]
+    print(f"level {level:2d}: {100 * f['density']:6.2f}% weights left, train loss "
+          f"{f['train_loss']:.4f}, test acc {f['test_acc']:.4f} ({f['seconds'] / 60:.1f} min)")
 
 
 def _level_zero(ctx: Context, results: ImpResults):

@@ -20,6 +20,7 @@ ticket's surface), so a claim can be read off level by level.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +34,7 @@ from .context import Context, sub_run
 from .data import ImageData, derive_seed
 from .imp import ImpResults, SolutionFiles, finish_solution, run_imp, train_solution
 # run_imp's own steps, reused so that Bain's rounds differ from run_imp only in the kept epoch
-from .imp import _cpu_state, _level_zero, _next_mask, _start_model
+from .imp import _cpu_state, _start_model
 from .params import EarlyBirdSection, ImpSection, ModelSection, Params, TrainSection
 from .pruning import Mask, hamming_distance, magnitude_prune
 from .store import load_json, load_tensors, save_json, save_tensors
@@ -545,23 +546,10 @@ def _validation_of(sub: Context, carve: _Carve) -> ImageData:
 
 def _bain_imp(sub: Context, validation: ImageData, patience: int | None, progress: bool) -> None:
     """`imp.run_imp` with every round kept by early stopping."""
-    p = sub.params
-    results = ImpResults(sub.store)
-    trajectory_levels = set(p.levels(p.imp.trajectory_levels))
-    for level in range(p.imp.levels + 1):
-        files = results.level(level)
-        if files.done():
-            continue
-        if level == 0:
-            mask, start, start_it, hook = _level_zero(sub, results)
-        else:
-            mask = _next_mask(sub, results, level)
-            start, start_it, hook = results.rewind(), p.imp.rewind_iteration, None
-        metrics = train_early_stopped(sub, files, tag=f"imp/level_{level:02d}", mask=mask,
-                                      start=start, start_iteration=start_it, validation=validation,
-                                      patience=patience, keep_trajectory=level in trajectory_levels,
-                                      on_iteration=hook, progress=progress)
-        _report(f"level {level:2d}", files, metrics)
+    run_imp(sub, progress=progress,
+            train_level=functools.partial(train_early_stopped, validation=validation,
+                                          patience=patience),
+            report=lambda level, files, metrics: _report(f"level {level:2d}", files, metrics))
 
 
 def _bain_random_tickets(sub: Context, levels: list[int], validation: ImageData,

@@ -25,7 +25,7 @@ from .params import ImpSection, Params, TrainSection
 
 __all__ = ["UnitSpec", "WorkItem", "count_work", "imp_iterations", "trajectory_points",
            "iterations_per_epoch", "train_size", "volume_point_count", "spectra_of_notebook08",
-           "line_points", "SPLITS"]
+           "line_points", "SPLITS", "baseline_members"]
 
 SPLITS = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
 
@@ -127,7 +127,7 @@ def spectra_of_notebook08(p: Params) -> int:
     return new
 
 
-def _baseline_members(p: Params) -> list[tuple[str, int, TrainSection, int]]:
+def baseline_members(p: Params) -> list[tuple[str, int, TrainSection, int]]:
     """(kind, level, schedule, start iteration) of every baseline training of notebook 02."""
     from .baselines import fine_tune_schedule
 
@@ -253,7 +253,7 @@ _LINES = {"fig09": [("proj", "random_reinit")],
 
 def _baseline_items(p: Params, ipe: int, group_size: int, test_eval: UnitSpec) -> list[WorkItem]:
     """Baseline trainings, grouped K at a time by schedule when group_size > 1."""
-    members = _baseline_members(p)
+    members = baseline_members(p)
     by_schedule: dict[tuple, list] = {}
     for kind, level, cfg, start in members:
         by_schedule.setdefault((start, cfg.model_dump_json()), []).append((kind, level, cfg))
@@ -313,6 +313,9 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     """Bain: LeNet-5 IMP rounds, random tickets, their surfaces."""
     b, lp = p.bain, p.landscape
     n = train_size(b.data.dataset, b.data.train_size)
+    es = b.early_stopping
+    if es.enabled:  # the validation split is carved from the training set, never trained on
+        n -= min(es.validation_size, n - 1)
     ipe = iterations_per_epoch(n, b.train.batch_size)
     its = _sub_run_iterations(b.imp, b.train, n)
     random_levels = [lv for lv in p.levels(b.random_levels) if 1 <= lv <= b.imp.levels] \
@@ -321,13 +324,20 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     spec = UnitSpec("train_iter", b.model.arch, b.model.width, b.data.dataset,
                     batch=b.train.batch_size, optimizer=b.train.optimizer)
     items = [WorkItem("11_ticket_landscapes", "LeNet-5 IMP rounds and random tickets", spec, its)]
+    if es.enabled:  # the validation loss after every epoch of every round (patience None)
+        epochs = (b.imp.levels + 1 + len(random_levels)) * b.train.epochs
+        items.append(WorkItem("11_ticket_landscapes", "validation losses (early stopping)",
+                              UnitSpec("test_eval", b.model.arch, b.model.width, b.data.dataset,
+                                       examples=es.validation_size,
+                                       chunk=b.train.eval_batch_size), epochs))
     shown = [lv for lv in (b.show_levels if b.show_levels != "all" else range(b.imp.levels + 1))]
     surfaces = 2 * len([lv for lv in shown if lv >= 1]) + 1
-    ex = min(lp.surface_examples, subset)
+    pool = test_size(b.data.dataset, b.data.test_size) if b.surface_split == "test" else subset
+    ex = min(lp.surface_examples, pool)
     items.append(WorkItem("11_ticket_landscapes", "surfaces", UnitSpec(
         "point", b.model.arch, b.model.width, b.data.dataset, examples=ex, chunk=ex),
         surfaces * lp.surface_resolution ** 2))
-    for size in sorted({min(s, subset) for s in b.subsample_sizes}):
+    for size in sorted({min(s, pool) for s in b.subsample_sizes}):
         items.append(WorkItem("11_ticket_landscapes", f"surface on {size} examples", UnitSpec(
             "point", b.model.arch, b.model.width, b.data.dataset, examples=size, chunk=size),
             lp.surface_resolution ** 2))
