@@ -120,6 +120,10 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
                 print("replicate 0 (the run folder): the report's notebooks", flush=True)
             out_dir = replicate_dir(run_dir, r) / "notebooks"
             if r:  # one runner per run folder (the guard): a partial copy is a killed runner's
+                try:
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StorageError(out_dir, e) from None
                 for partial in out_dir.glob(".*.running.ipynb"):
                     partial.unlink(missing_ok=True)
             if not _run_series(notebooks, series[r], out_dir, params_file, r, guard, make_html,

@@ -485,6 +485,10 @@ class RunStore:
         for entry in self.root.iterdir():
             if entry.name in self.NOT_RESULTS or _TEMP.match(entry.name):
                 continue
+            if REPLICATE_DIR.match(entry.name) and entry.is_dir():  # a run folder of its own
+                if RunStore(entry).has_results():
+                    return True
+                continue
             if entry.is_file() or any(p.is_file() and not _TEMP.match(p.name)
                                        for p in entry.rglob("*")):
                 return True
