@@ -35,6 +35,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -55,7 +56,7 @@ from lthkit import plots
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True)
+ctx = lk.open_run(P, create=True, replicate=replicate)
 print(f"run folder: {ctx.store.root}\nparameters: {P.source}\ndevice: {ctx.device}")
 print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.dataset}: "
       f"{P.imp.levels} levels of {P.imp.prune_fraction:.0%}, rewind to iteration "

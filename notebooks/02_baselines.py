@@ -37,6 +37,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -58,7 +59,7 @@ from lthkit.baselines import SYMBOLS, run_baselines
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.baselines.levels, minimum=1)
 print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}")
