@@ -271,3 +271,58 @@ def test_per_level_figures_draw_the_other_replicates_faintly():
         "level")
     fig = plots.radius_summary(radii, others=[radii * 2])
     assert sum(1 for ln in fig.axes[0].lines if (ln.get_alpha() or 1) < 1) == 1
+
+
+# --- the runner on a tiny series of two replicates ------------------------------------------------
+
+@pytest.mark.notebook
+def test_runner_runs_the_replicates_first_and_reports_across_them(tmp_path, write_yaml):
+    from lthkit.imp import ImpResults, run_imp
+    from lthkit.params import load_params
+    from lthkit.report import main
+    from lthkit.store import load_tensors
+
+    import nbformat
+
+    path = write_yaml({
+        "run": {"name": "reps", "output_root": str(tmp_path / "outputs"), "replicates": 2,
+                "num_threads": 1},
+        "data": {"dataset": "synthetic_cifar10", "train_size": 128, "test_size": 64},
+        "model": {"width": 2},
+        "train": {"epochs": 2, "batch_size": 32, "milestones": [1], "lr": 0.05,
+                  "eval_batch_size": 64},
+        "imp": {"levels": 1, "rewind_iteration": 2, "save_every": 0},
+        "analysis": {"subset_size": 32, "batch_size": 32},
+        "landscape": {"examples": 32, "radius_directions": 2, "radius_start": 8.0,
+                      "radius_max": 400.0, "radius_tol": 0.3},
+        "report": {"notebooks": ["01_train_imp", "05_basin_radius"], "html": False}})
+    params = load_params(path)
+    # notebook 01 of each replicate, in this process (what the runner's 01 does, without a kernel)
+    for r in (1, 0):
+        run_imp(open_run(params, create=True, replicate=r))
+    run_dir = params.run_dir()
+    finals = {r: ImpResults(RunStore(replicate_dir(run_dir, r))).level(1).final_file
+              for r in (0, 1)}
+    stamps = {r: f.stat().st_mtime_ns for r, f in finals.items()}
+    seeds = {r: RunStore(replicate_dir(run_dir, r)).manifest()["params"]["run"]["seed"]
+             for r in (0, 1)}
+    assert seeds[0] == params.run.seed != seeds[1]
+    w0, w1 = (next(iter(load_tensors(finals[r]).values())) for r in (0, 1))
+    assert not torch.equal(w0, w1)
+
+    assert main([str(path), "--only", "05", "--no-html"]) == 0
+    assert (run_dir / "replicate_1" / "notebooks" / "05_basin_radius.ipynb").is_file()
+    report = nbformat.read(run_dir / "notebooks" / "05_basin_radius.ipynb", as_version=4)
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/html", ""))
+                   for c in report.cells for o in c.get("outputs", []))
+    assert "across 2 replicates" in text and "t-interval" in text and "replicate 1" in text
+    claims = pd.read_csv(run_dir / "claims.csv")
+    assert set(claims["claim"]) == {"R1-table2", "R1-table4"}
+    assert set(claims["verdict"]) <= VERDICTS and set(claims["replicates"]) == {2}
+    assert "R1-table2" in (run_dir / "index.html").read_text()
+
+    # a rerun of notebook 01's work for both replicates (in this process: each notebook costs a
+    # kernel) finds each replicate's folder, reads every level and retrains nothing
+    for r in (1, 0):
+        assert run_imp(open_run(params, create=True, replicate=r)).levels_done() == [0, 1]
+    assert {r: f.stat().st_mtime_ns for r, f in finals.items()} == stamps
