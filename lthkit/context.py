@@ -80,6 +80,13 @@ class Context:
         raw = f"{a.subset_size}/{a.batch_size}/{a.recalibrate_bn}/{p.run.seed}"
         return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
+    def other_replicates(self) -> dict[int, RunStore]:
+        """The stores of the run's other replicates that exist, for reading their tables (only
+        replicate 0 sees them; see `lthkit.replicates`)."""
+        from .replicates import other_replicates
+
+        return other_replicates(self)
+
     def new_model(self, init_seed: int | None = None) -> nn.Module:
         """A freshly initialized network on the device (seed: the run's initialization)."""
         p = self.params

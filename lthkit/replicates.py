@@ -75,8 +75,12 @@ def other_replicates(ctx: Any) -> dict[int, RunStore]:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A table a notebook saved with `RunStore.save_table` (CSV, first column the index)."""
-    return pd.read_csv(path, index_col=0)
+    """A table a notebook saved with `RunStore.save_table` (CSV, first column the index); an
+    empty table (a notebook that had nothing to tabulate) reads as an empty frame."""
+    try:
+        return pd.read_csv(path, index_col=0)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def tables_across(ctx: Any, name: str) -> list[pd.DataFrame]:

@@ -6,7 +6,11 @@
 
 Each notebook runs through papermill with `params_file` and `interactive=False`; the executed copy
 and an HTML copy go to outputs/<run>/notebooks/, and outputs/<run>/index.html links them with
-their status, wall time and the figures. A failing notebook stops the series: its error is printed
+their status, wall time and the figures. With `run.replicates: N` > 1 the series first runs for
+replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
+outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
+tables and are the report. The claims each notebook judged (lthkit.paper_claims) are gathered in
+outputs/<run>/claims.csv, and index.html opens with them. A failing notebook stops the series: its error is printed
 (one line for the kit's own errors, else the failing cell and traceback), and its executed copy
 goes to notebooks/failed/, beside the last good copy, never over it. Expensive results are cached
 in the run folder, so running the report again resumes where it stopped.

@@ -52,7 +52,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import plots
+from lthkit import plots, replicates
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
@@ -82,6 +82,14 @@ ctx.store.save_table(summary, "fig01_imp_levels.csv")
 fig = plots.fig01_levels(summary, title=P.model.arch)
 ctx.store.save_figure(fig, "fig01_loss_accuracy.png")
 summary.style.format(precision=4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the table above, their mean and the 95%
+# t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "fig01_imp_levels.csv", columns=["train_loss", "test_acc"]);
 
 # %% [markdown]
 # ## Training curves, level by level

@@ -54,7 +54,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import plots
+from lthkit import plots, replicates
 from lthkit.baselines import SYMBOLS, run_baselines
 
 P = lk.notebook_params(params_file, globals())
@@ -83,6 +83,15 @@ ctx.store.save_table(summary, "fig02_strategies.csv")
 fig = plots.fig02_strategies(summary, title=P.model.arch)
 ctx.store.save_figure(fig, "fig02_strategies.png")
 summary.pivot_table(index="level", columns="symbol", values=["test_acc", "train_loss"]).round(4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the table above, their mean and the 95%
+# t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "fig02_strategies.csv", columns=["train_loss", "test_acc"],
+                key=["strategy", "level"]);
 
 # %% [markdown]
 # ## Training curves of every strategy, level by level
