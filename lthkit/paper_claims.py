@@ -68,7 +68,8 @@ def columns(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
     def extract(table: pd.DataFrame) -> Values:
         if a not in table or b not in table:
             return {}
-        return {int(lv): (float(x), float(y)) for lv, x, y in zip(_levels(table), table[a], table[b])
+        return {int(lv): (float(x), float(y))
+                for lv, x, y in zip(_levels(table), table[a], table[b])
                 if _level(lv) is not None and _finite(x, y)}
     return extract
 
@@ -149,8 +150,9 @@ OWN_SPACE = "V'(k), each point in its own mask's space"
 
 def _c(key: str, source: str, statement: str, quantity: str, a: str, b: str, expect: str,
        notebook: str, table: str, extract: Callable[[pd.DataFrame], Values]) -> PaperClaim:
-    return PaperClaim(Claim(key, source, statement, quantity, a, b, expect, notebook),  # type: ignore[arg-type]
-                      table, extract)
+    claim = Claim(key, source, statement, quantity, a, b,
+                  expect, notebook)  # type: ignore[arg-type]
+    return PaperClaim(claim, table, extract)
 
 
 CLAIMS: list[PaperClaim] = [

@@ -10,10 +10,12 @@ their status, wall time and the figures. With `run.replicates: N` > 1 the series
 replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
 outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
 tables and are the report. The claims each notebook judged (lthkit.paper_claims) are gathered in
-outputs/<run>/claims.csv, and index.html opens with them. A failing notebook stops the series: its error is printed
-(one line for the kit's own errors, else the failing cell and traceback), and its executed copy
-goes to notebooks/failed/, beside the last good copy, never over it. Expensive results are cached
-in the run folder, so running the report again resumes where it stopped.
+outputs/<run>/claims.csv, and index.html opens with them.
+
+A failing notebook stops the series: its error is printed (one line for the kit's own errors, else
+the failing cell and traceback), and its executed copy goes to notebooks/failed/, beside the last
+good copy, never over it. Expensive results are cached in the run folder, so running the report
+again resumes where it stopped.
 
 Kernels talk to the runner over IPC sockets (no plain-TCP warning in the notebooks), draw text
 progress bars that the saved notebook keeps, and end with the runner: on SIGINT, SIGTERM or
@@ -294,7 +296,8 @@ def write_index(params: Params, results: list[NotebookResult],
 <title>lthkit report: {html.escape(params.run.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.3em 1em;text-align:left}}
 .failed td{{color:#b00}} .holds{{color:#070}} .does-not-hold{{color:#b00}}
-.inconclusive{{color:#666}} .not-run td{{color:#888}} figure{{display:inline-block;margin:.5em;width:300px}}
+.inconclusive{{color:#666}}
+.not-run td{{color:#888}} figure{{display:inline-block;margin:.5em;width:300px}}
 img{{width:300px}} figcaption{{font-size:80%}}</style></head><body>
 <h1>lthkit report: {html.escape(params.run.name)}</h1>
 <p>Parameters: <code>{html.escape(params.source)}</code>; replicates: {params.run.replicates}</p>
@@ -329,8 +332,8 @@ def _claims_html(run_dir: Path) -> str:
     for _, c in table.iterrows():
         nb = str(c["notebook"])
         link = next((f'<a href="notebooks/{nb}.{ext}">{html.escape(nb)}</a>'
-                     for ext in ("html", "ipynb") if (run_dir / "notebooks" / f"{nb}.{ext}").exists()),
-                    html.escape(nb))
+                     for ext in ("html", "ipynb")
+                     if (run_dir / "notebooks" / f"{nb}.{ext}").exists()), html.escape(nb))
         verdict = str(c["verdict"])
         rows.append(f"<tr><td>{html.escape(str(c['claim']))}</td>"
                     f"<td>{html.escape(str(c['statement']))}</td>"

@@ -82,7 +82,7 @@ def test_damage_in_a_replicate_names_its_folder_and_notebook(tiny):
     assert "notebooks/01_train_imp.ipynb" in message
 
 
-# --- tables across replicates -----------------------------------------------------------------------
+# --- tables across replicates ---------------------------------------------------------------------
 
 def _fake_run(tmp_path: Path, replicates: int, tables: dict[int, pd.DataFrame | None],
               name: str = "t.csv"):
@@ -259,7 +259,7 @@ def test_claims_csv_and_index_open_with_the_claims(tiny):
     assert "W_min &lt;b&gt;larger" in page and "t-interval" in page
 
 
-# --- figures ----------------------------------------------------------------------------------------
+# --- figures --------------------------------------------------------------------------------------
 
 def test_per_level_figures_draw_the_other_replicates_faintly():
     table = pd.DataFrame({"level": [1, 2], "a": [1.0, 2.0]}).set_index("level")

@@ -22,5 +22,5 @@ def replicates_note(ax: plt.Axes, others: Sequence[pd.DataFrame]) -> None:
     """Say under the axes what the faint lines are (nothing with one replicate)."""
     if others:
         ax.annotate(f"faint: the {len(others)} other replicate(s); strong: this run folder",
-                    xy=(0, 0), xycoords="axes fraction", xytext=(0, -30),
+                    xy=(0, 0), xycoords="axes fraction", xytext=(0, -36),
                     textcoords="offset points", fontsize=7, color="0.4", va="top")
