@@ -184,8 +184,8 @@ def write_claims(params: Params, notebooks: list[str] | None = None) -> Path:
     import pandas as pd
 
     run_dir = params.run_dir()
-    names = [resolve_notebook(n).stem for n in dict.fromkeys(
-        [*params.report.notebooks, *(notebooks or [])])]
+    names = dict.fromkeys(resolve_notebook(n).stem
+                          for n in [*params.report.notebooks, *(notebooks or [])])
     frames = []
     for name in names:
         path = run_dir / "tables" / claims_file(name)

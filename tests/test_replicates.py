@@ -252,7 +252,7 @@ def test_claims_csv_and_index_open_with_the_claims(tiny):
                            "levels held": 1, "levels failed": 0, "levels inconclusive": 0,
                            "replicates": 3, "verdict": HOLDS}])
     store.save_table(frame, "claims_04_hessian_volume.csv")
-    claims = pd.read_csv(write_claims(params))
+    claims = pd.read_csv(write_claims(params, ["04"]))  # a notebook named twice counts once
     assert list(claims["claim"]) == ["R1-table1"] and set(claims["verdict"]) <= VERDICTS
     page = write_index(params, []).read_text()
     assert page.index("<h2>Claims</h2>") < page.index("<h2>Notebooks</h2>")
