@@ -107,6 +107,8 @@ def summary_frame(frames: Sequence[pd.DataFrame], columns: Sequence[str] | None 
     as (column, "replicate r" | "mean" | "t-interval low" | "t-interval high").
     """
     keyed = [f.set_index(list(key)) if key else f for f in frames]
+    if not keyed[0].index.is_unique:  # rows not identified by the index: align by position
+        keyed = [f.reset_index(drop=True) for f in keyed]
     first = keyed[0]
     wanted = list(columns) if columns is not None else [
         c for c in first.columns if pd.api.types.is_numeric_dtype(first[c])

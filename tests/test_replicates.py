@@ -121,6 +121,8 @@ def test_summary_frame_means_intervals_and_row_alignment():
     assert a["mean"] == pytest.approx(2.0)
     assert (a["t-interval low"], a["t-interval high"]) == pytest.approx((2 - half, 2 + half))
     assert b["mean"] == pytest.approx(12.0) and math.isnan(b["replicate 2"])
+    twice = pd.DataFrame({"v": [1.0, 2.0]}, index=[1, 1])  # a repeated index: rows by position
+    assert list(summary_frame([twice, twice + 2])[("v", "mean")]) == [2.0, 3.0]
 
 
 # --- claims read off the tables the notebooks save ------------------------------------------------
