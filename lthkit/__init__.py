@@ -7,6 +7,7 @@ The notebooks under notebooks/ are thin; what they call lives here:
     training   masked SGD/Adam, resumable          imp        IMP with weight rewinding
     store      the run folder, atomic writes       plots      the papers' figures
     widgets    level pickers                       report     the notebook series runner
+    replicates seeds, folders, tables across them  paper_claims  the papers' claims, judged
 """
 
 from .context import Context, open_run, resolve_device

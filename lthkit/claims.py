@@ -129,5 +129,8 @@ def claims_frame(tables: Iterable[tuple[Claim, pd.DataFrame]]) -> pd.DataFrame:
                      "statement": claim.statement, "quantity": claim.quantity,
                      "relation": claim.relation,
                      "levels": ", ".join(str(lv) for lv in per_level["level"]),
+                     "levels held": int((per_level["verdict"] == HOLDS).sum()),
+                     "levels failed": int((per_level["verdict"] == FAILS).sum()),
+                     "levels inconclusive": int((per_level["verdict"] == INCONCLUSIVE).sum()),
                      "replicates": int(last["replicates"]), "verdict": last["verdict"]})
     return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ from .data import ImageData, derive_seed, load_data
 from .models import build_model
 from .params import Params
 from .points import PointEvaluator
+from .replicates import replicate_dir, replicate_params
 from .store import RunStore
 
 __all__ = ["Context", "resolve_device", "open_run", "sub_run"]
@@ -37,11 +38,15 @@ class Context:
     store: RunStore
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     select: Callable[[ImageData], ImageData] | None = None  # a part of the data (sub-runs)
+    replicate: int = 0  # which replicate of the run (lthkit.replicates); 0: the run folder
+    data_seed: int | None = None  # seeds the dataset itself (None: run.seed); the run's for all
+    #                               replicates, so that they repeat the experiment on one dataset
 
     @cached_property
     def data(self) -> ImageData:
         p = self.params
-        data = _load_data_cached(p.data, str(self.device), p.run.seed)
+        seed = p.run.seed if self.data_seed is None else self.data_seed
+        data = _load_data_cached(p.data, str(self.device), seed)
         return self.select(data) if self.select else data
 
     @cached_property
@@ -75,6 +80,13 @@ class Context:
         raw = f"{a.subset_size}/{a.batch_size}/{a.recalibrate_bn}/{p.run.seed}"
         return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
+    def other_replicates(self) -> dict[int, RunStore]:
+        """The stores of the run's other replicates that exist, for reading their tables (only
+        replicate 0 sees them; see `lthkit.replicates`)."""
+        from .replicates import other_replicates
+
+        return other_replicates(self)
+
     def new_model(self, init_seed: int | None = None) -> nn.Module:
         """A freshly initialized network on the device (seed: the run's initialization)."""
         p = self.params
@@ -99,12 +111,28 @@ def sub_run(ctx: Context, name: str, select: Callable[[ImageData], ImageData] | 
     params = ctx.params.model_copy(update={**sections,
                                            "source": f"{ctx.params.source} (sub-run {name})"})
     store = RunStore.create(params, root=ctx.store.root / name)
-    return Context(params=params, store=store, device=ctx.device, select=select)
+    return Context(params=params, store=store, device=ctx.device, select=select,
+                   replicate=ctx.replicate, data_seed=ctx.data_seed)
 
 
-def open_run(params: Params, create: bool = False, needed_by: str = "this notebook") -> Context:
-    """The context of a run: `create` for training notebooks, else the run must exist."""
+def open_run(params: Params, create: bool = False, needed_by: str = "this notebook",
+             replicate: int = 0) -> Context:
+    """The context of a run: `create` for training notebooks, else the run must exist.
+
+    `replicate` r >= 1 opens <run folder>/replicate_<r>/ with that replicate's seed
+    (`lthkit.replicates`); creating one creates (or checks) the run folder first.
+    """
     if params.run.num_threads:
         torch.set_num_threads(params.run.num_threads)
-    store = RunStore.create(params) if create else RunStore.existing(params, needed_by)
-    return Context(params=params, store=store, device=resolve_device(params.run.device))
+    own = replicate_params(params, replicate)
+    if replicate == 0:
+        store = RunStore.create(params) if create else RunStore.existing(params, needed_by)
+    else:
+        folder = replicate_dir(params.run_dir(), replicate)
+        if create:
+            RunStore.create(params)  # the run folder holds the replicates: it is a run folder
+            store = RunStore.create(own, root=folder)
+        else:
+            store = RunStore.existing(own, needed_by, root=folder)
+    return Context(params=own, store=store, device=resolve_device(params.run.device),
+                   replicate=replicate, data_seed=params.run.seed)

@@ -155,6 +155,10 @@ class RunSection(_Section):
                         description="auto picks cuda when present, else cpu")
     seed: int = Field(0, ge=0, description="seeds initialization, data order, subsets, directions")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
+    replicates: int = Field(1, ge=1, description="independent repeats of the whole series, each "
+                            "with its own seed derived from run.seed: replicate 0 is the run "
+                            "folder, replicate r >= 1 lives in <run folder>/replicate_<r>/; the "
+                            "report shows means and 95% t-intervals across them")
 
     @field_validator("name")
     @classmethod
@@ -589,7 +593,7 @@ SECTIONS: dict[str, type[_Section]] = {
 # Keys that do not change what a finished level holds: a run folder may be reused when only
 # these differ (for example to add levels to a run, or to resume on another device).
 EXTENDABLE_KEYS = frozenset({
-    "run.device", "run.num_threads", "run.output_root", "data.root", "data.download",
+    "run.device", "run.num_threads", "run.output_root", "run.replicates", "data.root", "data.download",
     "train.eval_batch_size", "train.compile", "train.cuda_graphs", "imp.levels",
 })
 TRAINING_SECTIONS = ("run", "data", "model", "train", "imp")

@@ -6,10 +6,16 @@
 
 Each notebook runs through papermill with `params_file` and `interactive=False`; the executed copy
 and an HTML copy go to outputs/<run>/notebooks/, and outputs/<run>/index.html links them with
-their status, wall time and the figures. A failing notebook stops the series: its error is printed
-(one line for the kit's own errors, else the failing cell and traceback), and its executed copy
-goes to notebooks/failed/, beside the last good copy, never over it. Expensive results are cached
-in the run folder, so running the report again resumes where it stopped.
+their status, wall time and the figures. With `run.replicates: N` > 1 the series first runs for
+replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
+outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
+tables and are the report. The claims each notebook judged (lthkit.paper_claims) are gathered in
+outputs/<run>/claims.csv, and index.html opens with them.
+
+A failing notebook stops the series: its error is printed (one line for the kit's own errors, else
+the failing cell and traceback), and its executed copy goes to notebooks/failed/, beside the last
+good copy, never over it. Expensive results are cached in the run folder, so running the report
+again resumes where it stopped.
 
 Kernels talk to the runner over IPC sockets (no plain-TCP warning in the notebooks), draw text
 progress bars that the saved notebook keeps, and end with the runner: on SIGINT, SIGTERM or
@@ -36,14 +42,19 @@ from typing import Any
 
 from .params import Params, ParamsError, load_params, notebook_path, parse_overrides, project_root
 from .progress import ENV as PROGRESS_ENV
-from .store import (DamagedFileError, RunMismatchError, RunStore, StorageError, atomic_write_bytes,
-                    load_json, save_json)
+from .paper_claims import claims_file
+from .replicates import replicate_dir, replicate_params
+from .store import (REPLICATE_DIR, DamagedFileError, RunMismatchError, RunStore, StorageError,
+                    atomic_write_bytes, load_json, save_json)
 
 __all__ = ["run_report", "main", "NotebookResult", "RunnerBusyError"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FAILED = "failed"  # notebooks/failed/: executed copies of notebooks that failed
 # The kit's own errors: their message says what to do, so it is printed alone.
+# The columns of claims.csv and of the report's opening table (lthkit.claims.claims_frame).
+CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quantity", "relation", "levels",
+                 "levels held", "levels failed", "levels inconclusive", "replicates", "verdict"]
 KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
               "StorageError", "DatasetMissingError"}
 
@@ -59,6 +70,11 @@ class NotebookResult:
     seconds: float = 0.0
     error: str = ""
     note: str = ""  # e.g. a later attempt that failed while this good copy was kept
+    replicate: int = 0  # which replicate's series (lthkit.replicates); 0: the report's own
+
+    @property
+    def label(self) -> str:
+        return self.name if self.replicate == 0 else f"{self.name}@replicate_{self.replicate}"
 
 
 def notebook_dir() -> Path:
@@ -80,50 +96,106 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
                html_copies: bool | None = None, stream: bool = False) -> list[NotebookResult]:
     """Execute the report's notebooks in order; stop at the first failure. Returns the results.
 
-    Refuses (RunMismatchError) before running anything when the run folder holds results made
-    with other training parameters.
-    """
-    import papermill
+    With `run.replicates` N > 1 the series runs for replicates N-1, ..., 1 first (executed copies
+    in <run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks are the report:
+    they read the other replicates' tables. The claims every notebook saved are gathered into
+    <run>/claims.csv and open index.html. Returns every series' results (replicate 0's last).
 
+    Refuses (RunMismatchError) before running anything when the run folder, or a replicate's
+    folder, holds results made with other training parameters.
+    """
     names = only or params.report.notebooks
     notebooks = [resolve_notebook(n) for n in names]
     run_dir = params.run_dir()
     store = RunStore(run_dir)
     store.check_compatible(params)
-    store.clean()
-    out_dir = run_dir / "notebooks"
-    results = [NotebookResult(nb.stem, "not run") for nb in notebooks]
+    for r in range(1, params.run.replicates):
+        RunStore(replicate_dir(run_dir, r)).check_compatible(replicate_params(params, r))
+    store.clean()  # the replicates' folders too (stale temporary files of killed writers)
     make_html = params.report.html if html_copies is None else html_copies
-    with KernelGuard(out_dir) as guard:
-        for i, (nb, result) in enumerate(zip(notebooks, results)):
-            print(f"[{i + 1}/{len(notebooks)}] {nb.stem} ...", flush=True)
-            partial = out_dir / f".{nb.stem}.running.ipynb"
-            t0 = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    str(nb), str(partial), kernel_name="python3", cwd=str(project_root()),
-                    parameters={"params_file": str(params_file), "interactive": False},
-                    progress_bar=False, log_output=stream, coalesce_streams=True,
-                    kernel_manager_class=guard.kernel_manager_class())
-                result.status = "ok"
-            except papermill.PapermillExecutionError as e:
-                result.status, result.error = "failed", _describe_failure(e, nb.stem)
-            except OSError as e:  # writing the executed copy: a full disk, a read-only folder
-                result.status = "failed"
-                result.error = str(e if isinstance(e, StorageError) else StorageError(partial, e))
-            except Exception as e:  # the kernel died (out of memory?), a timeout
-                result.status = "failed"
-                result.error = f"{nb.stem}: {type(e).__name__}: {e}"
-            finally:
-                result.seconds = time.perf_counter() - t0
-                _keep_executed_copy(partial, out_dir, nb.name, ok=result.status == "ok",
-                                    make_html=make_html)
-            print(f"    {result.status} in {result.seconds / 60:.1f} min", flush=True)
-            if result.status == "failed":
-                print(result.error, file=sys.stderr)
+    order = list(range(params.run.replicates - 1, 0, -1)) + [0]
+    series = {r: [NotebookResult(nb.stem, "not run", replicate=r) for nb in notebooks]
+              for r in order}
+    with KernelGuard(run_dir / "notebooks") as guard:
+        for r in order:
+            if r:
+                print(f"replicate {r} of {params.run.replicates - 1} (seed "
+                      f"{replicate_params(params, r).run.seed}), before the report's own series",
+                      flush=True)
+            elif len(order) > 1:
+                print("replicate 0 (the run folder): the report's notebooks", flush=True)
+            out_dir = replicate_dir(run_dir, r) / "notebooks"
+            if r:  # one runner per run folder (the guard): a partial copy is a killed runner's
+                try:
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StorageError(out_dir, e) from None
+                for partial in out_dir.glob(".*.running.ipynb"):
+                    partial.unlink(missing_ok=True)
+            if not _run_series(notebooks, series[r], out_dir, params_file, r, guard, make_html,
+                               stream):
                 break
-    write_index(params, results)
+    results = [res for r in order for res in series[r]]
+    write_claims(params, names)
+    write_index(params, series[0], {r: series[r] for r in order if r})
     return results
+
+
+def _run_series(notebooks: list[Path], results: list[NotebookResult], out_dir: Path,
+                params_file: Path, replicate: int, guard: "KernelGuard", make_html: bool,
+                stream: bool) -> bool:
+    """Execute one replicate's notebooks in order into `out_dir`; False at the first failure."""
+    import papermill
+
+    for i, (nb, result) in enumerate(zip(notebooks, results)):
+        print(f"[{i + 1}/{len(notebooks)}] {nb.stem} ...", flush=True)
+        partial = out_dir / f".{nb.stem}.running.ipynb"
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb), str(partial), kernel_name="python3", cwd=str(project_root()),
+                parameters={"params_file": str(params_file), "interactive": False,
+                            "replicate": replicate},
+                progress_bar=False, log_output=stream, coalesce_streams=True,
+                kernel_manager_class=guard.kernel_manager_class())
+            result.status = "ok"
+        except papermill.PapermillExecutionError as e:
+            result.status, result.error = "failed", _describe_failure(e, nb.stem, out_dir)
+        except OSError as e:  # writing the executed copy: a full disk, a read-only folder
+            result.status = "failed"
+            result.error = str(e if isinstance(e, StorageError) else StorageError(partial, e))
+        except Exception as e:  # the kernel died (out of memory?), a timeout
+            result.status = "failed"
+            result.error = f"{result.label}: {type(e).__name__}: {e}"
+        finally:
+            result.seconds = time.perf_counter() - t0
+            _keep_executed_copy(partial, out_dir, nb.name, ok=result.status == "ok",
+                                make_html=make_html)
+        print(f"    {result.status} in {result.seconds / 60:.1f} min", flush=True)
+        if result.status == "failed":
+            print(result.error, file=sys.stderr)
+            return False
+    return True
+
+
+def write_claims(params: Params, notebooks: list[str] | None = None) -> Path:
+    """<run>/claims.csv: the claims every notebook of the series saved (tables/claims_<nb>.csv,
+    lthkit.paper_claims), one row per claim, in the order of the series (atomically)."""
+    import pandas as pd
+
+    run_dir = params.run_dir()
+    names = dict.fromkeys(resolve_notebook(n).stem
+                          for n in [*params.report.notebooks, *(notebooks or [])])
+    frames = []
+    for name in names:
+        path = run_dir / "tables" / claims_file(name)
+        if path.exists():
+            frames.append(pd.read_csv(path, index_col=0))
+    table = (pd.concat(frames, ignore_index=True) if frames
+             else pd.DataFrame(columns=CLAIM_COLUMNS))
+    target = run_dir / "claims.csv"
+    atomic_write_bytes(target, lambda f: table.to_csv(f, index=False), mode="w")
+    return target
 
 
 def _keep_executed_copy(partial: Path, out_dir: Path, name: str, ok: bool, make_html: bool) -> None:
@@ -145,11 +217,14 @@ def _keep_executed_copy(partial: Path, out_dir: Path, name: str, ok: bool, make_
         write_html(target)
 
 
-def _describe_failure(e: Exception, name: str = "") -> str:
+def _describe_failure(e: Exception, name: str = "", out_dir: Path | None = None) -> str:
     """The kit's own error in one line; any other error with the failing cell and traceback."""
     ename, evalue = getattr(e, "ename", "Error"), getattr(e, "evalue", str(e))
-    copy = f" (the executed copy with the traceback: notebooks/{FAILED}/{name}.ipynb)" if name \
-        else ""
+    folder = "notebooks"
+    if out_dir is not None and REPLICATE_DIR.match(out_dir.parent.name):
+        folder = f"{out_dir.parent.name}/notebooks"
+    copy = (f" (the executed copy with the traceback: {folder}/{FAILED}/{name}.ipynb)" if name
+            else "")
     if ename in KIT_ERRORS:
         return f"error in {name}: {evalue}{copy}"
     source = getattr(e, "source", "")
@@ -181,8 +256,10 @@ def _read_index(record: Path) -> dict[str, NotebookResult]:
     return {r["name"]: NotebookResult(**{k: v for k, v in r.items() if k in known}) for r in rows}
 
 
-def write_index(params: Params, results: list[NotebookResult]) -> Path:
-    """outputs/<run>/index.html: every notebook of the report with status, time, links, figures.
+def write_index(params: Params, results: list[NotebookResult],
+                replicates: dict[int, list[NotebookResult]] | None = None) -> Path:
+    """outputs/<run>/index.html: the claims of the series (claims.csv) first, then every notebook
+    of the report with status, time, links, figures, and how each replicate's series went.
 
     Results of notebooks not run this time are kept from the previous index (index.json); a
     notebook that failed this time keeps its last good result, with a note linking the failure.
@@ -213,21 +290,80 @@ def write_index(params: Params, results: list[NotebookResult]) -> Path:
     thumbs = "\n".join(f'<a href="figures/{f.name}"><figure><img src="figures/{f.name}" '
                        f'loading="lazy"><figcaption>{html.escape(f.stem)}</figcaption></figure></a>'
                        for f in figures)
+    claims = _claims_html(run_dir)
+    replicate_rows = _replicates_html(run_dir, replicates or {})
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>lthkit report: {html.escape(params.run.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.3em 1em;text-align:left}}
-.failed td{{color:#b00}} .not-run td{{color:#888}} figure{{display:inline-block;margin:.5em;width:300px}}
+.failed td{{color:#b00}} .holds{{color:#070}} .does-not-hold{{color:#b00}}
+.inconclusive{{color:#666}}
+.not-run td{{color:#888}} figure{{display:inline-block;margin:.5em;width:300px}}
 img{{width:300px}} figcaption{{font-size:80%}}</style></head><body>
 <h1>lthkit report: {html.escape(params.run.name)}</h1>
-<p>Parameters: <code>{html.escape(params.source)}</code></p>
+<p>Parameters: <code>{html.escape(params.source)}</code>; replicates: {params.run.replicates}</p>
+{claims}
+<h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>status</th><th>wall time</th><th>executed copy</th><th></th></tr>
 {''.join(rows)}</table>
+{replicate_rows}
 <h2>Figures</h2>
 {thumbs}
 </body></html>"""
     index = run_dir / "index.html"
     atomic_write_bytes(index, lambda f: f.write(page), mode="w")
     return index
+
+
+def _claims_html(run_dir: Path) -> str:
+    """The opening table of index.html: every claim of the series with its verdict (claims.csv)."""
+    import pandas as pd
+
+    from .claims import RULE
+
+    path = run_dir / "claims.csv"
+    try:
+        table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        table = pd.DataFrame()
+    if table.empty:
+        return ("<h2>Claims</h2><p>No notebook of this series has saved claims yet "
+                "(notebooks 03-11 do).</p>")
+    rows = []
+    for _, c in table.iterrows():
+        nb = str(c["notebook"])
+        link = next((f'<a href="notebooks/{nb}.{ext}">{html.escape(nb)}</a>'
+                     for ext in ("html", "ipynb")
+                     if (run_dir / "notebooks" / f"{nb}.{ext}").exists()), html.escape(nb))
+        verdict = str(c["verdict"])
+        rows.append(f"<tr><td>{html.escape(str(c['claim']))}</td>"
+                    f"<td>{html.escape(str(c['statement']))}</td>"
+                    f"<td>{html.escape(str(c['source']))}</td><td>{link}</td>"
+                    f"<td class='{verdict.replace(' ', '-')}'><b>{html.escape(verdict)}</b></td>"
+                    f"<td>{int(c['levels held'])}</td><td>{int(c['levels failed'])}</td>"
+                    f"<td>{int(c['levels inconclusive'])}</td><td>{int(c['replicates'])}</td></tr>")
+    return (f"<h2>Claims</h2>\n<p>{html.escape(RULE)} (<a href=\"claims.csv\">claims.csv</a>)</p>\n"
+            "<table><tr><th>claim</th><th>statement</th><th>source</th><th>notebook</th>"
+            "<th>verdict</th><th>levels held</th><th>failed</th><th>inconclusive</th>"
+            f"<th>replicates</th></tr>\n{''.join(rows)}</table>")
+
+
+def _replicates_html(run_dir: Path, replicates: dict[int, list[NotebookResult]]) -> str:
+    """How the other replicates' series went this time, with links to their executed copies."""
+    if not replicates:
+        return ""
+    rows = []
+    for r, results in sorted(replicates.items()):
+        cells = []
+        for res in results:
+            copy = f"replicate_{r}/notebooks/{res.name}"
+            ext = next((e for e in ("html", "ipynb") if (run_dir / f"{copy}.{e}").exists()), None)
+            name = f'<a href="{copy}.{ext}">{html.escape(res.name)}</a>' if ext else \
+                html.escape(res.name)
+            cells.append(f"{name}: {res.status}")
+        rows.append(f"<tr><td>replicate {r}</td><td>{', '.join(cells)}</td></tr>")
+    return ("<h2>Replicates</h2><p>Each an independent run in its own folder, with its own seed; "
+            "the notebooks above show their values beside the run folder's.</p>"
+            f"<table>{''.join(rows)}</table>")
 
 
 def save_yaml(path: Path, params: Params) -> None:
@@ -460,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     if ok and overrides:
         save_yaml(params.run_dir() / "params.yaml", params)
     print(f"report: {index}")
-    print(json.dumps({r.name: r.status for r in results}))
+    print(json.dumps({r.label: r.status for r in results}))
     return 0 if ok else 1
 
 

@@ -9,6 +9,11 @@
       cache/<analysis>/<key>.pt   Hessian spectra, lines, planes, radii
       figures/, tables/           what the notebooks draw, named after the paper's figures
       notebooks/                  executed notebooks, their HTML, index.html
+      replicate_1/, replicate_2/  the other replicates (run.replicates > 1): each a run folder of
+                                  its own with this layout (lthkit.replicates); the run folder's
+                                  checks reach into them on purpose: stale temporary files are
+                                  removed there too, `verify` checks them, and they count as
+                                  results (a folder holding replicates is not empty)
       */SHA256SUMS                the SHA-256 of every artifact of that folder (`sha256sum -c`)
 
 A write goes to a temporary file in the same folder (`.<name>.<pid>-<random>.tmp`) and is renamed
@@ -53,6 +58,9 @@ CHECKSUMS = "SHA256SUMS"
 _UMASK = os.umask(0o022)  # read once, at import (setting it is the only way to read it)
 os.umask(_UMASK)
 MANIFEST = "manifest.json"
+# Replicate r >= 1 of a run lives in <run>/replicate_<r>/, a run folder of its own inside it
+# (lthkit.replicates): its own manifest, SHA256SUMS per folder, notebooks/ and notebooks/failed/.
+REPLICATE_DIR = re.compile(r"^replicate_(\d+)$")
 
 
 class MissingInputError(FileNotFoundError):
@@ -303,6 +311,8 @@ def _damage_message(path: Path, problem: str) -> str:
     if root is None:
         return f"{path} is damaged: {problem}. Delete it and make it again."
     rel = path.relative_to(root)
+    if len(rel.parts) > 1 and REPLICATE_DIR.match(rel.parts[0]):  # a replicate's own file
+        root, rel = root / rel.parts[0], Path(*rel.parts[1:])
     notebook = WRITTEN_BY.get(rel.parts[0])
     if rel.parts[0] == "cache":
         return (f"{rel} in {root} is damaged: {problem}. It is a cache: delete it and run the "
@@ -433,14 +443,18 @@ class RunStore:
         return store
 
     @classmethod
-    def existing(cls, params: Params, needed_by: str = "this notebook") -> "RunStore":
-        """Open a run folder that notebook 01 made; a missing or mismatched one is an error."""
-        store = cls(params.run_dir())
+    def existing(cls, params: Params, needed_by: str = "this notebook",
+                 root: Path | None = None) -> "RunStore":
+        """Open a run folder that notebook 01 made (or `root`, a replicate's folder); a missing
+        or mismatched one is an error."""
+        store = cls(root or params.run_dir())
         manifest = store.root / MANIFEST
         if not manifest.exists():
+            replicate = REPLICATE_DIR.match(store.root.name) if root else None
+            which = f" with the parameter replicate={replicate.group(1)}" if replicate else ""
             raise MissingInputError(
                 f"{needed_by} needs the run folder {store.root}, which does not exist yet: run "
-                f"notebooks/01_train_imp.ipynb with {params.source} first "
+                f"notebooks/01_train_imp.ipynb{which} with {params.source} first "
                 f"(or: lthkit-report {params.source})")
         store.clean()
         store._check_fingerprint(params, load_json(manifest))
@@ -470,6 +484,10 @@ class RunStore:
             return False
         for entry in self.root.iterdir():
             if entry.name in self.NOT_RESULTS or _TEMP.match(entry.name):
+                continue
+            if REPLICATE_DIR.match(entry.name) and entry.is_dir():  # a run folder of its own
+                if RunStore(entry).has_results():
+                    return True
                 continue
             if entry.is_file() or any(p.is_file() and not _TEMP.match(p.name)
                                        for p in entry.rglob("*")):

@@ -35,6 +35,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -51,11 +52,11 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import plots
+from lthkit import plots, replicates
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True)
+ctx = lk.open_run(P, create=True, replicate=replicate)
 print(f"run folder: {ctx.store.root}\nparameters: {P.source}\ndevice: {ctx.device}")
 print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.dataset}: "
       f"{P.imp.levels} levels of {P.imp.prune_fraction:.0%}, rewind to iteration "
@@ -81,6 +82,14 @@ ctx.store.save_table(summary, "fig01_imp_levels.csv")
 fig = plots.fig01_levels(summary, title=P.model.arch)
 ctx.store.save_figure(fig, "fig01_loss_accuracy.png")
 summary.style.format(precision=4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the table above, their mean and the 95%
+# t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "fig01_imp_levels.csv", columns=["train_loss", "test_acc"]);
 
 # %% [markdown]
 # ## Training curves, level by level

@@ -37,6 +37,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -53,12 +54,12 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import plots
+from lthkit import plots, replicates
 from lthkit.baselines import SYMBOLS, run_baselines
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.baselines.levels, minimum=1)
 print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}")
@@ -82,6 +83,15 @@ ctx.store.save_table(summary, "fig02_strategies.csv")
 fig = plots.fig02_strategies(summary, title=P.model.arch)
 ctx.store.save_figure(fig, "fig02_strategies.png")
 summary.pivot_table(index="level", columns="symbol", values=["test_acc", "train_loss"]).round(4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the table above, their mean and the 95%
+# t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "fig02_strategies.csv", columns=["train_loss", "test_acc"],
+                key=["strategy", "level"]);
 
 # %% [markdown]
 # ## Training curves of every strategy, level by level

@@ -62,6 +62,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -76,12 +77,13 @@ report = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import hessian as hs
 from lthkit import plots
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/04_hessian_volume.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/04_hessian_volume.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}),
@@ -132,7 +134,8 @@ table1, table3 = hs.volume_tables(H, imp_results, levels)
 ctx.store.save_table(table1, "table1.csv")
 fig = plots.volume_by_level(table1, [f"V'({k}) W_min(L)", f"V'({k}) Pr_L(min(L-1))"],
                             ["W_min(L)", "Pr_L(min(L-1))"], title="Table I: level L space",
-                            paper=["paper W_min(L)", "paper Pr_L(min(L-1))"])
+                            paper=["paper W_min(L)", "paper Pr_L(min(L-1))"],
+                            others=replicates.tables_across(ctx, "table1.csv")[1:])
 ctx.store.save_figure(fig, "table1_volume_by_level.png")
 table1.style.format(precision=3)
 
@@ -154,7 +157,8 @@ lk.level_picker(render7, levels, interactive, static=show)
 ctx.store.save_table(table3, "table3.csv")
 fig = plots.volume_by_level(table3, [f"V'({k}) W_min(L-1)", f"V'({k}) RPr_L-1(min(L))"],
                             ["W_min(L-1)", "RPr_L-1(min(L))"], title="Table III: level L-1 space",
-                            paper=["paper W_min(L-1)", "paper RPr_L-1(min(L))"])
+                            paper=["paper W_min(L-1)", "paper RPr_L-1(min(L))"],
+                            others=replicates.tables_across(ctx, "table3.csv")[1:])
 ctx.store.save_figure(fig, "table3_volume_by_level.png")
 table3.style.format(precision=3)
 
@@ -209,3 +213,25 @@ traces.style.format(precision=4)
 curves = {f"level {lv}": H.density_curve(pt) for lv, pt in solutions.items()}
 fig = plots.density_figure(curves, title="Spectral density (SLQ) at W_min(L) in level L space")
 ctx.store.save_figure(fig, "hessian_density_by_level.png")
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "table1.csv", columns=[f"V'({k}) W_min(L)", f"V'({k}) Pr_L(min(L-1))", "difference"])
+replicates.show(ctx, "table3.csv", columns=[f"V'({k}) W_min(L-1)", f"V'({k}) RPr_L-1(min(L))", "difference"])
+replicates.show(ctx, "fig22_volume_k.csv", columns=[c for c in by_k.columns if " k=" in c]);
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "04_hessian_volume")
+print(claims.RULE)
+claims_table

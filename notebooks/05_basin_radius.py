@@ -51,6 +51,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -65,13 +66,14 @@ report = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import landscape as ls
 from lthkit import plots, published
 from lthkit.landscape import PointRef
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/05_basin_radius.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/05_basin_radius.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels}), "notebooks/05_basin_radius.ipynb")
@@ -129,10 +131,33 @@ lk.level_picker(render8, levels, interactive, static=show)
 # space.
 
 # %%
-fig = plots.radius_summary(table2, title="level L space (Table II)")
+fig = plots.radius_summary(table2, title="level L space (Table II)",
+                           others=replicates.tables_across(ctx, "table2.csv")[1:])
 ctx.store.save_figure(fig, "table2_mean_radius.png")
-fig = plots.radius_summary(table4, title="level L-1 space (Table IV)")
+fig = plots.radius_summary(table4, title="level L-1 space (Table IV)",
+                           others=replicates.tables_across(ctx, "table4.csv")[1:])
 ctx.store.save_figure(fig, "table4_mean_radius.png")
 flip = ls.radius_flip_table(pairs6, pairs8)
 ctx.store.save_table(flip, "radius_flip.csv")
 flip.style.format(precision=4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "table2.csv", columns=["mean_radius W_min(L)", "mean_radius Pr_L(min(L-1))"])
+replicates.show(ctx, "table4.csv", columns=["mean_radius W_min(L-1)", "mean_radius RPr_L-1(min(L))"]);
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "05_basin_radius")
+print(claims.RULE)
+claims_table

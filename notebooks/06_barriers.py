@@ -42,6 +42,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -56,12 +57,13 @@ report = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import landscape as ls
 from lthkit import plots
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/06_barriers.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/06_barriers.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels}), "notebooks/06_barriers.ipynb")
@@ -122,5 +124,27 @@ lk.level_picker(render_baselines, baseline_levels, interactive,
 # %%
 barriers = ls.barrier_table((f, lv, ln) for (f, lv), group in lines.items() for ln in group)
 ctx.store.save_table(barriers, "barriers.csv")
-ctx.store.save_figure(plots.barrier_summary(barriers, title=P.model.arch), "barriers.png")
+ctx.store.save_figure(plots.barrier_summary(
+    barriers, title=P.model.arch, others=replicates.tables_across(ctx, "barriers.csv")[1:]),
+    "barriers.png")
 barriers.style.format(precision=4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "barriers.csv", columns=["barrier", "max_loss"], key=["figure", "series", "level"]);
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "06_barriers")
+print(claims.RULE)
+claims_table

@@ -49,6 +49,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -63,13 +64,14 @@ report = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import landscape as ls
 from lthkit import plots
 from lthkit.landscape import PointRef
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/07_sublevel_sets.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/07_sublevel_sets.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels}), "notebooks/07_sublevel_sets.ipynb")
@@ -128,3 +130,23 @@ if P.landscape.surface_sweep:
     ctx.store.save_figure(fig, f"surface_sweep_level{levels[-1]:02d}.png")
 else:
     print("landscape.surface_sweep is empty: skipped")
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "fig13_points.csv", columns=["loss", "distance_from_plane"]);
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "07_sublevel_sets")
+print(claims.RULE)
+claims_table

@@ -49,6 +49,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -63,13 +64,14 @@ report = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import hessian as hs
 from lthkit import plots
 from lthkit.baselines import BaselineResults
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/08_pruning_choices.ipynb")
+ctx = lk.open_run(P, needed_by="notebooks/08_pruning_choices.ipynb", replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 band_levels = P.levels(P.hessian.band_levels, minimum=1)
@@ -182,9 +184,31 @@ volumes, losses = hs.choices_tables(H, points)
 ctx.store.save_table(volumes, "pruning_choices_volume.csv")
 ctx.store.save_table(losses, "pruning_choices_loss.csv")
 fig = plots.volume_by_level(volumes, list(volumes.columns), list(volumes.columns),
-                            title=f"V'({k}) of every pruning choice")
+                            title=f"V'({k}) of every pruning choice",
+                            others=replicates.tables_across(ctx, "pruning_choices_volume.csv")[1:])
 ctx.store.save_figure(fig, "pruning_choices_volume.png")
 volumes.style.format(precision=3)
 
 # %%
 losses.style.format(precision=4)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "pruning_choices_volume.csv")
+replicates.show(ctx, "pruning_choices_loss.csv");
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "08_pruning_choices")
+print(claims.RULE)
+claims_table

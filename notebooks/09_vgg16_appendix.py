@@ -52,6 +52,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -68,6 +69,7 @@ bain = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import geometry, plots, published
 from lthkit import hessian as hs
 from lthkit import landscape as ls
@@ -76,7 +78,7 @@ from lthkit.baselines import BaselineResults
 NOTEBOOK = "notebooks/09_vgg16_appendix.ipynb"
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by=NOTEBOOK)
+ctx = lk.open_run(P, needed_by=NOTEBOOK, replicate=replicate)
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}), NOTEBOOK)
@@ -224,3 +226,27 @@ table8.style.format(precision=3)
 table9 = hs.baseline_volume_table(H, imp_results, baseline_results, "random_prune", levels)
 ctx.store.save_table(table9, "table9.csv")
 table9.style.format(precision=3)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "table6.csv", columns=[c for c in table6.columns if c.startswith("V'")])
+replicates.show(ctx, "table7.csv", columns=[c for c in table7.columns if c.startswith("V'")])
+replicates.show(ctx, "table8.csv", columns=[c for c in table8.columns if c.startswith("V'")])
+replicates.show(ctx, "table9.csv", columns=[c for c in table9.columns if c.startswith("V'")])
+replicates.show(ctx, "appendix_barriers.csv", columns=["barrier"], key=["figure", "series", "level"]);
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "09_vgg16_appendix")
+print(claims.RULE)
+claims_table

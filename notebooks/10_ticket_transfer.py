@@ -44,6 +44,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -60,11 +61,12 @@ bain = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import plots, tickets
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True)
+ctx = lk.open_run(P, create=True, replicate=replicate)
 print(f"run folder: {ctx.store.root / 'mnist'}; data: {P.mnist.data.dataset}")
 
 # %% [markdown]
@@ -107,7 +109,7 @@ lk.choice_picker(render_iterations, list(runs), interactive, description="networ
 # %%
 t = P.mnist.transfer
 print(f"task 3: Adam lr {t.train.lr:g}; SGD lr {t.sgd_lr:g}, momentum {t.sgd_momentum:g}")
-transfers = [tickets.run_transfer(ctx, task) for task in tickets.transfer_tasks(P.run.seed)]
+transfers = [tickets.run_transfer(ctx, task) for task in tickets.transfer_tasks(ctx.params.run.seed)]
 transfer_tables = {r.task.name: tickets.transfer_table(r) for r in transfers}
 for name, table in transfer_tables.items():
     ctx.store.save_table(table, f"ie643_transfer_{name}.csv")
@@ -154,3 +156,25 @@ if matrix is not None:
 summary = tickets.early_bird_summary(birds, eb.epsilon)
 ctx.store.save_table(summary, "early_bird_summary.csv")
 summary.round(3)
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "ie643_tickets_mlp.csv", columns=["ticket_test_acc", "control_test_acc"])
+replicates.show(ctx, "ie643_tickets_lenet5.csv", columns=["ticket_test_acc", "control_test_acc"])
+replicates.show(ctx, "ie643_transfer_labels.csv", columns=["target_ticket_test_acc", "transferred_ticket_test_acc"], key=["task", "level"]);
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "10_ticket_transfer")
+print(claims.RULE)
+claims_table

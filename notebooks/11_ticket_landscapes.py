@@ -48,6 +48,7 @@
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
+replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
 # `papermill -f preset.yaml` injects the preset's sections here:
 run = None
 data = None
@@ -64,12 +65,13 @@ bain = None
 
 # %%
 import lthkit as lk
+from lthkit import claims, paper_claims, replicates
 from lthkit import plots, tickets
 from lthkit.landscape import Landscape, PointRef
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True)
+ctx = lk.open_run(P, create=True, replicate=replicate)
 print(f"run folder: {ctx.store.root / 'bain'}; data: {P.bain.data.dataset}, "
       f"{P.bain.imp.levels} rounds of {P.bain.imp.prune_fraction:.0%} ({P.bain.imp.scope})")
 print(tickets.bain_protocol(P))
@@ -154,3 +156,24 @@ last = tickets.sweep_level(shown)
 sweep = [land.surface(PointRef("imp", last), examples=n) for n in tickets.sweep_sizes(sub)]
 ctx.store.save_figure(plots.ticket_surface_sweep(sweep, title=f"IMP ticket of level {last}"),
                       f"bain_fig2_subsample_level{last:02d}.png")
+
+# %% [markdown]
+# ## Across replicates
+# With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
+# 95% t-interval of the mean (nothing is shown for a run of one replicate).
+
+# %%
+replicates.show(ctx, "bain_accuracy.csv", columns=["ticket_test_acc", "random_test_acc", "gap"])
+replicates.show(ctx, "bain_surfaces.csv");
+
+# %% [markdown]
+# ## Claims: does each statement hold on this run?
+# Each statement this notebook tests, as a comparison of two measured sides per level, judged
+# across the replicates of the run (`run.replicates`; with one replicate every verdict is
+# inconclusive). The rule is printed under the table; published numbers never enter a verdict.
+# The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "11_ticket_landscapes")
+print(claims.RULE)
+claims_table

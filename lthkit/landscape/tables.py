@@ -33,6 +33,7 @@ def plane_table(plane: Mapping[str, Any], sublevel: float | None = None) -> pd.D
                        "loss": plane["point_loss"].numpy(), "accuracy": plane["point_acc"].numpy()})
     if sublevel is not None:
         df["loss_below_sublevel"] = df["loss"] <= sublevel
+        df["sublevel_loss"] = sublevel  # c, for the claims of Result 5 (lthkit.paper_claims)
     return df.set_index("point")
 
 

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .replicates import faint_replicates, replicates_note
+
 __all__ = ["eigenvalue_comparison", "volume_by_level", "flip_figure", "fig22_volume_k",
            "density_figure", "trace_figure"]
 
@@ -48,15 +50,19 @@ def eigenvalue_comparison(spectra: Mapping[str, Any], k: int | None = None, titl
 
 
 def volume_by_level(table: pd.DataFrame, columns: Sequence[str], labels: Sequence[str],
-                    title: str = "", paper: Sequence[str] | None = None) -> plt.Figure:
-    """V'(k) against level for the given columns of a volume table (published values dashed)."""
+                    title: str = "", paper: Sequence[str] | None = None,
+                    others: Sequence[pd.DataFrame] = ()) -> plt.Figure:
+    """V'(k) against level for the given columns of a volume table (published values dashed);
+    `others`: the same table of the other replicates, drawn faintly behind."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for i, (col, label) in enumerate(zip(columns, labels)):
         color = f"C{i}"
+        faint_replicates(ax, others, col, color)
         ax.plot(table.index, table[col], marker="o", color=color, label=f"{label} (ours)")
         if paper and paper[i] in table and table[paper[i]].notna().any():
             ax.plot(table.index, table[paper[i]], ls="--", marker="x", color=color,
                     label=f"{label} (paper)")
+    replicates_note(ax, others)
     ax.set_xlabel("level L")
     ax.set_ylabel(r"$V'(k) = \sum_{i \leq k} \log \lambda_i$  (inverse volume)")
     ax.set_xticks(list(table.index))

@@ -15,6 +15,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
 from .imp import STRATEGY_STYLE, percent_axis, plain_log_ticks
+from .replicates import FAINT, faint_replicates, replicates_note
 
 __all__ = ["line_figure", "barrier_summary", "radius_histograms", "radius_summary",
            "cutoff_rule_text",
@@ -74,13 +75,19 @@ def line_figure(lines: Sequence[Mapping[str, Any]], title: str = "",
     return fig
 
 
-def barrier_summary(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Barrier height against level, one series per pair of points (columns figure, series)."""
+def barrier_summary(table: pd.DataFrame, title: str = "",
+                    others: Sequence[pd.DataFrame] = ()) -> plt.Figure:
+    """Barrier height against level, one series per pair of points (columns figure, series);
+    `others`: the same table of the other replicates, drawn faintly behind."""
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     markers = "osD^vPX*"  # one per series, so that series lying on each other stay visible
     for i, ((figure, series), rows) in enumerate(table.groupby(["figure", "series"], sort=False)):
+        for other in others:
+            o = other[(other["figure"] == figure) & (other["series"] == series)]
+            ax.plot(o["level"], o["barrier"], "-", color=f"C{i}", alpha=FAINT, lw=1)
         ax.plot(rows["level"], rows["barrier"], "-", marker=markers[i % len(markers)],
                 color=f"C{i}", ms=8 - 0.8 * i, label=f"{figure}: {series}")
+    replicates_note(ax, others)
     ax.set(xlabel="level L", ylabel="barrier height (loss)", title=title or "barriers")
     ax.set_xticks(sorted(table["level"].unique()))
     ax.legend(fontsize=7)
@@ -121,16 +128,19 @@ def radius_histograms(first: Mapping[str, Any], second: Mapping[str, Any], title
 
 
 def radius_summary(table: pd.DataFrame, names: Sequence[str] | None = None,
-                   title: str = "") -> plt.Figure:
-    """Mean radius (± std) of both points of each level's pair against level (`radius_table`)."""
+                   title: str = "", others: Sequence[pd.DataFrame] = ()) -> plt.Figure:
+    """Mean radius (± std) of both points of each level's pair against level (`radius_table`);
+    `others`: the same table of the other replicates, their means drawn faintly behind."""
     names = names or [c.removeprefix("mean_radius ") for c in table.columns
                       if c.startswith("mean_radius ")]
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     for i, name in enumerate(names):
+        faint_replicates(ax, others, f"mean_radius {name}", f"C{i}")
         ax.errorbar(table.index, table[f"mean_radius {name}"], yerr=table[f"std {name}"],
                     fmt="o-", capsize=3, color=f"C{i}", label=name)
     reference = set(table["reference"]) if "reference" in table else set()
     rule = f" (cut-off: {', '.join(sorted(reference))})" if reference else ""
+    replicates_note(ax, others)
     ax.set(xlabel="level L", ylabel="mean basin radius (± std over directions)",
            title=title + rule)
     ax.set_xticks(sorted(table.index.unique()))

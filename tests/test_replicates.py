@@ -1,0 +1,330 @@
+"""Replicates (folders, seeds, tables across them) and the papers' claims read off saved tables,
+on constructed numbers; the runner on a tiny series of two replicates (marked notebook)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats as sps
+
+from lthkit import paper_claims as pc
+from lthkit import plots
+from lthkit.claims import FAILS, HOLDS, INCONCLUSIVE
+from lthkit.context import open_run
+from lthkit.data import derive_seed
+from lthkit.hessian.lanczos import log_volume
+from lthkit.hessian.tables import _pair_row
+from lthkit.landscape.tables import barrier_table, plane_table, radius_table
+from lthkit.params import ParamsError
+from lthkit.replicates import (replicate_dir, replicate_params, summary_frame, tables_across)
+from lthkit.report import write_claims, write_index
+from lthkit.store import MANIFEST, RunStore, _damage_message, save_json
+
+ROOT = Path(__file__).resolve().parents[1]
+VERDICTS = {HOLDS, FAILS, INCONCLUSIVE}
+
+
+# --- folders and seeds ----------------------------------------------------------------------------
+
+def test_replicate_seeds_and_folders(tiny):
+    params = tiny(run={"replicates": 3})
+    assert replicate_params(params, 0) is params
+    one, two = replicate_params(params, 1), replicate_params(params, 2)
+    assert one.run.seed == derive_seed(params.run.seed, "replicate", 1) != two.run.seed
+    assert one.training_fingerprint() != params.training_fingerprint()  # its own folder's key
+    assert replicate_dir(Path("r"), 0) == Path("r") and replicate_dir(Path("r"), 2) == \
+        Path("r/replicate_2")
+    with pytest.raises(ParamsError, match="run.replicates"):
+        replicate_params(params, 3)
+
+
+def test_replicate_run_folder_has_its_own_seed_and_the_runs_data(tiny):
+    params = tiny(run={"replicates": 2})
+    rep = open_run(params, create=True, replicate=1)  # before the run folder's own series
+    assert rep.store.root == params.run_dir() / "replicate_1"
+    assert (params.run_dir() / MANIFEST).is_file()  # the run folder exists, not "foreign"
+    assert rep.store.manifest()["params"]["run"]["seed"] == replicate_params(params, 1).run.seed
+    own = open_run(params, create=True)
+    assert torch.equal(rep.data.train_x, own.data.train_x)  # same dataset ...
+    first = lambda ctx: next(iter(ctx.new_model().state_dict().values()))  # noqa: E731
+    assert not torch.equal(first(rep), first(own))  # ... another initialization
+    # more replicates later: the run folder and replicate 1 stay readable
+    more = tiny(run={"replicates": 3})
+    assert open_run(more, replicate=1).store.root == rep.store.root
+    open_run(more, create=True)
+
+
+def test_a_run_folder_holding_only_a_replicates_report_is_not_foreign(tiny):
+    params = tiny(run={"replicates": 2})
+    notebooks = params.run_dir() / "replicate_1" / "notebooks"
+    notebooks.mkdir(parents=True)
+    (notebooks / ".01_train_imp.running.ipynb").write_text("{}")
+    assert not RunStore(params.run_dir()).has_results()
+    open_run(params, create=True, replicate=1)
+    (params.run_dir() / "replicate_1" / "imp").mkdir()
+    (params.run_dir() / "replicate_1" / "imp" / "init.pt").write_bytes(b"x")
+    assert RunStore(params.run_dir()).has_results()
+
+
+def test_damage_in_a_replicate_names_its_folder_and_notebook(tiny):
+    params = tiny(run={"replicates": 2})
+    rep = open_run(params, create=True, replicate=1)
+    path = rep.store.imp_dir(1) / "final.pt"
+    message = _damage_message(path, "truncated")
+    assert message.startswith(f"imp/level_01/final.pt in {rep.store.root} is damaged")
+    assert "notebooks/01_train_imp.ipynb" in message
+
+
+# --- tables across replicates ---------------------------------------------------------------------
+
+def _fake_run(tmp_path: Path, replicates: int, tables: dict[int, pd.DataFrame | None],
+              name: str = "t.csv"):
+    """A context-like object of replicate 0 whose replicates hold the given tables."""
+    root = tmp_path / "run"
+    for r, table in tables.items():
+        folder = replicate_dir(root, r)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_json(folder / MANIFEST, {"fingerprint": {}})
+        if table is not None:
+            RunStore(folder).save_table(table, name)
+    params = SimpleNamespace(run=SimpleNamespace(replicates=replicates))
+    return SimpleNamespace(store=RunStore(root), params=params, replicate=0)
+
+
+def test_tables_across_own_first_only_finished_and_wanted_replicates(tmp_path):
+    t = {r: pd.DataFrame({"v": [float(r)]}, index=pd.Index([1], name="level"))
+         for r in range(4)}
+    ctx = _fake_run(tmp_path, 3, {0: t[0], 1: None, 2: t[2], 3: t[3]})
+    frames = tables_across(ctx, "t.csv")
+    assert [float(f["v"].iloc[0]) for f in frames] == [0.0, 2.0]  # 1 unfinished, 3 not wanted
+    other = SimpleNamespace(store=RunStore(tmp_path / "run" / "replicate_2"),
+                            params=ctx.params, replicate=2)
+    assert [float(f["v"].iloc[0]) for f in tables_across(other, "t.csv")] == [2.0]
+    assert tables_across(ctx, "missing.csv") == []
+
+
+def test_summary_frame_means_intervals_and_row_alignment():
+    f0 = pd.DataFrame({"figure": ["a", "b"], "level": [1, 1], "v": [1.0, 10.0]})
+    f1 = pd.DataFrame({"figure": ["b", "a"], "level": [1, 1], "v": [14.0, 3.0]})  # other order
+    f2 = pd.DataFrame({"figure": ["a"], "level": [1], "v": [2.0]})  # lacks row b
+    out = summary_frame([f0, f1, f2], columns=["v"], key=["figure", "level"])
+    a, b = out.loc[("a", 1), "v"], out.loc[("b", 1), "v"]
+    assert list(a[["replicate 0", "replicate 1", "replicate 2"]]) == [1.0, 3.0, 2.0]
+    half = sps.t.ppf(0.975, 2) * np.std([1.0, 3.0, 2.0], ddof=1) / math.sqrt(3)
+    assert a["mean"] == pytest.approx(2.0)
+    assert (a["t-interval low"], a["t-interval high"]) == pytest.approx((2 - half, 2 + half))
+    assert b["mean"] == pytest.approx(12.0) and math.isnan(b["replicate 2"])
+    twice = pd.DataFrame({"v": [1.0, 2.0]}, index=[1, 1])  # a repeated index: rows by position
+    assert list(summary_frame([twice, twice + 2])[("v", "mean")]) == [2.0, 3.0]
+
+
+# --- claims read off the tables the notebooks save ------------------------------------------------
+
+def _csv_roundtrip(table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    """What tables_across reads back: the CSV that RunStore.save_table wrote."""
+    path = RunStore(tmp_path).save_table(table, "x.csv")
+    return pd.read_csv(path, index_col=0)
+
+
+def _claim(key: str) -> pc.PaperClaim:
+    return pc.by_key()[key]
+
+
+def test_volume_claims_read_the_solution_as_side_a(tmp_path):
+    mn = {"eigenvalues": torch.tensor([4.0, 2.0, 1.0]), "loss": 0.1}  # W_min(L): smaller V'
+    pr = {"eigenvalues": torch.tensor([8.0, 6.0, 5.0]), "loss": 0.2}
+    row = _pair_row(3, "Pr_L(min(L-1))", pr, "W_min(L)", mn, 3, None, None)
+    table = _csv_roundtrip(pd.DataFrame([row]).set_index("level"), tmp_path)
+    values = _claim("R1-table1").extract(table)
+    assert values == {3: pytest.approx((log_volume(mn["eigenvalues"], 3),
+                                        log_volume(pr["eigenvalues"], 3)))}
+    assert _claim("R1-table1").claim.expect == "less"
+    prev = _pair_row(3, "RPr_L-1(min(L))", pr, "W_min(L-1)", mn, 3, None, None)
+    values3 = _claim("R1-table3").extract(pd.DataFrame([prev]).set_index("level"))
+    assert values3[3][0] < values3[3][1]  # W_min(L-1) first
+
+
+def _radius(label: str, mean: float) -> dict:
+    return {"label": label, "cutoff": 1.0, "center_loss": 0.5, "mean": mean, "median": mean,
+            "std": 0.0, "censored": torch.zeros(2), "radii": torch.full((2,), mean), "space": 2}
+
+
+def test_radius_claims_read_the_solution_as_side_a(tmp_path):
+    table = radius_table([(2, _radius("W_min(2)", 0.3), _radius("Pr_2(min(1))", 0.2))],
+                         ("W_min(L)", "Pr_L(min(L-1))"))
+    assert _claim("R1-table2").extract(_csv_roundtrip(table, tmp_path)) == {2: (0.3, 0.2)}
+    table4 = radius_table([(2, _radius("W_min(1)", 0.1), _radius("RPr_1(min(2))", 0.05))],
+                          ("W_min(L-1)", "RPr_L-1(min(L))"))
+    assert _claim("R1-table4").extract(table4) == {2: (0.1, 0.05)}
+    assert _claim("R1-table2").claim.expect == "greater"
+
+
+def _line(series: str, barrier: float) -> dict:
+    alpha = torch.linspace(-0.1, 1.1, 5)
+    return {"alpha": alpha, "loss": torch.ones(5), "a": "A", "b": "B", "loss_a": 1.0,
+            "loss_b": 1.0, "barrier": barrier, "barrier_alpha": 0.5, "distance": 1.0,
+            "series": series}
+
+
+def test_barrier_claims_pick_their_lines(tmp_path):
+    lines = [("fig12", 1, _line("W_min(L-1) – W_min(L)", 0.7)),
+             ("fig09", 1, _line("Pr_L(min(L-1)) – W_RI(L)", 3.0)),
+             ("fig17", 1, _line("W_min(L) – W_RP'(L)", 0.1)),
+             ("fig17", 1, _line("Pr_L(min(L-1)) – W_RP(L)", 2.0)),
+             ("fig19", 1, _line("W_min(L) – W_OS(L)", 0.2))]
+    table = _csv_roundtrip(barrier_table(lines), tmp_path)
+    assert _claim("R4-fig12").extract(table) == {1: (0.7, 0.0)}
+    assert _claim("R2-fig9").extract(table) == {1: (3.0, 0.0)}
+    assert _claim("R6-fig17").extract(table) == {1: (2.0, 0.1)}
+    assert _claim("R6-fig19").extract(table) == {1: (0.2, 3.0)}
+
+
+def test_sublevel_claims_read_each_points_loss_against_c(tmp_path):
+    labels = ["W_min(0)", "W_min(2)", "W_min(3)", "W_RI(3)", "W_RP(3)", "W_RP'(3)", "W_OS(3)"]
+    n = len(labels)
+    plane = {"coords": torch.zeros(n, 2), "distance": torch.zeros(n), "labels": labels,
+             "point_loss": torch.tensor([0.1, 0.2, 0.3, 2.0, 1.5, 0.25, 0.2]),
+             "point_acc": torch.zeros(n)}
+    table = _csv_roundtrip(plane_table(plane, sublevel=0.3), tmp_path)
+    assert _claim("R5-fig13-RI").extract(table) == {3: pytest.approx((2.0, 0.3))}
+    assert _claim("R5-fig13-RP").extract(table) == {3: pytest.approx((1.5, 0.3))}
+    assert _claim("R5-fig13-OS").extract(table) == {3: pytest.approx((0.2, 0.3))}
+
+
+def test_choice_claims_skip_levels_without_the_baseline(tmp_path):
+    volumes = pd.DataFrame({"level": [1, 2], "W_min(L)": [10.0, 11.0],
+                            "Pr_L(min(L-1))": [12.0, 13.0], "W_RI(L)": [15.0, np.nan],
+                            "band Pr_L(min(L-1))": [np.nan, 20.0]}).set_index("level")
+    table = _csv_roundtrip(volumes, tmp_path)
+    assert _claim("R2-fig10").extract(table) == {1: (10.0, 15.0)}
+    assert _claim("R6-fig16").extract(table) == {2: (13.0, 20.0)}
+    assert _claim("R7-fig21").extract(table) == {}  # no W_FT(L) column: no level tested
+
+
+def test_ticket_claims_read_level_columns_and_controls(tmp_path):
+    transfer = pd.DataFrame({"task": ["labels"] * 2, "level": [1, 2],
+                             "target_ticket_test_acc": [0.9, 0.8],
+                             "transferred_ticket_test_acc": [0.7, 0.5]})  # RangeIndex
+    got = _claim("IE643-labels").extract(_csv_roundtrip(transfer, tmp_path))
+    assert got == {1: (0.7, 0.9), 2: (0.5, 0.8)}
+    bain = pd.DataFrame({"level": [0, 1], "ticket_test_acc": [0.6, 0.62],
+                         "random_test_acc": [np.nan, 0.4]}).set_index("level")
+    assert _claim("Bain-fig5").extract(bain) == {1: (0.62, 0.4)}
+
+
+def test_every_claims_table_is_one_its_notebook_saves():
+    for claim in pc.CLAIMS:
+        source = (ROOT / "notebooks" / f"{claim.notebook}.py").read_text()
+        fstring = re.sub(r"_(mlp|lenet5|labels)\.csv$", "_{", claim.table)
+        assert f'"{claim.table}"' in source or f'"{fstring}' in source \
+            or f'f"{fstring}' in source, (claim.claim.key, claim.table)
+        assert f'notebook_claims(ctx, "{claim.notebook}")' in source
+
+
+def test_notebook_claims_judge_across_replicates_and_save(tmp_path):
+    def table1(w_min: float, proj: float) -> pd.DataFrame:
+        return pd.DataFrame({"level": [1], "V'(6) W_min(L)": [w_min],
+                             "V'(6) Pr_L(min(L-1))": [proj]}).set_index("level")
+
+    ctx = _fake_run(tmp_path, 3, {0: table1(10.0, 12.0), 1: table1(20.0, 22.5),
+                                  2: table1(30.0, 31.8)}, name="table1.csv")
+    per_level = pc.notebook_claims(ctx, "04_hessian_volume", [_claim("R1-table1")])
+    assert list(per_level["verdict"]) == [HOLDS, HOLDS]  # level 1, then 'all'
+    assert per_level.loc[0, "replicates"] == 3
+    saved = pd.read_csv(ctx.store.table_path("claims_04_hessian_volume.csv"), index_col=0)
+    assert saved.loc[0, "verdict"] == HOLDS and saved.loc[0, "levels held"] == 1
+    one = _fake_run(tmp_path / "one", 1, {0: table1(10.0, 12.0)}, name="table1.csv")
+    assert pc.notebook_claims(one, "04_hessian_volume", [_claim("R1-table1")]).loc[
+        1, "verdict"] == INCONCLUSIVE
+
+
+def test_claims_csv_and_index_open_with_the_claims(tiny):
+    params = tiny(report={"notebooks": ["01_train_imp", "04_hessian_volume"]})
+    store = RunStore(params.run_dir())
+    frame = pd.DataFrame([{"notebook": "04_hessian_volume", "claim": "R1-table1",
+                           "source": "Saleem et al.", "statement": "W_min <b>larger</b>",
+                           "quantity": "V'", "relation": "a < b", "levels": "1",
+                           "levels held": 1, "levels failed": 0, "levels inconclusive": 0,
+                           "replicates": 3, "verdict": HOLDS}])
+    store.save_table(frame, "claims_04_hessian_volume.csv")
+    claims = pd.read_csv(write_claims(params, ["04"]))  # a notebook named twice counts once
+    assert list(claims["claim"]) == ["R1-table1"] and set(claims["verdict"]) <= VERDICTS
+    page = write_index(params, []).read_text()
+    assert page.index("<h2>Claims</h2>") < page.index("<h2>Notebooks</h2>")
+    assert "W_min &lt;b&gt;larger" in page and "t-interval" in page
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+def test_per_level_figures_draw_the_other_replicates_faintly():
+    table = pd.DataFrame({"level": [1, 2], "a": [1.0, 2.0]}).set_index("level")
+    alone = plots.volume_by_level(table, ["a"], ["A"])
+    both = plots.volume_by_level(table, ["a"], ["A"], others=[table + 1, table + 2])
+    faint = [ln for ln in both.axes[0].lines if ln.get_alpha() and ln.get_alpha() < 1]
+    assert len(both.axes[0].lines) == len(alone.axes[0].lines) + 2 and len(faint) == 2
+    radii = pd.DataFrame({"level": [1], "mean_radius W": [0.2], "std W": [0.01]}).set_index(
+        "level")
+    fig = plots.radius_summary(radii, others=[radii * 2])
+    assert sum(1 for ln in fig.axes[0].lines if (ln.get_alpha() or 1) < 1) == 1
+
+
+# --- the runner on a tiny series of two replicates ------------------------------------------------
+
+@pytest.mark.notebook
+def test_runner_runs_the_replicates_first_and_reports_across_them(tmp_path, write_yaml):
+    from lthkit.imp import ImpResults, run_imp
+    from lthkit.params import load_params
+    from lthkit.report import main
+    from lthkit.store import load_tensors
+
+    import nbformat
+
+    path = write_yaml({
+        "run": {"name": "reps", "output_root": str(tmp_path / "outputs"), "replicates": 2,
+                "num_threads": 1},
+        "data": {"dataset": "synthetic_cifar10", "train_size": 128, "test_size": 64},
+        "model": {"width": 2},
+        "train": {"epochs": 2, "batch_size": 32, "milestones": [1], "lr": 0.05,
+                  "eval_batch_size": 64},
+        "imp": {"levels": 1, "rewind_iteration": 2, "save_every": 0},
+        "analysis": {"subset_size": 32, "batch_size": 32},
+        "landscape": {"examples": 32, "radius_directions": 2, "radius_start": 8.0,
+                      "radius_max": 400.0, "radius_tol": 0.3},
+        "report": {"notebooks": ["01_train_imp", "05_basin_radius"], "html": False}})
+    params = load_params(path)
+    # notebook 01 of each replicate, in this process (what the runner's 01 does, without a kernel)
+    for r in (1, 0):
+        run_imp(open_run(params, create=True, replicate=r))
+    run_dir = params.run_dir()
+    finals = {r: ImpResults(RunStore(replicate_dir(run_dir, r))).level(1).final_file
+              for r in (0, 1)}
+    stamps = {r: f.stat().st_mtime_ns for r, f in finals.items()}
+    seeds = {r: RunStore(replicate_dir(run_dir, r)).manifest()["params"]["run"]["seed"]
+             for r in (0, 1)}
+    assert seeds[0] == params.run.seed != seeds[1]
+    w0, w1 = (next(iter(load_tensors(finals[r]).values())) for r in (0, 1))
+    assert not torch.equal(w0, w1)
+
+    assert main([str(path), "--only", "05", "--no-html"]) == 0
+    assert (run_dir / "replicate_1" / "notebooks" / "05_basin_radius.ipynb").is_file()
+    report = nbformat.read(run_dir / "notebooks" / "05_basin_radius.ipynb", as_version=4)
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/html", ""))
+                   for c in report.cells for o in c.get("outputs", []))
+    assert "across 2 replicates" in text and "t-interval" in text and "replicate 1" in text
+    claims = pd.read_csv(run_dir / "claims.csv")
+    assert set(claims["claim"]) == {"R1-table2", "R1-table4"}
+    assert set(claims["verdict"]) <= VERDICTS and set(claims["replicates"]) == {2}
+    assert "R1-table2" in (run_dir / "index.html").read_text()
+
+    # a rerun of notebook 01's work for both replicates (in this process: each notebook costs a
+    # kernel) finds each replicate's folder, reads every level and retrains nothing
+    for r in (1, 0):
+        assert run_imp(open_run(params, create=True, replicate=r)).levels_done() == [0, 1]
+    assert {r: f.stat().st_mtime_ns for r, f in finals.items()} == stamps
