@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,29 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# `make test` runs the suite on two pytest-xdist workers (pyproject.toml: -n 2 --dist loadgroup).
+# Each worker then keeps to one torch thread, so two workers never ask for more threads than the
+# two cores of CI have; run alone (-n 0, or no xdist) tests use two.
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the notebooks of one smoke run folder on one worker: the main smoke series (01-08,
+    the browser test) in one group; notebooks 10 and 11 (their own sub-runs) and the VGG-16
+    series in another, so the two long chains run side by side."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "smoke_vgg16" in names or (
+                "smoke" in names and any(f"test_{n}_" in item.name for n in ("10", "11"))):
+            item.add_marker(pytest.mark.xdist_group("side_series"))
+        elif "smoke" in names:
+            item.add_marker(pytest.mark.xdist_group("smoke_series"))
 
 
 @pytest.fixture
@@ -68,6 +88,7 @@ class SmokeSeries:
         self.folder = folder
         raw = yaml.safe_load((ROOT / "params" / f"{preset}.yaml").read_text())
         raw["run"]["output_root"] = str(folder / "outputs")
+        raw["run"]["num_threads"] = THREADS
         self.params_file = folder / f"{preset}.yaml"
         self.params_file.write_text(yaml.safe_dump(raw))
         self.done: dict[str, Any] = {}
