@@ -9,8 +9,10 @@ and an HTML copy go to outputs/<run>/notebooks/, and outputs/<run>/index.html li
 their status, wall time and the figures. With `run.replicates: N` > 1 the series first runs for
 replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
 outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
-tables and are the report. The claims each notebook judged (lthkit.paper_claims) are gathered in
-outputs/<run>/claims.csv, and index.html opens with them.
+tables and are the report. With `run.executor: ray` the replicates' IMP chains are first trained
+as Ray tasks in parallel (`train_on_executor`), so notebook 01 finds them done. The claims each
+notebook judged (lthkit.paper_claims) are gathered in outputs/<run>/claims.csv, and index.html
+opens with them.
 
 A failing notebook stops the series: its error is printed (one line for the kit's own errors, else
 the failing cell and traceback), and its executed copy goes to notebooks/failed/, beside the last
@@ -42,6 +44,7 @@ from typing import Any
 
 from .params import Params, ParamsError, load_params, notebook_path, parse_overrides, project_root
 from .progress import ENV as PROGRESS_ENV
+from .executor import ExecutorError, UnitsFailedError
 from .paper_claims import claims_file
 from .replicates import replicate_dir, replicate_params
 from .store import (REPLICATE_DIR, DamagedFileError, RunMismatchError, RunStore, StorageError,
@@ -117,6 +120,7 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     series = {r: [NotebookResult(nb.stem, "not run", replicate=r) for nb in notebooks]
               for r in order}
     with KernelGuard(run_dir / "notebooks") as guard:
+        train_on_executor(params, notebooks)
         for r in order:
             if r:
                 print(f"replicate {r} of {params.run.replicates - 1} (seed "
@@ -139,6 +143,22 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     write_claims(params, names)
     write_index(params, series[0], {r: series[r] for r in order if r})
     return results
+
+
+def train_on_executor(params: Params, notebooks: list[Path]) -> list[int]:
+    """With `run.executor` other than local and notebook 01 in the series: the replicates' IMP
+    chains run first as units of that executor (lthkit.executor, in parallel on Ray), written
+    into the run folder by this process; notebook 01 of each replicate then finds its levels
+    trained and only reports them. Returns the replicates trained."""
+    if params.run.executor == "local" or "01_train_imp" not in {nb.stem for nb in notebooks}:
+        return []
+    from .executor import make_executor
+    from .imp import run_imp_replicates
+
+    print(f"the IMP chains of {params.run.replicates} replicate(s) on {params.run.executor}, "
+          f"before the notebooks", flush=True)
+    with make_executor(params) as executor:
+        return run_imp_replicates(params, executor)
 
 
 def _run_series(notebooks: list[Path], results: list[NotebookResult], out_dir: Path,
@@ -584,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         params_file = resolved_params_file(params) if overrides else Path(params.source)
         results = run_report(params, params_file, only=args.only,
                              html_copies=False if args.no_html else None, stream=args.stream)
-    except (RunMismatchError, RunnerBusyError, StorageError, DamagedFileError) as e:
+    except (RunMismatchError, RunnerBusyError, StorageError, DamagedFileError, ExecutorError,
+            UnitsFailedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, (RunMismatchError, RunnerBusyError)) else 1
     except KeyboardInterrupt:

@@ -98,6 +98,28 @@ def test_imp_replicates_as_units_equal_run_imp_and_resume_from_finished_levels(t
     assert run_imp_replicates(params, LocalExecutor()) == []  # every chain done: nothing runs
 
 
+def test_report_trains_the_chains_on_the_executor_before_the_notebooks(tmp_path, monkeypatch):
+    import papermill
+
+    import lthkit.executor as executor_module
+    import lthkit.imp as imp_module
+    from lthkit import report
+
+    calls = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **kw:
+                        calls.append((Path(nb).stem[:2], parameters["replicate"])))
+    monkeypatch.setattr(executor_module, "make_executor", lambda params: LocalExecutor())
+    monkeypatch.setattr(imp_module, "run_imp_replicates",
+                        lambda params, executor: calls.append(("units", executor.kind)) or [0, 1])
+    on_ray = _params(tmp_path, run={"executor": "ray"})
+    report.run_report(on_ray, tmp_path / "p.yaml", only=["01", "03"], html_copies=False)
+    assert calls == [("units", "local"), ("01", 1), ("03", 1), ("01", 0), ("03", 0)]
+    calls.clear()
+    report.run_report(on_ray, tmp_path / "p.yaml", only=["03"], html_copies=False)
+    report.run_report(_params(tmp_path), tmp_path / "p.yaml", only=["01"], html_copies=False)
+    assert calls == [("03", 1), ("03", 0), ("01", 1), ("01", 0)]  # no 01, or local: no units
+
+
 # --- on a local Ray -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
