@@ -7,6 +7,7 @@ local Ray (2 CPUs) for the module, and skip where Ray is not installed (`make te
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from conftest import TINY, merge
+from lthkit.baselines import BaselineResults, run_baselines, run_baselines_replicates
 from lthkit.context import open_run
 from lthkit.executor import (RAY_MISSING, ExecutorError, LocalExecutor, UnitsFailedError,
                              make_executor)
@@ -23,7 +25,10 @@ from lthkit.store import verify_folder
 
 # Two replicates of two levels (0 and 1) of two epochs: the smallest chain that prunes and rewinds.
 SMALL = {"run": {"replicates": 2, "num_threads": 1}, "train": {"epochs": 2, "milestones": [1]},
-         "imp": {"levels": 1}}
+         "imp": {"levels": 1},
+         # two schedule classes: one_shot and random_prune ("from k", one group), fine_tune
+         "baselines": {"kinds": ["one_shot", "random_prune", "fine_tune"], "fine_tune_epochs": 2,
+                       "group_size": 2}}
 
 
 def _params(root: Path, **overrides: dict) -> Params:
@@ -59,12 +64,19 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict[str, torch.Tensor]]:
-    """The two chains trained as notebook 01 trains them (run_imp per replicate, in process)."""
-    params = _params(tmp_path_factory.mktemp("reference"))
+def reference_run(tmp_path_factory) -> Path:
+    """An outputs root whose run's two chains were trained as notebook 01 trains them (run_imp
+    per replicate, in process)."""
+    root = tmp_path_factory.mktemp("reference")
+    params = _params(root)
     for r in range(params.run.replicates):
         run_imp(open_run(params, create=True, replicate=r), progress=False)
-    return _artifacts(params)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run) -> dict[str, dict[str, torch.Tensor]]:
+    return _artifacts(_params(reference_run))
 
 
 # --- without Ray ----------------------------------------------------------------------------------
@@ -98,9 +110,36 @@ def test_imp_replicates_as_units_equal_run_imp_and_resume_from_finished_levels(t
     assert run_imp_replicates(params, LocalExecutor()) == []  # every chain done: nothing runs
 
 
-def test_report_trains_the_chains_on_the_executor_before_the_notebooks(tmp_path, monkeypatch):
+def _baselines(params: Params) -> dict[str, dict[str, torch.Tensor]]:
+    out = {}
+    for r in range(params.run.replicates):
+        results = BaselineResults(open_run(params, replicate=r).store)
+        assert len(results.available()) == len(params.baselines.kinds)
+        for kind, level in results.available():
+            out[f"{r}/{kind}/{level}/mask"] = {k: v.float() for k, v in
+                                               results.mask(kind, level).items()}
+            out[f"{r}/{kind}/{level}/final"] = results.final(kind, level)
+    return out
+
+
+def test_baseline_groups_as_units_equal_run_baselines(tmp_path, reference_run):
+    alone, units = (_params(shutil.copytree(reference_run, tmp_path / name))
+                    for name in ("alone", "units"))
+    for r in range(alone.run.replicates):
+        run_baselines(open_run(alone, replicate=r), progress=False)
+    ran = run_baselines_replicates(units, LocalExecutor())
+    assert [(u.replicate, u.members) for u in ran] == [
+        (r, members) for r in (0, 1) for members in ((("one_shot", 1), ("random_prune", 1)),
+                                                     (("fine_tune", 1),))]
+    _assert_same(_baselines(units), _baselines(alone))
+    assert not verify_folder(units.run_dir())
+    assert run_baselines_replicates(units, LocalExecutor()) == []  # all done: nothing runs
+
+
+def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatch):
     import papermill
 
+    import lthkit.baselines as baselines_module
     import lthkit.executor as executor_module
     import lthkit.imp as imp_module
     from lthkit import report
@@ -110,14 +149,17 @@ def test_report_trains_the_chains_on_the_executor_before_the_notebooks(tmp_path,
                         calls.append((Path(nb).stem[:2], parameters["replicate"])))
     monkeypatch.setattr(executor_module, "make_executor", lambda params: LocalExecutor())
     monkeypatch.setattr(imp_module, "run_imp_replicates",
-                        lambda params, executor: calls.append(("units", executor.kind)) or [0, 1])
+                        lambda params, executor: calls.append(("imp", executor.kind)))
+    monkeypatch.setattr(baselines_module, "run_baselines_replicates",
+                        lambda params, executor: calls.append(("baselines", executor.kind)))
     on_ray = _params(tmp_path, run={"executor": "ray"})
-    report.run_report(on_ray, tmp_path / "p.yaml", only=["01", "03"], html_copies=False)
-    assert calls == [("units", "local"), ("01", 1), ("03", 1), ("01", 0), ("03", 0)]
+    report.run_report(on_ray, tmp_path / "p.yaml", only=["01", "02", "03"], html_copies=False)
+    assert calls == [("imp", "local"), ("baselines", "local"), ("01", 1), ("02", 1), ("03", 1),
+                     ("01", 0), ("02", 0), ("03", 0)]
     calls.clear()
     report.run_report(on_ray, tmp_path / "p.yaml", only=["03"], html_copies=False)
     report.run_report(_params(tmp_path), tmp_path / "p.yaml", only=["01"], html_copies=False)
-    assert calls == [("03", 1), ("03", 0), ("01", 1), ("01", 0)]  # no 01, or local: no units
+    assert calls == [("03", 1), ("03", 0), ("01", 1), ("01", 0)]  # no 01 or 02, or local: none
 
 
 # --- on a local Ray -------------------------------------------------------------------------------
