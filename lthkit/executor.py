@@ -107,7 +107,9 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             t0 = time.perf_counter()
             try:
-                ray.init(address=address, include_dashboard=False, **init_kwargs)
+                if address is None:  # a Ray of our own: no dashboard (a cluster has its own)
+                    init_kwargs.setdefault("include_dashboard", False)
+                ray.init(address=address, **init_kwargs)
             except ConnectionError as e:
                 raise ExecutorError(f"run.ray_address {address!r}: no Ray cluster answers there "
                                     f"({e}); start one (ray start --head) or fix the address") \
