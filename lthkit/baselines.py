@@ -23,21 +23,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 import torch
 
 from .context import Context
 from .data import derive_seed
-from .imp import ImpResults, SolutionFiles, train_solution, train_solutions_together
+from .imp import (ImpResults, SolutionFiles, finished_imp_files, scratch_run, solution_files,
+                  train_solution, train_solutions_together, write_unit_files)
 from .params import Params, TrainSection
 from .pruning import Mask, full_mask, keep_counts, magnitude_prune, masked_state, random_prune
 from .store import RunStore, load_tensors
 from .training import probe_group_sizes
 
+if TYPE_CHECKING:
+    from .executor import Executor
+
 __all__ = ["KINDS", "SYMBOLS", "BaselineResults", "run_baselines", "baseline_plan", "BaselinePlan",
-           "baseline_schedule", "schedule_classes", "pack_groups", "auto_group_size"]
+           "baseline_schedule", "schedule_classes", "pack_groups", "auto_group_size",
+           "pending_baselines", "train_baselines", "BaselineUnit", "train_baseline_unit",
+           "baseline_units", "run_baselines_replicates"]
 
 MADE_BY = "notebooks/02_baselines.ipynb"
 KINDS = ("one_shot", "fine_tune", "lr_rewind", "random_reinit", "random_prune",
@@ -182,6 +188,15 @@ def run_baselines(ctx: Context, kinds: list[str] | None = None, levels: list[int
     in baselines/<kind>/level_LL/, as it would alone; a finished one is never retrained.
     `together=False` (older callers) means group size 1.
     """
+    pending = pending_baselines(ctx, kinds, levels)
+    train_baselines(ctx, pending, progress, together, group_size)
+    return BaselineResults(ctx.store)
+
+
+def pending_baselines(ctx: Context, kinds: list[str] | None = None,
+                      levels: list[int] | None = None) -> list[tuple[str, int]]:
+    """The requested (kind, level) not finished yet (default: `baselines.kinds` at
+    `baselines.levels`), each claimed (spec.json); the IMP levels they need must be trained."""
     p = ctx.params
     imp = ImpResults(ctx.store)
     kinds = list(kinds or p.baselines.kinds)
@@ -193,6 +208,14 @@ def run_baselines(ctx: Context, kinds: list[str] | None = None, levels: list[int
     for kind, level in pending:
         ctx.store.claim(results.files(kind, level).folder,
                         _spec(kind, level, *baseline_schedule(p, kind)), p.source)
+    return pending
+
+
+def train_baselines(ctx: Context, pending: list[tuple[str, int]], progress: bool = True,
+                    together: bool | None = None, group_size: int | str | None = None) -> None:
+    """Train the (kind, level) of `pending` in groups of one schedule (`run_baselines`)."""
+    imp = ImpResults(ctx.store)
+    results = BaselineResults(ctx.store)
     classes = schedule_classes(ctx, results, pending)
     size = _resolve_group_size(ctx, classes, together, group_size)
     for group in pack_groups(classes, size):
@@ -202,7 +225,6 @@ def run_baselines(ctx: Context, kinds: list[str] | None = None, levels: list[int
             print(f"level {plan.level:2d} {SYMBOLS[plan.kind]:6s} ({plan.kind}): "
                   f"{100 * f['density']:6.2f}% left, train loss {f['train_loss']:.4f}, "
                   f"test acc {f['test_acc']:.4f}")
-    return results
 
 
 @dataclass
@@ -292,3 +314,79 @@ def _train_group(ctx: Context, results: BaselineResults, group: list[BaselinePla
                                start_iteration=j["start_iteration"], cfg=group[0].cfg,
                                progress=progress)]
     return train_solutions_together(ctx, jobs, group[0].cfg, progress=progress)
+
+
+# --- the groups of baseline trainings as units of an executor (lthkit.executor) -------------------
+
+@dataclass(frozen=True)
+class BaselineUnit:
+    """Baselines of one replicate that train together on one worker: a group (or, with
+    `baselines.group_size` auto, a schedule class that the worker packs after its own probe),
+    with the IMP files they start from and any files of theirs already begun. `params` are the
+    run's, not the replicate's."""
+
+    params: Params
+    replicate: int
+    members: tuple[tuple[str, int], ...]
+    group_size: int | str
+    given: dict[str, bytes]
+
+
+def train_baseline_unit(unit: BaselineUnit) -> dict[str, bytes]:
+    """Train a unit's baselines in a scratch run folder of the worker; return their files."""
+    with scratch_run(unit.params, unit.replicate, unit.given) as ctx:
+        train_baselines(ctx, list(unit.members), progress=False, group_size=unit.group_size)
+        results = BaselineResults(ctx.store)
+        files = [f for kind, level in unit.members
+                 for f in solution_files(results.files(kind, level).folder)]
+        return {p.relative_to(ctx.store.root).as_posix(): p.read_bytes() for p in files}
+
+
+def baseline_units(run_params: Params, replicate: int) -> list[BaselineUnit]:
+    """The units of one replicate's unfinished baselines (claimed here, in the driver);
+    `run_params` are the run's (the unit derives the replicate's seed itself)."""
+    from .context import open_run
+
+    ctx = open_run(run_params, needed_by=MADE_BY, replicate=replicate)
+    p = ctx.params
+    pending = pending_baselines(ctx)
+    if not pending:
+        return []
+    results = BaselineResults(ctx.store)
+    levels = {level for _, level in pending}
+    imp_files = finished_imp_files(ctx.store, list(range(max(levels) + 1)), trajectory=False)
+    classes = schedule_classes(ctx, results, pending)
+    setting = p.baselines.group_size
+    groups = [c.members for c in classes] if setting == "auto" else pack_groups(classes, setting)
+    units = []
+    for members in groups:
+        begun = {}
+        for kind, level in members:
+            files = results.files(kind, level)
+            for path in (files.mask_file, files.resume_file):
+                if path.exists():
+                    begun[path.relative_to(ctx.store.root).as_posix()] = path.read_bytes()
+        units.append(BaselineUnit(run_params, replicate, tuple(members), setting,
+                                  {**imp_files, **begun}))
+    return units
+
+
+def run_baselines_replicates(params: Params, executor: "Executor",
+                             train_unit: Callable[[BaselineUnit], dict[str, bytes]]
+                             = train_baseline_unit) -> list[BaselineUnit]:
+    """Train every replicate's unfinished baselines (`baselines.kinds` at `baselines.levels`) as
+    units of `executor`: each a group of one schedule, trained on a worker and written here into
+    the replicate's folder as it finishes; finished baselines are not trained again. Returns the
+    units run."""
+    from .context import open_run
+
+    stores, units = [], []
+    for r in range(params.run.replicates):
+        store = open_run(params, needed_by=MADE_BY, replicate=r).store
+        for unit in baseline_units(params, r):
+            stores.append(store)
+            units.append(unit)
+    if units:
+        executor.map(train_unit, units, desc="baseline groups",
+                     on_result=lambda i, files: write_unit_files(stores[i], files, "baselines"))
+    return units

@@ -10,20 +10,30 @@ its last finished epoch.
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pandas as pd
 import torch
 from torch import nn
 
-from .context import Context
+from .context import Context, open_run
 from .pruning import (Mask, count_alive, count_total, density, full_mask, layer_report,
                       magnitude_prune, masked_state)
-from .store import RunStore, load_json, load_tensors, save_json, save_tensors
+from .store import (CHECKSUMS, RunStore, load_json, load_tensors, save_bytes, save_json,
+                    save_tensors)
 from .training import Checkpoint, Member, evaluate, train, train_group
 
-__all__ = ["run_imp", "ImpResults", "train_solution", "train_solutions_together", "SolutionFiles"]
+if TYPE_CHECKING:
+    from .executor import Executor
+    from .params import Params
+
+__all__ = ["run_imp", "ImpResults", "train_solution", "train_solutions_together", "SolutionFiles",
+           "run_imp_replicates", "ImpUnit", "train_imp_unit", "scratch_run", "write_unit_files",
+           "finished_imp_files", "solution_files"]
 
 MADE_BY = "notebooks/01_train_imp.ipynb"
 
@@ -289,3 +299,96 @@ def _next_mask(ctx: Context, results: ImpResults, level: int) -> Mask:
                            fraction=p.imp.prune_fraction, scope=p.imp.scope)
     save_tensors(files.mask_file, mask)
     return mask
+
+
+# --- the replicates' IMP chains as units of an executor (lthkit.executor) -------------------------
+
+@dataclass(frozen=True)
+class ImpUnit:
+    """One replicate's IMP chain up to level `levels`, with the files of the levels its run
+    folder already holds ({path relative to the replicate's folder: bytes}), to go on from."""
+
+    params: "Params"
+    replicate: int
+    levels: int
+    given: dict[str, bytes]
+
+
+@contextmanager
+def scratch_run(params: "Params", replicate: int, given: dict[str, bytes]) -> Iterator[Context]:
+    """A replicate's context in a temporary run folder of a worker, holding the `given` files
+    ({path relative to the replicate's folder: bytes}); removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="lthkit-unit-") as scratch:
+        run = params.run.model_copy(update={"output_root": scratch})
+        ctx = open_run(params.model_copy(update={"run": run}), create=True, replicate=replicate)
+        for rel, data in given.items():
+            save_bytes(ctx.store.root / rel, data)
+        yield ctx
+
+
+def train_imp_unit(unit: ImpUnit) -> dict[str, bytes]:
+    """Train a replicate's chain in a scratch run folder (a temporary directory of the worker)
+    and return the files of its finished levels that were not given. Writes nothing that stays."""
+    with scratch_run(unit.params, unit.replicate, unit.given) as ctx:
+        run_imp(ctx, progress=False, levels=unit.levels)
+        return {rel: data for rel, data in finished_imp_files(ctx.store).items()
+                if rel not in unit.given}
+
+
+def solution_files(folder: Path, trajectory: bool = True) -> list[Path]:
+    """A finished solution's files (mask, W_min, with `trajectory` its epochs/), metrics.json
+    (the marker of a finished solution) last; no resume.pt, checksums or temporary files."""
+    inside = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in
+              (CHECKSUMS, "resume.pt", "metrics.json", "spec.json") and not p.name.startswith(".")
+              and (trajectory or p.parent == folder)]
+    return [*inside, folder / "metrics.json"]
+
+
+def finished_imp_files(store: RunStore, levels: list[int] | None = None,
+                       trajectory: bool = True) -> dict[str, bytes]:
+    """The files of a run folder's finished IMP levels (all, or `levels`) and its W_init and
+    W_rewind, as {path relative to the folder: bytes}, in the order to write them."""
+    imp = store.root / "imp"
+    files = [imp / name for name in ("init.pt", "rewind.pt") if (imp / name).is_file()]
+    for level in ImpResults(store).levels_done() if levels is None else levels:
+        files += solution_files(store.imp_dir(level), trajectory)
+    return {p.relative_to(store.root).as_posix(): p.read_bytes() for p in files}
+
+
+def write_unit_files(store: RunStore, files: dict[str, bytes], under: str) -> None:
+    """Write a unit's returned files into a replicate's run folder (atomically, checksummed), in
+    the order given (a solution's metrics.json last); a finished solution's resume.pt goes."""
+    for rel, data in files.items():
+        path = store.root / rel
+        if not path.resolve().is_relative_to(store.root.resolve() / under):
+            raise ValueError(f"{rel}: a unit returned a file outside {under}/ of {store.root}")
+        save_bytes(path, data)
+        if path.name == "metrics.json":
+            (path.parent / "resume.pt").unlink(missing_ok=True)
+
+
+def run_imp_replicates(params: "Params", executor: "Executor",
+                       train_unit: Callable[[ImpUnit], dict[str, bytes]] = train_imp_unit,
+                       levels: int | None = None) -> list[int]:
+    """Train the IMP chains of every replicate of the run (`run.replicates`) that has levels left,
+    one unit of `executor` each (levels stay in order inside a chain); returns those trained.
+
+    Each unit returns its files and this process writes them into the replicate's folder as it
+    finishes, so a unit that fails loses only itself: a rerun skips the chains that are done and
+    goes on from the finished levels of the others. `train_unit` (default `train_imp_unit`) runs
+    on the worker.
+    """
+    last = params.imp.levels if levels is None else levels
+    stores: list[RunStore] = []
+    units: list[ImpUnit] = []
+    for r in range(params.run.replicates):
+        store = open_run(params, create=True, replicate=r).store
+        done = ImpResults(store).levels_done()
+        if len(done) > last:
+            continue
+        stores.append(store)
+        units.append(ImpUnit(params, r, last, finished_imp_files(store)))
+    if units:
+        executor.map(train_unit, units, desc="IMP chains (replicates)",
+                     on_result=lambda i, files: write_unit_files(stores[i], files, "imp"))
+    return [u.replicate for u in units]

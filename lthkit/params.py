@@ -159,6 +159,19 @@ class RunSection(_Section):
                             "with its own seed derived from run.seed: replicate 0 is the run "
                             "folder, replicate r >= 1 lives in <run folder>/replicate_<r>/; the "
                             "report shows means and 95% t-intervals across them")
+    executor: Literal["local", "ray"] = Field("local", description="where independent units (the "
+                                              "replicates' IMP chains) run: local, one after "
+                                              "another in this process; ray, as Ray tasks in "
+                                              "parallel (pip install -e '.[ray]')")
+    ray_address: str | None = Field(None, description="with executor ray: None starts a local Ray "
+                                    "on this machine; 'auto' joins the Ray cluster running here; "
+                                    "else a cluster address (ray://host:10001 or host:6379)")
+    ray_gpus_per_task: float | Literal["auto"] = Field(
+        "auto", description="GPUs each Ray task holds (fractions share a GPU: 0.5 runs two per "
+        "GPU); auto: 1 where the cluster has GPUs, else 0")
+    ray_cpus_per_task: float = Field(1.0, gt=0, description="CPU cores each Ray task holds")
+    ray_max_retries: int = Field(1, ge=0, description="times Ray runs a task again when its "
+                                 "worker dies (0: never; a rerun of the report resumes anyway)")
 
     @field_validator("name")
     @classmethod
@@ -166,6 +179,14 @@ class RunSection(_Section):
         if set(v) == {"."}:
             raise ValueError(f"{v!r} is not a folder of its own: name the run (letters, digits, "
                              f"'_', '-', '.')")
+        return v
+
+    @field_validator("ray_gpus_per_task")
+    @classmethod
+    def _gpus_not_negative(cls, v: float | str) -> float | str:
+        if v != "auto" and v < 0:
+            raise ValueError(f"{v} is negative: give a number of GPUs >= 0 (fractions share one), "
+                             f"or auto")
         return v
 
 
@@ -594,6 +615,8 @@ SECTIONS: dict[str, type[_Section]] = {
 # these differ (for example to add levels to a run, or to resume on another device).
 EXTENDABLE_KEYS = frozenset({
     "run.device", "run.num_threads", "run.output_root", "run.replicates", "data.root", "data.download",
+    "run.executor", "run.ray_address", "run.ray_gpus_per_task", "run.ray_cpus_per_task",
+    "run.ray_max_retries",
     "train.eval_batch_size", "train.compile", "train.cuda_graphs", "imp.levels",
 })
 TRAINING_SECTIONS = ("run", "data", "model", "train", "imp")

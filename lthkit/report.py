@@ -9,8 +9,11 @@ and an HTML copy go to outputs/<run>/notebooks/, and outputs/<run>/index.html li
 their status, wall time and the figures. With `run.replicates: N` > 1 the series first runs for
 replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
 outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
-tables and are the report. The claims each notebook judged (lthkit.paper_claims) are gathered in
-outputs/<run>/claims.csv, and index.html opens with them.
+tables and are the report. With `run.executor: ray` the replicates' IMP chains, then the groups
+of baseline trainings, are first trained as Ray tasks in parallel (`train_on_executor`), so
+notebooks 01 and 02 find them done. The claims each
+notebook judged (lthkit.paper_claims) are gathered in outputs/<run>/claims.csv, and index.html
+opens with them.
 
 A failing notebook stops the series: its error is printed (one line for the kit's own errors, else
 the failing cell and traceback), and its executed copy goes to notebooks/failed/, beside the last
@@ -42,10 +45,11 @@ from typing import Any
 
 from .params import Params, ParamsError, load_params, notebook_path, parse_overrides, project_root
 from .progress import ENV as PROGRESS_ENV
+from .executor import ExecutorError, UnitsFailedError
 from .paper_claims import claims_file
 from .replicates import replicate_dir, replicate_params
-from .store import (REPLICATE_DIR, DamagedFileError, RunMismatchError, RunStore, StorageError,
-                    atomic_write_bytes, load_json, save_json)
+from .store import (REPLICATE_DIR, DamagedFileError, MissingInputError, RunMismatchError,
+                    RunStore, StorageError, atomic_write_bytes, load_json, save_json)
 
 __all__ = ["run_report", "main", "NotebookResult", "RunnerBusyError"]
 
@@ -117,6 +121,7 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     series = {r: [NotebookResult(nb.stem, "not run", replicate=r) for nb in notebooks]
               for r in order}
     with KernelGuard(run_dir / "notebooks") as guard:
+        train_on_executor(params, notebooks)
         for r in order:
             if r:
                 print(f"replicate {r} of {params.run.replicates - 1} (seed "
@@ -139,6 +144,30 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     write_claims(params, names)
     write_index(params, series[0], {r: series[r] for r in order if r})
     return results
+
+
+def train_on_executor(params: Params, notebooks: list[Path]) -> list[str]:
+    """With `run.executor` other than local: the trainings of the series' notebooks run first as
+    units of that executor (lthkit.executor; in parallel on Ray), written into the run folder by
+    this process: the replicates' IMP chains when notebook 01 is in the series, then the groups
+    of baseline trainings when 02 is. Those notebooks then find them trained and only report
+    them. Returns the kinds of unit run."""
+    stems = {nb.stem for nb in notebooks}
+    kinds = [k for k, nb in (("imp", "01_train_imp"), ("baselines", "02_baselines")) if nb in stems]
+    if params.run.executor == "local" or not kinds:
+        return []
+    from .baselines import run_baselines_replicates
+    from .executor import make_executor
+    from .imp import run_imp_replicates
+
+    print(f"{' and '.join(kinds)} of {params.run.replicates} replicate(s) on "
+          f"{params.run.executor}, before the notebooks", flush=True)
+    with make_executor(params) as executor:
+        if "imp" in kinds:
+            run_imp_replicates(params, executor)
+        if "baselines" in kinds:
+            run_baselines_replicates(params, executor)
+    return kinds
 
 
 def _run_series(notebooks: list[Path], results: list[NotebookResult], out_dir: Path,
@@ -584,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         params_file = resolved_params_file(params) if overrides else Path(params.source)
         results = run_report(params, params_file, only=args.only,
                              html_copies=False if args.no_html else None, stream=args.stream)
-    except (RunMismatchError, RunnerBusyError, StorageError, DamagedFileError) as e:
+    except (RunMismatchError, RunnerBusyError, StorageError, DamagedFileError, ExecutorError,
+            UnitsFailedError, MissingInputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, (RunMismatchError, RunnerBusyError)) else 1
     except KeyboardInterrupt:

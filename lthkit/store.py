@@ -50,7 +50,7 @@ from .params import Params, flatten
 
 __all__ = ["RunStore", "MissingInputError", "RunMismatchError", "DamagedFileError", "StorageError",
            "atomic_write_bytes", "save_tensors", "load_tensors", "save_json", "load_json",
-           "remove_stale_temp_files", "verify_folder", "CHECKSUMS"]
+           "remove_stale_temp_files", "verify_folder", "CHECKSUMS", "save_bytes"]
 
 T = TypeVar("T")
 
@@ -145,6 +145,12 @@ def save_json(path: Path, obj: Any) -> None:
     """JSON, atomically, with its SHA-256 recorded in the folder's SHA256SUMS."""
     text = json.dumps(obj, indent=1, default=_json_default)
     _atomic_write(Path(path), text.encode(), checksum=True)
+
+
+def save_bytes(path: Path, data: bytes) -> None:
+    """An artifact's bytes as they are (made elsewhere: a Ray worker's file), atomically, with
+    its SHA-256 recorded in the folder's SHA256SUMS."""
+    _atomic_write(Path(path), bytes(data), checksum=True)
 
 
 def load_json(path: Path) -> Any:
