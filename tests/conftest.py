@@ -44,6 +44,7 @@ def _deterministic_threads():
     yield
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Keep the notebooks of one smoke run folder on one worker: the main smoke series (01-08,
     the browser test) in one group; notebooks 10 and 11 (their own sub-runs) and the VGG-16
