@@ -76,6 +76,7 @@ class UnitCosts:
         self.p, self.device, self.small = params, device, small
         self.small_examples, self.reps, self.warm_steps = small_examples, reps, warm_steps
         self.cache: dict[UnitSpec, Measured] = {}
+        self.max_products: int | None = None
         self.counts: dict[str, tuple[float, str]] = {}
         self._probe: tuple | None = None
 
@@ -214,14 +215,17 @@ class UnitCosts:
             n_h = min(hp.subset_size or n, n)
             op = _operator(model, x[:n_h], y[:n_h], hp.batch_size or p.analysis.batch_size, p)
             t0 = time.perf_counter()
+            budget = min(hp.max_iterations, self.max_products or hp.max_iterations)
             res = hs.topk(op, hp.k, method=self._method(), block_size=hp.block_size,
-                          max_iterations=hp.max_iterations, tol=hp.tol,
+                          max_iterations=budget, tol=hp.tol,
                           relative_to=hp.tol_relative_to,
                           positive_threshold=hp.positive_threshold, seed=0, progress=False)
             self.counts["products"] = (float(res.n_hvp), (
                 f"{self._method()} top-{hp.k} on {n_h} examples, {p.model.arch} width "
                 f"{width or 'paper'} after "
-                f"{steps} steps: {res.n_hvp} products, converged {res.converged}, "
+                f"{steps} steps: {res.n_hvp} products, converged {res.converged}"
+                + (f" (capped by --max-products {budget}: a lower bound)"
+                   if budget < hp.max_iterations and not res.converged else "") + ", "
                 f"{time.perf_counter() - t0:.0f} s"))
         return self.counts["products"]
 
@@ -332,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per unit")
     parser.add_argument("--warm-steps", type=int, default=300,
                         help="training steps of the network the counts are measured on")
+    parser.add_argument("--max-products", type=int, default=None,
+                        help="cap the products of the measured spectrum (a CPU shortcut: an "
+                        "unconverged count is printed as a lower bound)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--check", type=Path, help="a run folder of the (first) preset")
     parser.add_argument("--json", type=Path, help="write the rows here")
@@ -345,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         work = count_work(params, group_size=group)
         costs = UnitCosts(params, device, args.small, args.small_examples, args.reps,
                           args.warm_steps)
+        costs.max_products = args.max_products
         rows = project(params, costs, work)
         total = print_table(preset, params, rows, costs, device,
                             _check_times(args.check) if i == 0 else None)

@@ -32,9 +32,11 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# `make test` runs the suite on two pytest-xdist workers (pyproject.toml: -n 2 --dist loadgroup).
-# Each worker then keeps to one torch thread, so two workers never ask for more threads than the
-# two cores of CI have; run alone (-n 0, or no xdist) tests use two.
+# `make test` runs the suite on two pytest-xdist workers (pyproject.toml: -n 2). Each worker keeps
+# to one torch thread, so two workers never ask for more threads than the two cores of CI have;
+# run alone (-n 0) tests use two. Each worker runs the smoke notebooks its tests need in a smoke
+# run folder of its own (xdist_group would keep them on one worker, but pytest-xdist 3.8's
+# loadgroup does not take effect under pytest 9.2: measured, the groups were ignored).
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 
 
@@ -42,20 +44,6 @@ THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 def _deterministic_threads():
     torch.set_num_threads(THREADS)
     yield
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Keep the notebooks of one smoke run folder on one worker: the main smoke series (01-08,
-    the browser test) in one group; notebooks 10 and 11 (their own sub-runs) and the VGG-16
-    series in another, so the two long chains run side by side."""
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if "smoke_vgg16" in names or (
-                "smoke" in names and any(f"test_{n}_" in item.name for n in ("10", "11"))):
-            item.add_marker(pytest.mark.xdist_group("side_series"))
-        elif "smoke" in names:
-            item.add_marker(pytest.mark.xdist_group("smoke_series"))
 
 
 @pytest.fixture
