@@ -43,8 +43,8 @@ from lthkit.models import build_model
 from lthkit.params import DataSection, Params, load_params
 from lthkit.points import PointEvaluator
 from lthkit.training import _time_steps, evaluate, probe_group_sizes, train
-from lthkit.workload import (UnitSpec, WorkItem, baseline_members, count_work,
-                             iterations_per_epoch, train_size)
+from lthkit.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
+                             count_work, iterations_per_epoch, train_size)
 
 CIFAR_LIKE = {"cifar10": "synthetic_cifar10", "mnist": "synthetic_mnist"}
 
@@ -379,11 +379,8 @@ def _group_size(params: Params, device: torch.device) -> int:
     name = _data_name(params.data.dataset)
     shape = tuple(_synthetic(params.data.dataset, 16, 16).train_x.shape[1:])
     n_train = train_size(params.data.dataset, params.data.train_size)
-    by_schedule: dict[tuple, list] = defaultdict(list)
-    for _, _, cfg, start in members:
-        by_schedule[(start, cfg.model_dump_json())].append(
-            cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size) - start)
-    work = [(len(v), v[0]) for v in by_schedule.values()]
+    work = [(len(group), cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size) - start)
+            for start, cfg, group in baseline_schedule_groups(params)]
     probe = probe_group_sizes(lambda: build_model(params.model.arch, params.model.width, name,
                                                   seed=0), shape, params.train, device,
                               max_k=max(n for n, _ in work),

@@ -25,7 +25,8 @@ from .params import ImpSection, Params, TrainSection
 
 __all__ = ["UnitSpec", "WorkItem", "count_work", "imp_iterations", "trajectory_points",
            "iterations_per_epoch", "train_size", "volume_point_count", "spectra_of_notebook08",
-           "line_points", "SPLITS", "baseline_members"]
+           "line_points", "SPLITS", "baseline_members",
+           "baseline_schedule_groups"]
 
 SPLITS = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
 
@@ -251,15 +252,19 @@ _LINES = {"fig09": [("proj", "random_reinit")],
           "fig19": [("imp", "one_shot")]}
 
 
+def baseline_schedule_groups(p: Params) -> list[tuple[int, TrainSection, list[tuple]]]:
+    """Notebook 02's trainings by schedule: (start iteration, schedule, [(kind, level, schedule)]);
+    only trainings of one schedule can be trained together."""
+    by_schedule: dict[tuple, list] = {}
+    for kind, level, cfg, start in baseline_members(p):
+        by_schedule.setdefault((start, cfg.model_dump_json()), []).append((kind, level, cfg))
+    return [(start, group[0][2], group) for (start, _), group in by_schedule.items()]
+
+
 def _baseline_items(p: Params, ipe: int, group_size: int, test_eval: UnitSpec) -> list[WorkItem]:
     """Baseline trainings, grouped K at a time by schedule when group_size > 1."""
-    members = baseline_members(p)
-    by_schedule: dict[tuple, list] = {}
-    for kind, level, cfg, start in members:
-        by_schedule.setdefault((start, cfg.model_dump_json()), []).append((kind, level, cfg))
     items = []
-    for (start, _), group in by_schedule.items():
-        cfg = group[0][2]
+    for start, cfg, group in baseline_schedule_groups(p):
         its = cfg.epochs * ipe - start
         kinds = sorted({kind for kind, _, _ in group})
         if group_size > 1:
