@@ -331,6 +331,11 @@ class BaselineUnit:
     group_size: int | str
     given: dict[str, bytes]
 
+    @property
+    def label(self) -> str:
+        return (f"replicate {self.replicate} baselines "
+                + "+".join(f"{kind}@{level}" for kind, level in self.members))
+
 
 def train_baseline_unit(unit: BaselineUnit) -> dict[str, bytes]:
     """Train a unit's baselines in a scratch run folder of the worker; return their files."""

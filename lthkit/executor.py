@@ -7,7 +7,9 @@
 A unit's function computes and returns its result; it writes nothing the run keeps. The driver
 (this process) receives each result as its unit finishes (`on_result`) and writes it into the run
 folder itself, atomically and checksummed, so a worker lost in the middle of a unit loses only
-that unit, and running the same command again does only what is not written yet.
+that unit, and running the same command again does only what is not written yet. A unit whose
+function is a generator hands over each part as it yields it (an IMP chain: each level as it
+finishes; a Ray streaming generator task), so a lost worker loses only the part under way.
 
 With run.executor ray, each unit is a Ray task holding `run.ray_gpus_per_task` GPUs (fractions
 share one) and `run.ray_cpus_per_task` cores, on a local Ray started here (run.ray_address None),
@@ -18,13 +20,14 @@ bar counting finished tasks.
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Callable, Sequence
 
 from .progress import bar
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "ExecutorError", "UnitsFailedError",
-           "make_executor", "RAY_MISSING"]
+           "make_executor", "RAY_MISSING", "unit_label"]
 
 RAY_MISSING = ("run.executor is 'ray' but Ray is not installed here: pip install -e '.[ray]' "
                "(or set run.executor: local)")
@@ -37,15 +40,23 @@ class ExecutorError(RuntimeError):
 class UnitsFailedError(RuntimeError):
     """Some units failed (a worker died, a unit raised); the others' results were delivered."""
 
-    def __init__(self, desc: str, total: int, failures: dict[int, BaseException]):
+    def __init__(self, desc: str, total: int, failures: dict[int, BaseException],
+                 labels: Sequence[str] | None = None):
         self.failures = failures
         first = next(iter(failures.values()))
         text = str(first).strip().splitlines()
         cause = f"{type(first).__name__}: {text[0] if text else ''}"
+        named = [labels[i] if labels else str(i) for i in sorted(failures)]
+        shown = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
         super().__init__(
-            f"{len(failures)} of {total} {desc} failed (units {sorted(failures)}; the first: "
-            f"{cause[:300]}); the {total - len(failures)} that finished are saved: run the same "
-            f"command again to do the rest")
+            f"{len(failures)} of {total} {desc} failed (units {sorted(failures)}: {shown}; the "
+            f"first: {cause[:300]}); the {total - len(failures)} that finished are saved: run the "
+            f"same command again to do the rest")
+
+
+def unit_label(unit: Any, i: int) -> str:
+    """How a failure names a unit: its `label` (replicate, group, call), else its index."""
+    return str(getattr(unit, "label", i))
 
 
 Handler = Callable[[int, Any], None]
@@ -56,9 +67,10 @@ class Executor:
 
     kind = "base"
 
-    def map(self, fn: Callable[[Any], Any], units: Sequence[Any], desc: str,
-            on_result: Handler | None = None) -> list[Any]:
-        """fn(unit) for every unit; `on_result(i, result)` runs here, in the driver, as unit i
+    def map(self, fn: Callable[..., Any], units: Sequence[Any], desc: str,
+            on_result: Handler | None = None, shared: Any = None) -> list[Any]:
+        """fn(unit) for every unit (fn(unit, shared) when `shared` is given: inputs common to
+        the units, sent once); `on_result(i, result)` runs here, in the driver, as unit i
         finishes (the place to write it). Raises UnitsFailedError after the rest finished when
         some failed."""
         raise NotImplementedError
@@ -78,11 +90,20 @@ class LocalExecutor(Executor):
 
     kind = "local"
 
-    def map(self, fn: Callable[[Any], Any], units: Sequence[Any], desc: str,
-            on_result: Handler | None = None) -> list[Any]:
+    def map(self, fn: Callable[..., Any], units: Sequence[Any], desc: str,
+            on_result: Handler | None = None, shared: Any = None) -> list[Any]:
         results = []
+        streams = inspect.isgeneratorfunction(fn)
         for i, unit in enumerate(bar(units, desc=desc, unit="unit")):
-            result = fn(unit)
+            result = fn(unit) if shared is None else fn(unit, shared)
+            if streams:  # each part handed over as it is yielded
+                parts = []
+                for part in result:
+                    if on_result is not None:
+                        on_result(i, part)
+                    parts.append(part)
+                results.append(parts)
+                continue
             if on_result is not None:
                 on_result(i, result)
             results.append(result)
@@ -121,33 +142,52 @@ class RayExecutor(Executor):
         self.options = {"num_gpus": float(gpus_per_task), "num_cpus": float(cpus_per_task),
                         "max_retries": int(max_retries)}
 
-    def map(self, fn: Callable[[Any], Any], units: Sequence[Any], desc: str,
-            on_result: Handler | None = None) -> list[Any]:
+    def map(self, fn: Callable[..., Any], units: Sequence[Any], desc: str,
+            on_result: Handler | None = None, shared: Any = None) -> list[Any]:
         import ray
 
+        streams = inspect.isgeneratorfunction(fn)  # a streaming generator task: parts as yielded
         remote = ray.remote(fn).options(**self.options)
-        pending = {remote.remote(unit): i for i, unit in enumerate(units)}
-        results: list[Any] = [None] * len(units)
+        if shared is None:
+            pending = {remote.remote(unit): i for i, unit in enumerate(units)}
+        else:  # one copy in the object store, read in place by every task of a node
+            ref = ray.put(shared)
+            pending = {remote.remote(unit, ref): i for i, unit in enumerate(units)}
+        results: list[Any] = [[] if streams else None for _ in units]
         failures: dict[int, BaseException] = {}
         try:
             with bar(total=len(units), desc=desc, unit="task") as progress:
                 while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    for ref in done:
-                        i = pending.pop(ref)
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    for waited in ready:
+                        i = pending[waited]
                         try:
-                            results[i] = ray.get(ref)
+                            if streams:
+                                ref = next(waited, None)
+                                if ref is None:  # the generator ended: the unit is done
+                                    pending.pop(waited)
+                                    progress.update(1)
+                                    continue
+                                result = ray.get(ref)
+                                results[i].append(result)
+                            else:
+                                pending.pop(waited)
+                                result = results[i] = ray.get(waited)
                         except ray.exceptions.RayError as e:  # the unit raised, or its worker died
+                            pending.pop(waited, None)
                             failures[i] = e
-                        else:
-                            if on_result is not None:
-                                on_result(i, results[i])
-                        progress.update(1)
+                            progress.update(1)
+                            continue
+                        if on_result is not None:
+                            on_result(i, result)
+                        if not streams:
+                            progress.update(1)
         finally:
-            for ref in pending:  # the driver stopped (an error writing, Ctrl-C): stop the rest
-                ray.cancel(ref, force=True)
+            for waited in pending:  # the driver stopped (an error writing, Ctrl-C): stop the rest
+                ray.cancel(waited, force=True)
         if failures:
-            raise UnitsFailedError(desc, len(units), failures)
+            raise UnitsFailedError(desc, len(units), failures,
+                                   [unit_label(u, i) for i, u in enumerate(units)])
         return results
 
     def close(self) -> None:

@@ -313,6 +313,10 @@ class ImpUnit:
     levels: int
     given: dict[str, bytes]
 
+    @property
+    def label(self) -> str:
+        return f"replicate {self.replicate} IMP chain"
+
 
 @contextmanager
 def scratch_run(params: "Params", replicate: int, given: dict[str, bytes]) -> Iterator[Context]:
@@ -326,13 +330,19 @@ def scratch_run(params: "Params", replicate: int, given: dict[str, bytes]) -> It
         yield ctx
 
 
-def train_imp_unit(unit: ImpUnit) -> dict[str, bytes]:
-    """Train a replicate's chain in a scratch run folder (a temporary directory of the worker)
-    and return the files of its finished levels that were not given. Writes nothing that stays."""
+def train_imp_unit(unit: ImpUnit) -> Iterator[dict[str, bytes]]:
+    """Train a replicate's chain in a scratch run folder (a temporary directory of the worker),
+    yielding the files of each level as it finishes (with W_init and W_rewind the first time),
+    those that were not given. Writes nothing that stays."""
     with scratch_run(unit.params, unit.replicate, unit.given) as ctx:
-        run_imp(ctx, progress=False, levels=unit.levels)
-        return {rel: data for rel, data in finished_imp_files(ctx.store).items()
-                if rel not in unit.given}
+        sent = set(unit.given)
+        for level in range(unit.levels + 1):
+            run_imp(ctx, progress=False, levels=level)  # the levels before are done: skipped
+            files = {rel: data for rel, data in finished_imp_files(ctx.store, [level]).items()
+                     if rel not in sent}
+            if files:
+                sent |= files.keys()
+                yield files
 
 
 def solution_files(folder: Path, trajectory: bool = True) -> list[Path]:
@@ -368,14 +378,15 @@ def write_unit_files(store: RunStore, files: dict[str, bytes], under: str) -> No
 
 
 def run_imp_replicates(params: "Params", executor: "Executor",
-                       train_unit: Callable[[ImpUnit], dict[str, bytes]] = train_imp_unit,
+                       train_unit: Callable[[ImpUnit], Iterator[dict[str, bytes]]]
+                       = train_imp_unit,
                        levels: int | None = None) -> list[int]:
     """Train the IMP chains of every replicate of the run (`run.replicates`) that has levels left,
     one unit of `executor` each (levels stay in order inside a chain); returns those trained.
 
-    Each unit returns its files and this process writes them into the replicate's folder as it
-    finishes, so a unit that fails loses only itself: a rerun skips the chains that are done and
-    goes on from the finished levels of the others. `train_unit` (default `train_imp_unit`) runs
+    Each unit yields the files of each level as it finishes and this process writes them into the
+    replicate's folder at once, so a unit that fails loses only the level under way: a rerun skips
+    the chains that are done and goes on from the finished levels of the others. `train_unit` (default `train_imp_unit`) runs
     on the worker.
     """
     last = params.imp.levels if levels is None else levels

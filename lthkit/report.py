@@ -9,9 +9,10 @@ and an HTML copy go to outputs/<run>/notebooks/, and outputs/<run>/index.html li
 their status, wall time and the figures. With `run.replicates: N` > 1 the series first runs for
 replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
 outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
-tables and are the report. With `run.executor: ray` the replicates' IMP chains, then the groups
-of baseline trainings, are first trained as Ray tasks in parallel (`train_on_executor`), so
-notebooks 01 and 02 find them done. The claims each
+tables and are the report. With `run.executor: ray` the replicates' IMP chains, the groups of
+baseline trainings, then the spectra, radius pairs, lines, planes and surfaces of notebooks 04-08
+first run as Ray tasks in parallel (`run_units_on_executor`), so the notebooks find them done and
+only draw them. The claims each
 notebook judged (lthkit.paper_claims) are gathered in outputs/<run>/claims.csv, and index.html
 opens with them.
 
@@ -121,7 +122,7 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     series = {r: [NotebookResult(nb.stem, "not run", replicate=r) for nb in notebooks]
               for r in order}
     with KernelGuard(run_dir / "notebooks") as guard:
-        train_on_executor(params, notebooks)
+        run_units_on_executor(params, notebooks)
         for r in order:
             if r:
                 print(f"replicate {r} of {params.run.replicates - 1} (seed "
@@ -146,27 +147,35 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     return results
 
 
-def train_on_executor(params: Params, notebooks: list[Path]) -> list[str]:
-    """With `run.executor` other than local: the trainings of the series' notebooks run first as
-    units of that executor (lthkit.executor; in parallel on Ray), written into the run folder by
-    this process: the replicates' IMP chains when notebook 01 is in the series, then the groups
-    of baseline trainings when 02 is. Those notebooks then find them trained and only report
-    them. Returns the kinds of unit run."""
+def run_units_on_executor(params: Params, notebooks: list[Path]) -> list[str]:
+    """With `run.executor` other than local: the expensive work of the series' notebooks runs
+    first as units of that executor (lthkit.executor; in parallel on Ray), written into the run
+    folder by this process: the replicates' IMP chains when notebook 01 is in the series, the
+    groups of baseline trainings when 02 is, then the spectra, radius pairs, lines, planes and
+    surfaces of 04-08 (lthkit.analysis_units). The notebooks then find their results and only
+    report them. Returns the kinds of unit run."""
+    from .analysis_units import ANALYSIS_NOTEBOOKS
+
     stems = {nb.stem for nb in notebooks}
     kinds = [k for k, nb in (("imp", "01_train_imp"), ("baselines", "02_baselines")) if nb in stems]
+    if stems & set(ANALYSIS_NOTEBOOKS):
+        kinds.append("analyses")
     if params.run.executor == "local" or not kinds:
         return []
+    from . import analysis_units
     from .baselines import run_baselines_replicates
     from .executor import make_executor
     from .imp import run_imp_replicates
 
-    print(f"{' and '.join(kinds)} of {params.run.replicates} replicate(s) on "
+    print(f"{', '.join(kinds)} of {params.run.replicates} replicate(s) on "
           f"{params.run.executor}, before the notebooks", flush=True)
     with make_executor(params) as executor:
         if "imp" in kinds:
             run_imp_replicates(params, executor)
         if "baselines" in kinds:
             run_baselines_replicates(params, executor)
+        if "analyses" in kinds:
+            analysis_units.run_analyses_replicates(params, executor, stems)
     return kinds
 
 

@@ -48,7 +48,7 @@ import torch
 
 from .params import Params, flatten
 
-__all__ = ["RunStore", "MissingInputError", "RunMismatchError", "DamagedFileError", "StorageError",
+__all__ = ["RunStore", "CacheMissing", "run_differences", "value_differences", "MissingInputError", "RunMismatchError", "DamagedFileError", "StorageError",
            "atomic_write_bytes", "save_tensors", "load_tensors", "save_json", "load_json",
            "remove_stale_temp_files", "verify_folder", "CHECKSUMS", "save_bytes"]
 
@@ -78,6 +78,14 @@ class DamagedFileError(RuntimeError):
     def __init__(self, path: Path, problem: str):
         self.path, self.problem = Path(path), problem
         super().__init__(_damage_message(self.path, problem))
+
+
+class CacheMissing(LookupError):
+    """A cached result that is not there yet (raised only while the store is probing)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(f"{path}: not computed yet")
 
 
 class StorageError(OSError):
@@ -427,6 +435,17 @@ class RunStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._probing = False
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """Within it, `cached` reads what is there and raises CacheMissing for what is not (what
+        a run still has to compute, found without computing it)."""
+        self._probing = True
+        try:
+            yield
+        finally:
+            self._probing = False
 
     # construction ----------------------------------------------------------------------------
     @classmethod
@@ -553,7 +572,8 @@ class RunStore:
         return path
 
     def cached(self, analysis: str, key: str, compute: Callable[[], T]) -> T:
-        """Load a cached result, or compute it, save it atomically and return it."""
+        """Load a cached result, or compute it, save it atomically and return it (while
+        `probing()`: raise CacheMissing instead of computing)."""
         path = self.cache_path(analysis, key)
         if path.exists():
             try:
@@ -562,6 +582,8 @@ class RunStore:
                 print(f"note: {path.relative_to(self.root)} was damaged ({e.problem}); computing "
                       f"it again", file=sys.stderr)
                 path.unlink(missing_ok=True)
+        if self._probing:
+            raise CacheMissing(path)
         value = compute()
         save_tensors(path, value)
         return value
@@ -588,18 +610,86 @@ def params_table(params: Params) -> list[tuple[str, Any]]:
     return sorted(flatten(params.model_dump()).items())
 
 
+# --- comparing two run folders ----------------------------------------------------------------
+
+def is_timing(key: str) -> bool:
+    """A field that says how long something took: the one thing two faithful runs differ in."""
+    return key.endswith("seconds")
+
+
+def value_differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Where two loaded artifacts differ (tensors exactly, numbers exactly with NaN equal to NaN,
+    timing fields ignored): a list of paths into them, empty when they are the same."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{where}: keys {sorted(map(str, a.keys() ^ b.keys()))} in one only"]
+        return [d for k in a if not is_timing(str(k))
+                for d in value_differences(a[k], b[k], f"{where}/{k}")]
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        same = a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+        return [] if same else [where]
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: length {len(a)} against {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in value_differences(x, y,
+                                                                                  f"{where}[{i}]")]
+    if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+        return [where]
+    return [] if a == b or (a != a and b != b) else [where]
+
+
+COMPARED = ("*.pt", "metrics.json", "early_stopping.json")
+
+
+def run_differences(a: Path, b: Path) -> dict[str, list[str]]:
+    """Two run folders artifact by artifact (weights, masks, cached analyses, metrics; not the
+    notebooks, figures or resume files): {"differ": [...], "only_a": [...], "only_b": [...],
+    "same": [...]}, paths relative to the folders."""
+    def artifacts(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for pattern in COMPARED for p in root.rglob(pattern)
+                if p.name != "resume.pt" and "notebooks" not in p.relative_to(root).parts}
+
+    def load(path: Path) -> Any:
+        return load_json(path) if path.suffix == ".json" else load_tensors(path)
+
+    in_a, in_b = artifacts(Path(a)), artifacts(Path(b))
+    out: dict[str, list[str]] = {"differ": [], "only_a": sorted(in_a - in_b),
+                                 "only_b": sorted(in_b - in_a), "same": []}
+    for rel in sorted(in_a & in_b):
+        differs = value_differences(load(Path(a) / rel), load(Path(b) / rel))
+        out["differ" if differs else "same"].append(rel)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lthkit.store",
-                                     description="check the recorded checksums of a run folder")
+                                     description="check or compare run folders")
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="check every artifact against its SHA256SUMS line")
     verify.add_argument("folder")
+    compare = sub.add_parser("compare", help="compare two run folders artifact by artifact "
+                             "(weights, masks, cached analyses, metrics; timings ignored)")
+    compare.add_argument("a")
+    compare.add_argument("b")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return _print_comparison(Path(args.a), Path(args.b))
     damaged = verify_folder(Path(args.folder))
     for e in damaged:
         print(f"damaged: {e}")
     print(f"{len(damaged)} damaged file(s) under {args.folder}")
     return 1 if damaged else 0
+
+
+def _print_comparison(a: Path, b: Path) -> int:
+    found = run_differences(a, b)
+    for kind, label in (("differ", "differs"), ("only_a", f"only in {a}"),
+                        ("only_b", f"only in {b}")):
+        for rel in found[kind]:
+            print(f"{label}: {rel}")
+    print(f"{len(found['same'])} artifact(s) the same, {len(found['differ'])} different, "
+          f"{len(found['only_a'])} only in {a}, {len(found['only_b'])} only in {b}")
+    return 0 if not (found["differ"] or found["only_a"] or found["only_b"]) else 1
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ import pytest
 import torch
 
 from conftest import TINY, merge
+from lthkit.analysis_units import ANALYSIS_NOTEBOOKS, analysis_units, run_analyses_replicates
 from lthkit.baselines import BaselineResults, run_baselines, run_baselines_replicates
 from lthkit.context import open_run
 from lthkit.executor import (RAY_MISSING, ExecutorError, LocalExecutor, UnitsFailedError,
                              make_executor)
-from lthkit.imp import ImpResults, run_imp, run_imp_replicates, train_imp_unit
+from lthkit.imp import ImpResults, ImpUnit, run_imp, run_imp_replicates, train_imp_unit
 from lthkit.params import Params, params_from_dict
-from lthkit.store import verify_folder
+from lthkit.store import load_tensors, value_differences, verify_folder
 
 # Two replicates of two levels (0 and 1) of two epochs: the smallest chain that prunes and rewinds.
 SMALL = {"run": {"replicates": 2, "num_threads": 1}, "train": {"epochs": 2, "milestones": [1]},
@@ -122,11 +123,19 @@ def _baselines(params: Params) -> dict[str, dict[str, torch.Tensor]]:
     return out
 
 
-def test_baseline_groups_as_units_equal_run_baselines(tmp_path, reference_run):
-    alone, units = (_params(shutil.copytree(reference_run, tmp_path / name))
-                    for name in ("alone", "units"))
-    for r in range(alone.run.replicates):
-        run_baselines(open_run(alone, replicate=r), progress=False)
+@pytest.fixture(scope="module")
+def baselines_run(tmp_path_factory, reference_run) -> Path:
+    """The reference run with every replicate's baselines trained as notebook 02 trains them."""
+    root = shutil.copytree(reference_run, tmp_path_factory.mktemp("baselines") / "root")
+    params = _params(root)
+    for r in range(params.run.replicates):
+        run_baselines(open_run(params, replicate=r), progress=False)
+    return root
+
+
+def test_baseline_groups_as_units_equal_run_baselines(tmp_path, reference_run, baselines_run):
+    alone = _params(baselines_run)
+    units = _params(shutil.copytree(reference_run, tmp_path / "units"))
     ran = run_baselines_replicates(units, LocalExecutor())
     assert [(u.replicate, u.members) for u in ran] == [
         (r, members) for r in (0, 1) for members in ((("one_shot", 1), ("random_prune", 1)),
@@ -136,13 +145,130 @@ def test_baseline_groups_as_units_equal_run_baselines(tmp_path, reference_run):
     assert run_baselines_replicates(units, LocalExecutor()) == []  # all done: nothing runs
 
 
+# --- the analyses of notebooks 04-08 as units ------------------------------------------------------
+
+# Small spectra, radii, lines, planes and surfaces (the paper's defaults would take minutes).
+ANALYSES = {"analysis": {"levels": [2]},
+            "hessian": {"subset_size": 16, "k": 2, "ks_fig22": [1, 2], "max_iterations": 4,
+                        "tol": 1e-2, "method": "lanczos", "trace_samples": 1,
+                        "density_iterations": 3, "band_levels": [2]},
+            "landscape": {"examples": 32, "line_points": 3, "radius_directions": 2,
+                          "radius_start": 8.0, "radius_max": 400.0, "radius_tol": 0.5,
+                          "plane_resolution": 3, "surface_resolution": 3, "surface_examples": 16,
+                          "surface_sweep": [8]}}
+ANALYSIS_STEMS = set(ANALYSIS_NOTEBOOKS)
+
+
+def _cache(params: Params) -> dict[str, dict]:
+    """Every replicate's cached analysis results, by path."""
+    out = {}
+    for r in range(params.run.replicates):
+        root = open_run(params, replicate=r).store.root
+        for path in sorted((root / "cache").rglob("*.pt")):
+            out[f"{r}/{path.relative_to(root).as_posix()}"] = load_tensors(path)
+    return out
+
+
+def _notebook_analyses(ctx) -> None:
+    """What notebooks 04-08 compute, through the same lthkit calls they make."""
+    from lthkit import hessian as hs
+    from lthkit import landscape as ls
+    from lthkit.landscape import PointRef
+
+    p = ctx.params
+    imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
+    levels = p.levels(p.analysis.levels, minimum=1)
+    H = hs.HessianAnalysis(ctx, progress=False)
+    hs.volume_tables(H, imp, levels)
+    hs.flip_table(H, imp, levels)
+    hs.volume_by_k(H, imp, levels, p.hessian.ks_fig22)
+    solutions = {lv: hs.imp_solution(imp, lv) for lv in sorted({0, *levels})}
+    hs.trace_table(H, solutions)
+    [H.density_curve(pt) for pt in solutions.values()]
+    band_levels = p.levels(p.hessian.band_levels, minimum=1)
+    hs.choices_tables(H, hs.choice_points(imp, baselines, sorted({*levels, *band_levels}),
+                                          p.baselines.kinds, band_levels, p.imp.prune_fraction,
+                                          p.imp.scope))
+    land = ls.Landscape(ctx, progress=False)
+    for lv in levels:
+        land.radius_pair(PointRef("imp", lv), PointRef("proj", lv), space_level=lv)
+        land.radius_pair(PointRef("imp", lv - 1), PointRef("rpr", lv), space_level=lv - 1)
+    land.lines_of(["fig12", "fig09", "fig17", "fig19"], levels)
+    abc, extras = land.plane_points(levels)
+    land.plane(*abc, extras=extras)
+    for lv in sorted({0, *levels}):
+        land.surface(PointRef("imp", lv))
+    for n in p.landscape.surface_sweep:
+        land.surface(PointRef("imp", levels[-1]), examples=n)
+
+
+@pytest.fixture(scope="module")
+def analysis_run(tmp_path_factory, baselines_run) -> Path:
+    """The baselines' run with one more IMP level in each replicate (Fig 13's plane needs three)."""
+    root = shutil.copytree(baselines_run, tmp_path_factory.mktemp("analyses") / "root")
+    params = _params(root, imp={"levels": 2})
+    for r in range(params.run.replicates):
+        run_imp(open_run(params, create=True, replicate=r), progress=False)
+    return root
+
+
+def _analysis_params(root: Path, **overrides: dict) -> Params:
+    return _params(root, imp={"levels": 2}, **ANALYSES, **overrides)
+
+
+@pytest.fixture(scope="module")
+def analysed_alone(tmp_path_factory, analysis_run) -> dict[str, dict]:
+    """The cache of analysis_run after the notebooks' own calls, made in process."""
+    alone = _analysis_params(shutil.copytree(analysis_run, tmp_path_factory.mktemp("alone") / "r"))
+    for r in range(alone.run.replicates):
+        _notebook_analyses(open_run(alone, replicate=r))
+    return _cache(alone)
+
+
+def test_analyses_as_units_equal_the_notebooks_and_leave_them_nothing_to_compute(
+        tmp_path, analysis_run, analysed_alone):
+    """Spectra, radius pairs, lines, planes and surfaces made as units in scratch folders equal
+    what the notebooks' own calls make in the run folder, bit for bit; afterwards the notebooks'
+    calls find everything cached (probing: nothing missing), and a second pass runs no unit."""
+    units = _analysis_params(shutil.copytree(analysis_run, tmp_path / "units"))
+    ran = run_analyses_replicates(units, LocalExecutor(), ANALYSIS_STEMS)
+    kinds = {u.call.kind for u in ran}
+    assert kinds == {"spectra", "radius pairs", "lines", "planes and surfaces"}
+    assert {u.replicate for u in ran} == {0, 1}
+    assert not value_differences(_cache(units), analysed_alone)
+    for r in range(units.run.replicates):
+        ctx = open_run(units, replicate=r)
+        with ctx.store.probing():
+            _notebook_analyses(ctx)  # raises CacheMissing if a notebook would compute anything
+    assert not verify_folder(units.run_dir())
+    assert run_analyses_replicates(units, LocalExecutor(), ANALYSIS_STEMS) == []
+
+
+def test_analysis_units_skip_a_replicate_whose_chain_is_not_trained(tmp_path):
+    params = _params(tmp_path, hessian={**ANALYSES["hessian"], "band_levels": [1]})
+    run_imp(open_run(params, create=True, replicate=1), progress=False)
+    open_run(params, create=True, replicate=0)  # replicate 0: nothing trained yet
+    units, given = analysis_units(params, {"04_hessian_volume"})
+    assert {u.replicate for u in units} == {1} and set(given) == {1}
+    assert all(u.call.method in ("spectrum", "trace", "density") for u in units)
+    assert all(not rel.startswith(("cache", "baselines")) and "epochs" not in rel
+               for rel in given[1])  # the solutions the analyses read, no trajectories
+
+
+def test_unit_failures_name_their_units():
+    units = [ImpUnit(None, 0, 1, {}), ImpUnit(None, 1, 1, {})]
+    err = UnitsFailedError("IMP chains", 2, {1: RuntimeError("worker died")},
+                           [u.label for u in units])
+    assert "units [1]: replicate 1 IMP chain; the first: RuntimeError: worker died" in str(err)
+
+
 def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatch):
     import papermill
 
     import lthkit.baselines as baselines_module
     import lthkit.executor as executor_module
     import lthkit.imp as imp_module
-    from lthkit import report
+    from lthkit import analysis_units, report
 
     calls = []
     monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **kw:
@@ -152,14 +278,20 @@ def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatc
                         lambda params, executor: calls.append(("imp", executor.kind)))
     monkeypatch.setattr(baselines_module, "run_baselines_replicates",
                         lambda params, executor: calls.append(("baselines", executor.kind)))
+    monkeypatch.setattr(analysis_units, "run_analyses_replicates",
+                        lambda params, executor, stems: calls.append(("analyses", sorted(stems))))
     on_ray = _params(tmp_path, run={"executor": "ray"})
     report.run_report(on_ray, tmp_path / "p.yaml", only=["01", "02", "03"], html_copies=False)
     assert calls == [("imp", "local"), ("baselines", "local"), ("01", 1), ("02", 1), ("03", 1),
                      ("01", 0), ("02", 0), ("03", 0)]
     calls.clear()
     report.run_report(on_ray, tmp_path / "p.yaml", only=["03"], html_copies=False)
-    report.run_report(_params(tmp_path), tmp_path / "p.yaml", only=["01"], html_copies=False)
-    assert calls == [("03", 1), ("03", 0), ("01", 1), ("01", 0)]  # no 01 or 02, or local: none
+    report.run_report(_params(tmp_path), tmp_path / "p.yaml", only=["01", "05"], html_copies=False)
+    assert calls == [("03", 1), ("03", 0), ("01", 1), ("05", 1), ("01", 0), ("05", 0)]  # local
+    calls.clear()
+    report.run_report(on_ray, tmp_path / "p.yaml", only=["04", "05"], html_copies=False)
+    assert calls == [("analyses", ["04_hessian_volume", "05_basin_radius"]), ("04", 1), ("05", 1),
+                     ("04", 0), ("05", 0)]
 
 
 # --- on a local Ray -------------------------------------------------------------------------------
@@ -175,24 +307,29 @@ def local_ray():
 
 
 def _dies_in_replicate_1(unit):
-    """train_imp_unit, whose worker process dies after replicate 1's level 0 (mid-chain)."""
+    """train_imp_unit, whose worker process dies when replicate 1's level 1 is trained but not
+    yet sent (mid-chain: level 0 was sent)."""
     if unit.replicate == 1:
         import lthkit.imp as imp
 
-        finish = imp.finish_solution
+        finish, finished = imp.finish_solution, []
 
         def finish_then_die(*args, **kwargs):
-            finish(*args, **kwargs)
-            os._exit(1)
+            metrics = finish(*args, **kwargs)
+            finished.append(1)
+            if len(finished) == 2:  # level 1 trained, not yet sent; level 0 was sent
+                os._exit(1)
+            return metrics
 
         imp.finish_solution = finish_then_die
-    return train_imp_unit(unit)
+    yield from train_imp_unit(unit)
 
 
 def test_ray_gives_the_local_artifacts_and_a_killed_worker_loses_only_its_chain(
         tmp_path, local_ray, reference):
-    """Chains on Ray equal those trained in process (bit for bit, on CPU); a worker that dies in
-    the middle of replicate 1's chain loses that chain only, and a rerun trains only it."""
+    """Chains on Ray equal those trained in process (bit for bit, on CPU); each level is sent as
+    it finishes, so a worker that dies in the middle of replicate 1's chain loses only the level
+    under way, and a rerun trains only what was lost."""
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
@@ -201,13 +338,49 @@ def test_ray_gives_the_local_artifacts_and_a_killed_worker_loses_only_its_chain(
         assert executor.options == {"num_gpus": 0.0, "num_cpus": 1.0, "max_retries": 0}
         with pytest.raises(UnitsFailedError, match=r"1 of 2 .*units \[1\].*run the same command"):
             run_imp_replicates(params, executor, train_unit=_dies_in_replicate_1)
-    first = open_run(params, replicate=0).store
+    first, second = (open_run(params, replicate=r).store for r in (0, 1))
     assert ImpResults(first).levels_done() == [0, 1]  # the chain that finished is saved
-    assert ImpResults(open_run(params, replicate=1).store).levels_done() == []
-    before = _mtimes(first.root / "imp")
+    assert ImpResults(second).levels_done() == [0]  # and the level sent before the worker died
+    before = (_mtimes(first.root / "imp"), _mtimes(second.imp_dir(0)))
     with make_executor(params) as executor:
         assert run_imp_replicates(params, executor) == [1]  # only the lost chain runs again
-    assert _mtimes(first.root / "imp") == before  # nothing of replicate 0 was written again
+    assert (_mtimes(first.root / "imp"), _mtimes(second.imp_dir(0))) == before  # not rewritten
     _assert_same(_artifacts(params), reference)
     assert not verify_folder(params.run_dir())
     assert local_ray.is_initialized()  # a Ray the executor did not start stays up
+
+
+def test_analyses_on_ray_equal_the_notebooks_and_a_failed_unit_is_done_by_a_rerun(
+        tmp_path, local_ray, analysis_run, analysed_alone):
+    """The analysis units as Ray tasks (their inputs sent once per replicate) give the notebooks'
+    cache bit for bit; units that fail are named, the others' results are saved, and a rerun
+    computes only the failed ones."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    params = _analysis_params(shutil.copytree(analysis_run, tmp_path / "ray"),
+                              run={"executor": "ray", "ray_max_retries": 0})
+    with make_executor(params) as executor:
+        with pytest.raises(UnitsFailedError, match=r"units \[\d+\]: replicate 1 "
+                                                   r"radius_pair\(W_min\(2\), Pr_2"):
+            run_analyses_replicates(params, executor, ANALYSIS_STEMS,
+                                    compute=_fails_on_a_radius_pair_of_replicate_1)
+        done = _cache(params)
+        assert 0 < len(done) < len(analysed_alone)
+        before = _mtimes(params.run_dir())
+        again = run_analyses_replicates(params, executor, ANALYSIS_STEMS)
+    assert [(u.replicate, u.call.method) for u in again] == [(1, "radius_pair")]
+    after = _mtimes(params.run_dir())
+    cached = [k for k in before if "cache/" in k and k.endswith(".pt")]
+    assert cached and all(after[k] == before[k] for k in cached)  # none written again
+    assert not value_differences(_cache(params), analysed_alone)
+    assert not verify_folder(params.run_dir())
+
+
+def _fails_on_a_radius_pair_of_replicate_1(unit, given):
+    """compute_analysis_unit, except on the radius pair of W_min(2) in replicate 1."""
+    from lthkit.analysis_units import compute_analysis_unit
+
+    if unit.replicate == 1 and unit.call.method == "radius_pair" and unit.call.args[1].kind == "proj":
+        raise RuntimeError("a unit that fails")
+    return compute_analysis_unit(unit, given)

@@ -353,3 +353,31 @@ def test_load_json_of_a_record_without_checksum_still_reads(tmp_path):
     path.write_text('{"a": 1')
     with pytest.raises(DamagedFileError, match="not valid JSON"):
         load_json(path)
+
+
+def _artifact_folder(root: Path, weight: float, seconds: float, extra: bool = False) -> Path:
+    save_tensors(root / "imp" / "level_00" / "final.pt", {"w": torch.tensor([1.0, weight])})
+    save_json(root / "imp" / "level_00" / "metrics.json", {"final": {"test_acc": 0.5,
+                                                                      "seconds": seconds}})
+    save_tensors(root / "cache" / "hessian" / "top2.pt", {"eigenvalues": torch.tensor([3.0, 1.0]),
+                                                          "status": "converged", "nan": float("nan"),
+                                                          "seconds": seconds})
+    if extra:
+        save_tensors(root / "cache" / "landscape" / "line.pt", {"loss": torch.zeros(3)})
+    return root
+
+
+def test_run_differences_compares_artifacts_by_value_ignoring_timings(tmp_path):
+    a = _artifact_folder(tmp_path / "a", 2.0, seconds=1.0)
+    b = _artifact_folder(tmp_path / "b", 2.0, seconds=9.0, extra=True)
+    found = store_module.run_differences(a, b)
+    assert found == {"differ": [], "only_a": [], "only_b": ["cache/landscape/line.pt"],
+                     "same": ["cache/hessian/top2.pt", "imp/level_00/final.pt",
+                              "imp/level_00/metrics.json"]}
+    _artifact_folder(tmp_path / "b", 2.0 + 1e-6, seconds=9.0)  # one weight moved
+    assert store_module.run_differences(a, b)["differ"] == ["imp/level_00/final.pt"]
+    done = subprocess.run([sys.executable, "-m", "lthkit.store", "compare", str(a), str(b)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "differs: imp/level_00/final.pt" in done.stdout
+    assert f"only in {b}: cache/landscape/line.pt" in done.stdout
+    assert "2 artifact(s) the same, 1 different" in done.stdout

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from .analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint, SpectrumWarning,
                        band_projection, baseline_levels, baseline_solution, imp_projection,
-                       imp_reverse_projection, imp_solution, spectrum_flags, spectrum_status,
-                       volume_points)
+                       imp_reverse_projection, imp_solution, point_from_spec, spectrum_flags,
+                       spectrum_status, volume_points)
 from .lanczos import (DEFAULT_POSITIVE_THRESHOLD, LanczosResult, Subspace, VolumeWarning,
                       block_lanczos_topk, density_curve, dtype_floor, eigsh_topk, hutchinson_trace,
                       lanczos_topk, log_volume, resolve_method, slq_density, topk, volume_count)
@@ -58,5 +58,5 @@ __all__ = [
     "eigsh_topk", "topk", "resolve_method", "volume_count", "VolumeWarning", "dtype_floor",
     "Subspace", "DEFAULT_POSITIVE_THRESHOLD", "SpectrumWarning", "spectrum_status",
     "spectrum_flags", "BASELINE_COMPARISONS", "baseline_volume_table", "APPENDIX_CHOICE_FIGURES",
-    "unique_points",
+    "unique_points", "point_from_spec",
 ]

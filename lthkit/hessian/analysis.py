@@ -23,7 +23,7 @@ from .operator import HessianOperator
 __all__ = ["HessianPoint", "imp_solution", "imp_reverse_projection", "imp_projection",
            "band_projection", "baseline_solution", "volume_points", "baseline_levels",
            "HessianAnalysis", "BASELINE_SYMBOLS", "SpectrumWarning", "spectrum_status",
-           "spectrum_flags"]
+           "spectrum_flags", "point_from_spec"]
 
 
 @dataclass
@@ -38,6 +38,7 @@ class HessianPoint:
     space: str                   # e.g. imp_m03, one_shot_m03
     label: str                   # matplotlib mathtext, e.g. $W_{min(3)}$
     load: Callable[[], tuple[dict[str, torch.Tensor], Mask]] = field(repr=False)
+    spec: tuple = ()             # how to make it again elsewhere: see point_from_spec
 
 
 def imp_solution(imp, level: int, space_level: int | None = None) -> HessianPoint:
@@ -45,7 +46,7 @@ def imp_solution(imp, level: int, space_level: int | None = None) -> HessianPoin
     s = level if space_level is None else space_level
     label = rf"$W_{{min({level})}}$" if s == level else rf"$RPr_{{{s}}}(min({level}))$"
     return HessianPoint(f"imp_L{level:02d}_min", f"imp_m{s:02d}", label,
-                        lambda: (imp.final(level), imp.mask(s)))
+                        lambda: (imp.final(level), imp.mask(s)), ("imp_solution", level, s))
 
 
 def imp_reverse_projection(imp, level: int) -> HessianPoint:
@@ -60,7 +61,7 @@ def imp_projection(imp, level: int) -> HessianPoint:
         return masked_state(imp.final(level - 1), mask), mask
 
     return HessianPoint(f"imp_L{level:02d}_proj_from_L{level - 1:02d}", f"imp_m{level:02d}",
-                        rf"$Pr_{{{level}}}(min({level - 1}))$", load)
+                        rf"$Pr_{{{level}}}(min({level - 1}))$", load, ("imp_projection", level))
 
 
 def band_projection(imp, level: int, fraction: float, scope: str = "global") -> HessianPoint:
@@ -74,7 +75,8 @@ def band_projection(imp, level: int, fraction: float, scope: str = "global") -> 
 
     return HessianPoint(f"band_L{level:02d}_from_L{level - 1:02d}_p{fraction:g}",
                         f"band_m{level:02d}_p{fraction:g}",
-                        rf"$Pr^{{band}}_{{{level}}}(min({level - 1}))$", load)
+                        rf"$Pr^{{band}}_{{{level}}}(min({level - 1}))$", load,
+                        ("band_projection", level, fraction, scope))
 
 
 BASELINE_SYMBOLS = {"one_shot": "OS", "fine_tune": "FT", "lr_rewind": "LRR",
@@ -85,7 +87,20 @@ def baseline_solution(baselines, kind: str, level: int) -> HessianPoint:
     """A comparison solution W_X(L) of notebook 02, in the space of its own mask."""
     sym = BASELINE_SYMBOLS.get(kind, kind)
     return HessianPoint(f"{kind}_L{level:02d}", f"{kind}_m{level:02d}", rf"$W_{{{sym}({level})}}$",
-                        lambda: (baselines.final(kind, level), baselines.mask(kind, level)))
+                        lambda: (baselines.final(kind, level), baselines.mask(kind, level)),
+                        ("baseline_solution", kind, level))
+
+
+def point_from_spec(imp, baselines, spec: tuple) -> HessianPoint:
+    """The point a HessianPoint's `spec` names, loading from these results (a worker's run
+    folder): ('imp_solution', L, space), ('imp_projection', L), ('band_projection', L, fraction,
+    scope) or ('baseline_solution', kind, L)."""
+    builder, *args = spec
+    if builder == "baseline_solution":
+        return baseline_solution(baselines, *args)
+    if builder in ("imp_solution", "imp_projection", "band_projection"):
+        return globals()[builder](imp, *args)
+    raise ValueError(f"not a point of the Hessian analysis: {spec!r}")
 
 
 def volume_points(imp, levels: Sequence[int]) -> list[HessianPoint]:
