@@ -525,6 +525,14 @@ class KernelGuard:
                 if pid:
                     guard.kernel_started(int(pid))
 
+            async def _async_interrupt_kernel(self) -> None:
+                # jupyter_client interrupts a kernel before asking it to shut down; the idle
+                # kernel then logs "KeyboardInterrupt caught in kernel" into the report's output.
+                # A shutdown request reaches a busy kernel too (control channel), and one that
+                # does not end is killed, so the interrupt is left out of shutdowns only.
+                if not self.shutting_down:
+                    await super()._async_interrupt_kernel()
+
         return ReportKernelManager
 
 

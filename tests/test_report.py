@@ -266,3 +266,25 @@ def test_text_progress_bar_leaves_its_finished_line(monkeypatch):
     from tqdm.auto import tqdm as auto
 
     assert type(bar(range(2), disable=True)) is type(auto(range(2), disable=True))
+
+
+def test_kernels_are_not_interrupted_on_their_way_out(tmp_path, monkeypatch):
+    """jupyter_client interrupts a kernel before shutting it down, and the idle kernel logs
+    'KeyboardInterrupt caught in kernel' into the report; the runner's manager skips that
+    interrupt during a shutdown, and only then."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    sent = []
+
+    async def interrupt(self):
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    with KernelGuard(tmp_path / "notebooks") as guard:
+        manager = guard.kernel_manager_class()()
+        asyncio.run(manager._async_interrupt_kernel())  # a user's interrupt goes through
+        manager.shutting_down = True
+        asyncio.run(manager._async_interrupt_kernel())  # the one before a shutdown does not
+    assert sent == [False]
