@@ -42,7 +42,7 @@ from lthkit.landscape import basin_radii, cutoff_loss, random_directions
 from lthkit.models import build_model
 from lthkit.params import DataSection, Params, load_params
 from lthkit.points import PointEvaluator
-from lthkit.training import _time_steps, evaluate, probe_group_sizes, train
+from lthkit.training import time_steps, evaluate, probe_group_sizes, train
 from lthkit.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
                              count_work, iterations_per_epoch, train_size)
 
@@ -117,7 +117,7 @@ class UnitCosts:
         cfg = self._train_cfg(spec)
         name = _data_name(spec.dataset)
         shape = tuple(_synthetic(spec.dataset, 16, 16).train_x.shape[1:])
-        row = _time_steps(lambda: build_model(spec.arch, spec.width, name, seed=0), shape, cfg,
+        row = time_steps(lambda: build_model(spec.arch, spec.width, name, seed=0), shape, cfg,
                           self.device, spec.group, min_seconds=1.0)
         return Measured(row["step_ms"] / 1e3, f"fused step of {spec.group} networks at batch "
                         f"{spec.batch} (random data)")
@@ -385,7 +385,7 @@ def _group_size(params: Params, device: torch.device) -> int:
                                                   seed=0), shape, params.train, device,
                               max_k=max(n for n, _ in work),
                               memory_fraction=params.baselines.group_memory)
-    k = probe.best(work)
+    k = probe.best(work, params.baselines.group_min_speedup)  # as notebook 02 decides
     print(f"baselines.group_size auto -> K = {k}\n{probe.table(work)}")
     return k
 

@@ -289,11 +289,15 @@ def auto_group_size(ctx: Context, classes: list[ScheduleClass]) -> int:
     work = [(len(c.members), c.steps) for c in classes]
     probe = probe_group_sizes(ctx.new_model, tuple(ctx.data.train_x.shape[1:]), p.train, ctx.device,
                               max_k=max(n for n, _ in work), memory_fraction=p.baselines.group_memory)
-    k = probe.best(work)
+    k = probe.best(work, p.baselines.group_min_speedup)
     alone = probe.projected_seconds(1, work)
     chosen = probe.projected_seconds(k, work)
+    fastest = probe.best(work)
     trainings = sum(n for n, _ in work)
-    if k == 1:
+    if k == 1 and fastest != 1:
+        why = (f"K = {fastest} was projected only {alone / probe.projected_seconds(fastest, work):.2f}x "
+               f"faster, below baselines.group_min_speedup {p.baselines.group_min_speedup:g}")
+    elif k == 1:
         why = "no group size was projected faster than one after another"
     else:
         why = (f"{trainings} trainings in {sum(math.ceil(n / k) for n, _ in work)} groups, "

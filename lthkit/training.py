@@ -33,7 +33,7 @@ from .store import load_tensors, save_tensors
 
 __all__ = ["train", "train_group", "Member", "group_batches", "evaluate", "evaluate_group",
            "probe_group_sizes", "GroupProbe", "Checkpoint", "lr_at_epoch", "make_optimizer",
-           "EpochHook"]
+           "EpochHook", "time_steps"]
 
 EpochHook = Callable[[int, nn.Module], bool | None]
 IterationHook = Callable[[int, nn.Module], None]
@@ -533,10 +533,15 @@ class GroupProbe:
     rows: list[dict]  # group_size, images_per_s, step_ms, peak_mib (None on the CPU), note
     device: str
 
-    def best(self, work: list[tuple[int, int]]) -> int:
-        """The K that trains `work` (members, steps each) in the least projected time."""
-        return min((r for r in self.rows if r["images_per_s"]), key=lambda r: (
+    def best(self, work: list[tuple[int, int]], min_speedup: float = 1.0) -> int:
+        """The K that trains `work` (members, steps each) in the least projected time; 1 unless
+        that K is projected at least `min_speedup` times faster than one after another."""
+        k = min((r for r in self.rows if r["images_per_s"]), key=lambda r: (
             self.projected_seconds(r["group_size"], work), r["group_size"]))["group_size"]
+        if k != 1 and self.projected_seconds(1, work) < min_speedup * self.projected_seconds(k,
+                                                                                           work):
+            return 1
+        return k
 
     def projected_seconds(self, k: int, work: list[tuple[int, int]]) -> float:
         row = next(r for r in self.rows if r["group_size"] == k)
@@ -574,7 +579,7 @@ def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[in
         row = {"group_size": k, "images_per_s": None, "step_ms": None, "peak_mib": None, "note": ""}
         rows.append(row)
         try:
-            row.update(_time_steps(make_model, image_shape, cfg, device, k, min_seconds))
+            row.update(time_steps(make_model, image_shape, cfg, device, k, min_seconds))
         except torch.cuda.OutOfMemoryError:
             row["note"] = "out of memory"
             break
@@ -597,9 +602,10 @@ def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[in
     return GroupProbe(rows, name)
 
 
-def _time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...], cfg: TrainSection,
-                device: torch.device, k: int, min_seconds: float) -> dict:
-    """Images per second, ms per step and peak memory of the step of K networks at once."""
+def time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...], cfg: TrainSection,
+               device: torch.device, k: int, min_seconds: float) -> dict:
+    """Images per second, ms per step and peak memory of the step of K networks at once (the
+    group-size probe's timer; benchmarks/paper_time.py times a training unit with it)."""
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.synchronize(device)

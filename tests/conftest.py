@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 
 from lthkit.params import Params, params_from_dict
 
@@ -34,9 +35,8 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 # `make test` runs the suite on two pytest-xdist workers (pyproject.toml: -n 2). Each worker keeps
 # to one torch thread, so two workers never ask for more threads than the two cores of CI have;
-# run alone (-n 0) tests use two. Each worker runs the smoke notebooks its tests need in a smoke
-# run folder of its own (xdist_group would keep them on one worker, but pytest-xdist 3.8's
-# loadgroup does not take effect under pytest 9.2: measured, the groups were ignored).
+# run alone (-n 0) tests use two. The workers share the smoke run folders (SmokeSeries): each
+# smoke notebook runs once per session, whichever worker needs it first.
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 
 
@@ -71,15 +71,20 @@ def write_yaml(tmp_path: Path):
 
 
 class SmokeSeries:
-    """Runs notebooks on a smoke preset, once each per test session, in one run folder."""
+    """Runs notebooks on a smoke preset, once each per test session, in one run folder that the
+    session's xdist workers share: a notebook one worker ran (or is running: a lock per notebook)
+    is read by the other, not run again. Notebooks write atomically and lock a folder's checksums,
+    so two workers may run different notebooks of the series at once."""
 
     def __init__(self, folder: Path, preset: str = "smoke"):
         self.folder = folder
-        raw = yaml.safe_load((ROOT / "params" / f"{preset}.yaml").read_text())
-        raw["run"]["output_root"] = str(folder / "outputs")
-        raw["run"]["num_threads"] = THREADS
         self.params_file = folder / f"{preset}.yaml"
-        self.params_file.write_text(yaml.safe_dump(raw))
+        with FileLock(folder / "params.lock"):
+            if not self.params_file.exists():
+                raw = yaml.safe_load((ROOT / "params" / f"{preset}.yaml").read_text())
+                raw["run"]["output_root"] = str(folder / "outputs")
+                raw["run"]["num_threads"] = THREADS
+                self.params_file.write_text(yaml.safe_dump(raw))
         self.done: dict[str, Any] = {}
 
     def run(self, name: str, **parameters: Any):
@@ -91,20 +96,34 @@ class SmokeSeries:
         if key not in self.done:
             suffix = "".join(f"-{k}={v}" for k, v in sorted(parameters.items()))
             out = self.folder / f"{name}{suffix}.ipynb"
-            papermill.execute_notebook(
-                str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), kernel_name="python3",
-                cwd=str(ROOT), progress_bar=False,
-                parameters={"params_file": str(self.params_file), "interactive": False,
-                            **parameters})
+            finished = out.with_suffix(".finished")  # papermill writes `out` while it runs
+            with FileLock(out.with_suffix(".lock")):
+                if not finished.exists():
+                    papermill.execute_notebook(
+                        str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
+                        kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                        parameters={"params_file": str(self.params_file), "interactive": False,
+                                    **parameters})
+                    finished.touch()
             self.done[key] = nbformat.read(out, as_version=4)
         return self.done[key]
 
 
+def session_folder(tmp_path_factory, name: str) -> Path:
+    """A folder of the whole test session: shared by its xdist workers (their temporary folders
+    have one parent), a fresh one when pytest runs in one process."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp(name)
+    folder = tmp_path_factory.getbasetemp().parent / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory) -> SmokeSeries:
-    return SmokeSeries(tmp_path_factory.mktemp("smoke"))
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke"))
 
 
 @pytest.fixture(scope="session")
 def smoke_vgg16(tmp_path_factory) -> SmokeSeries:
-    return SmokeSeries(tmp_path_factory.mktemp("smoke_vgg16"), preset="smoke_vgg16")
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke_vgg16"), preset="smoke_vgg16")

@@ -309,6 +309,10 @@ def test_the_probe_picks_the_fastest_projected_group_size():
     assert probe.projected_seconds(2, [(4, 100)]) == pytest.approx(2.4)
     assert probe.best([(4, 100)]) == 2
     assert probe.best([(1, 100)]) == 1  # one member: one group of one, whatever K
+    # 1.67x faster in pairs: kept at a margin of 1.5, refused at 2 (fused and separate agree to
+    # fp32 rounding only: a K that timing noise picks would make reruns differ)
+    assert probe.best([(4, 100)], min_speedup=1.5) == 2
+    assert probe.best([(4, 100)], min_speedup=2.0) == 1
     rows[1]["images_per_s"] = None  # out of memory: never chosen
     assert probe.best([(4, 100)]) == 4
 
