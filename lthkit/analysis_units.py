@@ -128,12 +128,10 @@ def landscape_calls(ctx: Context, stems: set[str]) -> list[Call]:
     land = Landscape(ctx, progress=False)
     calls: list[Call] = []
     if "05_basin_radius" in stems:
-        for lv in levels:
-            calls.append(Call("landscape", "radius_pair", (PointRef("imp", lv), PointRef("proj", lv),
-                                                           lv)))
-        for lv in levels:
-            calls.append(Call("landscape", "radius_pair", (PointRef("imp", lv - 1),
-                                                           PointRef("rpr", lv), lv - 1)))
+        calls += [Call("landscape", "radius_pair", (PointRef("imp", lv), PointRef("proj", lv), lv))
+                  for lv in levels]
+        calls += [Call("landscape", "radius_pair", (PointRef("imp", lv - 1), PointRef("rpr", lv),
+                                                    lv - 1)) for lv in levels]
     if "06_barriers" in stems:
         for figure in ("fig12", "fig09", "fig17", "fig19"):
             for lv in land.figure_levels(figure, levels):

@@ -295,8 +295,9 @@ def auto_group_size(ctx: Context, classes: list[ScheduleClass]) -> int:
     fastest = probe.best(work)
     trainings = sum(n for n, _ in work)
     if k == 1 and fastest != 1:
-        why = (f"K = {fastest} was projected only {alone / probe.projected_seconds(fastest, work):.2f}x "
-               f"faster, below baselines.group_min_speedup {p.baselines.group_min_speedup:g}")
+        speedup = alone / probe.projected_seconds(fastest, work)
+        why = (f"K = {fastest} was projected only {speedup:.2f}x faster, below "
+               f"baselines.group_min_speedup {p.baselines.group_min_speedup:g}")
     elif k == 1:
         why = "no group size was projected faster than one after another"
     else:

@@ -386,8 +386,8 @@ def run_imp_replicates(params: "Params", executor: "Executor",
 
     Each unit yields the files of each level as it finishes and this process writes them into the
     replicate's folder at once, so a unit that fails loses only the level under way: a rerun skips
-    the chains that are done and goes on from the finished levels of the others. `train_unit` (default `train_imp_unit`) runs
-    on the worker.
+    the chains that are done and goes on from the finished levels of the others. `train_unit`
+    (default `train_imp_unit`) runs on the worker.
     """
     last = params.imp.levels if levels is None else levels
     stores: list[RunStore] = []

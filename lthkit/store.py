@@ -48,7 +48,8 @@ import torch
 
 from .params import Params, flatten
 
-__all__ = ["RunStore", "CacheMissing", "run_differences", "value_differences", "MissingInputError", "RunMismatchError", "DamagedFileError", "StorageError",
+__all__ = ["RunStore", "CacheMissing", "run_differences", "value_differences",
+           "MissingInputError", "RunMismatchError", "DamagedFileError", "StorageError",
            "atomic_write_bytes", "save_tensors", "load_tensors", "save_json", "load_json",
            "remove_stale_temp_files", "verify_folder", "CHECKSUMS", "save_bytes"]
 

@@ -145,7 +145,7 @@ def test_baseline_groups_as_units_equal_run_baselines(tmp_path, reference_run, b
     assert run_baselines_replicates(units, LocalExecutor()) == []  # all done: nothing runs
 
 
-# --- the analyses of notebooks 04-08 as units ------------------------------------------------------
+# --- the analyses of notebooks 04-08 as units ----------------------------------------------------
 
 # Small spectra, radii, lines, planes and surfaces (the paper's defaults would take minutes).
 ANALYSES = {"analysis": {"levels": [2]},
@@ -381,6 +381,7 @@ def _fails_on_a_radius_pair_of_replicate_1(unit, given):
     """compute_analysis_unit, except on the radius pair of W_min(2) in replicate 1."""
     from lthkit.analysis_units import compute_analysis_unit
 
-    if unit.replicate == 1 and unit.call.method == "radius_pair" and unit.call.args[1].kind == "proj":
+    call = unit.call
+    if unit.replicate == 1 and call.method == "radius_pair" and call.args[1].kind == "proj":
         raise RuntimeError("a unit that fails")
     return compute_analysis_unit(unit, given)

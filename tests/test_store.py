@@ -359,9 +359,9 @@ def _artifact_folder(root: Path, weight: float, seconds: float, extra: bool = Fa
     save_tensors(root / "imp" / "level_00" / "final.pt", {"w": torch.tensor([1.0, weight])})
     save_json(root / "imp" / "level_00" / "metrics.json", {"final": {"test_acc": 0.5,
                                                                       "seconds": seconds}})
-    save_tensors(root / "cache" / "hessian" / "top2.pt", {"eigenvalues": torch.tensor([3.0, 1.0]),
-                                                          "status": "converged", "nan": float("nan"),
-                                                          "seconds": seconds})
+    spectrum = {"eigenvalues": torch.tensor([3.0, 1.0]), "status": "converged",
+                "nan": float("nan"), "seconds": seconds}
+    save_tensors(root / "cache" / "hessian" / "top2.pt", spectrum)
     if extra:
         save_tensors(root / "cache" / "landscape" / "line.pt", {"loss": torch.zeros(3)})
     return root
