@@ -8,7 +8,7 @@ The notebooks under notebooks/ are thin; what they call lives here:
     store      the run folder, atomic writes       plots      the papers' figures
     widgets    level pickers                       report     the notebook series runner
     replicates seeds, folders, tables across them  paper_claims  the papers' claims, judged
-    executor   local or Ray units of work          analysis_units  notebooks 04-08's work as units
+    executor   local or Ray units of work          analysis_units  notebooks 04-09's work as units
 """
 
 from .context import Context, open_run, resolve_device

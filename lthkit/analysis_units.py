@@ -1,6 +1,6 @@
-"""The expensive analyses of notebooks 04-08 as units of an executor (lthkit.executor): each
-spectrum, trace and density (04, 08), each radius pair (05), each line (06), each plane and
-surface (07) of every replicate, computed on a worker before the notebooks run.
+"""The expensive analyses of notebooks 04-09 as units of an executor (lthkit.executor): each
+spectrum, trace and density (04, 08, 09), each radius pair (05), each line (06, 09), each plane
+and surface (07) of every replicate, computed on a worker before the notebooks run.
 
 A unit is one cached computation named so that a worker can make it again (`Call`: the analysis,
 its method, and arguments that are names, not tensors). The worker opens a scratch copy of the
@@ -38,7 +38,7 @@ __all__ = ["Call", "AnalysisUnit", "ANALYSIS_NOTEBOOKS", "KINDS", "series_calls"
 
 # The notebooks whose analyses run as units, and the kinds of unit (one progress bar each).
 ANALYSIS_NOTEBOOKS = ("04_hessian_volume", "05_basin_radius", "06_barriers", "07_sublevel_sets",
-                      "08_pruning_choices")
+                      "08_pruning_choices", "09_vgg16_appendix")
 KINDS = {"spectrum": "spectra", "trace": "spectra", "density": "spectra",
          "radius_pair": "radius pairs", "line": "lines", "plane": "planes and surfaces",
          "surface": "planes and surfaces"}
@@ -97,7 +97,8 @@ def _hessian(method: str, point) -> Call:
 
 def hessian_calls(ctx: Context, stems: set[str]) -> list[Call]:
     """Spectra, traces and densities of notebooks 04 and 08, each once."""
-    from .hessian import choice_points, imp_solution, unique_points, volume_points
+    from .hessian import (BASELINE_COMPARISONS, choice_points, imp_solution, unique_points,
+                          volume_points)
 
     p = ctx.params
     imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
@@ -109,6 +110,10 @@ def hessian_calls(ctx: Context, stems: set[str]) -> list[Call]:
         for level in sorted({0, *levels}):
             solution = imp_solution(imp, level)
             calls += [_hessian("trace", solution), _hessian("density", solution)]
+    if "09_vgg16_appendix" in stems:  # Tables VI, VII, VIII, IX and Figs 26, 27, 30, 32
+        groups.append(volume_points(imp, levels))
+        groups.append(choice_points(imp, baselines, levels, list(BASELINE_COMPARISONS), [],
+                                    p.imp.prune_fraction, p.imp.scope))
     if "08_pruning_choices" in stems:
         band_levels = p.levels(p.hessian.band_levels, minimum=1)
         groups.append(choice_points(imp, baselines, sorted({*levels, *band_levels}),
@@ -120,7 +125,8 @@ def hessian_calls(ctx: Context, stems: set[str]) -> list[Call]:
 
 def landscape_calls(ctx: Context, stems: set[str]) -> list[Call]:
     """Radius pairs of 05, lines of 06, the plane and surfaces of 07."""
-    from .landscape import LINE_FIGURES, Landscape, PointRef
+    from .landscape import (APPENDIX_LINE_FIGURES, BARRIER_FIGURES, LINE_FIGURES, Landscape,
+                            PointRef)
     from .landscape.run import _line_end
 
     p = ctx.params
@@ -132,11 +138,12 @@ def landscape_calls(ctx: Context, stems: set[str]) -> list[Call]:
                   for lv in levels]
         calls += [Call("landscape", "radius_pair", (PointRef("imp", lv - 1), PointRef("rpr", lv),
                                                     lv - 1)) for lv in levels]
-    if "06_barriers" in stems:
-        for figure in ("fig12", "fig09", "fig17", "fig19"):
-            for lv in land.figure_levels(figure, levels):
-                calls += [Call("landscape", "line", (_line_end(a, lv), _line_end(b, lv)))
-                          for a, b in LINE_FIGURES[figure]]
+    figures = [*(BARRIER_FIGURES if "06_barriers" in stems else ()),
+               *(APPENDIX_LINE_FIGURES if "09_vgg16_appendix" in stems else ())]
+    for figure in figures:
+        for lv in land.figure_levels(figure, levels):
+            calls += [Call("landscape", "line", (_line_end(a, lv), _line_end(b, lv)))
+                      for a, b in LINE_FIGURES[figure]]
     if "07_sublevel_sets" in stems:
         try:
             abc, extras = land.plane_points(levels)

@@ -10,7 +10,7 @@ their status, wall time and the figures. With `run.replicates: N` > 1 the series
 replicates N-1, ..., 1 (papermill parameter `replicate`; executed copies in
 outputs/<run>/replicate_<r>/notebooks/), then for replicate 0, whose notebooks read the others'
 tables and are the report. With `run.executor: ray` the replicates' IMP chains, the groups of
-baseline trainings, then the spectra, radius pairs, lines, planes and surfaces of notebooks 04-08
+baseline trainings, then the spectra, radius pairs, lines, planes and surfaces of notebooks 04-09
 first run as Ray tasks in parallel (`run_units_on_executor`), so the notebooks find them done and
 only draw them. The claims each
 notebook judged (lthkit.paper_claims) are gathered in outputs/<run>/claims.csv, and index.html
@@ -152,7 +152,7 @@ def run_units_on_executor(params: Params, notebooks: list[Path]) -> list[str]:
     first as units of that executor (lthkit.executor; in parallel on Ray), written into the run
     folder by this process: the replicates' IMP chains when notebook 01 is in the series, the
     groups of baseline trainings when 02 is, then the spectra, radius pairs, lines, planes and
-    surfaces of 04-08 (lthkit.analysis_units). The notebooks then find their results and only
+    surfaces of 04-09 (lthkit.analysis_units). The notebooks then find their results and only
     report them. Returns the kinds of unit run."""
     from .analysis_units import ANALYSIS_NOTEBOOKS
 

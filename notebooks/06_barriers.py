@@ -95,7 +95,7 @@ lk.level_picker(render12, levels, interactive, static=[lv for lv in show if lv i
 # Drawn at the levels where notebook 02 trained the baselines they need.
 
 # %%
-BASELINE_FIGURES = ["fig09", "fig17", "fig19"]
+BASELINE_FIGURES = [f for f in ls.BARRIER_FIGURES if f != "fig12"]
 lines |= land.lines_of(BASELINE_FIGURES, levels)
 figure_levels = {f: [lv for g, lv in lines if g == f] for f in BASELINE_FIGURES}
 for f in BASELINE_FIGURES:

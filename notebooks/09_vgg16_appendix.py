@@ -175,7 +175,7 @@ table7.style.format(precision=3)
 # Fig 28 at every appendix level; Figs 29 and 31 where notebook 02 trained the baseline.
 
 # %%
-APPENDIX_LINES = ["fig28", "fig29", "fig31"]
+APPENDIX_LINES = ls.APPENDIX_LINE_FIGURES
 lines = land.lines_of(APPENDIX_LINES, levels)
 for f in APPENDIX_LINES:
     plots.save_each(ctx.store, lambda lv, f=f: plots.line_figure(

@@ -145,7 +145,7 @@ def test_baseline_groups_as_units_equal_run_baselines(tmp_path, reference_run, b
     assert run_baselines_replicates(units, LocalExecutor()) == []  # all done: nothing runs
 
 
-# --- the analyses of notebooks 04-08 as units ----------------------------------------------------
+# --- the analyses of notebooks 04-09 as units ----------------------------------------------------
 
 # Small spectra, radii, lines, planes and surfaces (the paper's defaults would take minutes).
 ANALYSES = {"analysis": {"levels": [2]},
@@ -170,7 +170,7 @@ def _cache(params: Params) -> dict[str, dict]:
 
 
 def _notebook_analyses(ctx) -> None:
-    """What notebooks 04-08 compute, through the same lthkit calls they make."""
+    """What notebooks 04-09 compute, through the same lthkit calls they make."""
     from lthkit import hessian as hs
     from lthkit import landscape as ls
     from lthkit.landscape import PointRef
@@ -193,7 +193,10 @@ def _notebook_analyses(ctx) -> None:
     for lv in levels:
         land.radius_pair(PointRef("imp", lv), PointRef("proj", lv), space_level=lv)
         land.radius_pair(PointRef("imp", lv - 1), PointRef("rpr", lv), space_level=lv - 1)
-    land.lines_of(["fig12", "fig09", "fig17", "fig19"], levels)
+    hs.choices_tables(H, hs.choice_points(imp, baselines, levels, list(hs.BASELINE_COMPARISONS),
+                                          [], p.imp.prune_fraction, p.imp.scope))  # 09
+    land.lines_of(ls.BARRIER_FIGURES, levels)
+    land.lines_of(ls.APPENDIX_LINE_FIGURES, levels)  # 09
     abc, extras = land.plane_points(levels)
     land.plane(*abc, extras=extras)
     for lv in sorted({0, *levels}):

@@ -31,7 +31,8 @@ from .lines import alpha_grid, barrier_height, evaluate_line, interpolate
 from .planes import (evaluate_plane, evaluate_surface, filter_normalized_direction, grid_losses,
                      plane_basis, plane_grid, project)
 from .radius import basin_radii, basin_radii_many, cutoff_loss, random_directions
-from .run import LINE_FIGURE_TITLES, LINE_FIGURES, PLANE_BASELINES, Landscape, PointRef
+from .run import (APPENDIX_LINE_FIGURES, BARRIER_FIGURES, LINE_FIGURE_TITLES, LINE_FIGURES,
+                  PLANE_BASELINES, Landscape, PointRef)
 from .tables import (PAPER_RADII, barrier_table, is_paper_preset, plane_table, radius_flip_table,
                      radius_table)
 
@@ -43,6 +44,6 @@ __all__ = [
     "evaluate_points", "points_per_call", "PointRef", "Landscape", "PAPER_RADII",
     "is_paper_preset",
     "barrier_table", "radius_table", "radius_flip_table", "plane_table", "LINE_FIGURES",
-    "PLANE_BASELINES", "LINE_FIGURE_TITLES",
+    "PLANE_BASELINES", "LINE_FIGURE_TITLES", "BARRIER_FIGURES", "APPENDIX_LINE_FIGURES",
 ]
 

@@ -383,6 +383,10 @@ LINE_FIGURES: dict[str, list[tuple[str, str]]] = {
     "fig29": [("proj", "random_reinit")],
     "fig31": [("proj", "random_prune")],
 }
+# The line figures of notebook 06 (Fig 12, then those to the baselines) and of notebook 09 (the
+# VGG-16 appendix), drawn at the levels where the baselines they need exist.
+BARRIER_FIGURES: tuple[str, ...] = ("fig12", "fig09", "fig17", "fig19")
+APPENDIX_LINE_FIGURES: tuple[str, ...] = ("fig28", "fig29", "fig31")
 LINE_FIGURE_TITLES: dict[str, str] = {
     "fig12": "Fig 12: successive IMP levels",
     "fig09": "Fig 9: projection to random re-initialization",
