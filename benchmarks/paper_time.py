@@ -42,7 +42,7 @@ from lthkit.landscape import basin_radii, cutoff_loss, random_directions
 from lthkit.models import build_model
 from lthkit.params import DataSection, Params, load_params
 from lthkit.points import PointEvaluator
-from lthkit.training import time_steps, evaluate, probe_group_sizes, train
+from lthkit.training import evaluate, probe_group_sizes, time_steps, train
 from lthkit.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
                              count_work, iterations_per_epoch, train_size)
 
@@ -369,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _group_size(params: Params, device: torch.device) -> int:
     """Networks trained together per baseline group, as notebook 02 would: baselines.group_size,
-    or for auto the K its probe on this device projects fastest (the probe's table printed)."""
+    or for auto the K its probe on this device projects fastest, if at least
+    baselines.group_min_speedup faster than one after another (the probe's table printed)."""
     size = params.baselines.group_size
     if size != "auto":
         return int(size)

@@ -273,7 +273,7 @@ class BaselinesSection(_Section):
         "auto", description="baseline trainings of one schedule trained at once as one fused "
         "network (training.train_group), up to this many per group; 1 = one after another; auto "
         "= the K a short probe of speed and memory on the device projects fastest (it prints "
-        "why; K = 1 when fusing is not faster there)")
+        "why; K = 1 unless fusing is projected group_min_speedup times faster there)")
     group_memory: float = Field(0.8, gt=0, le=1, description="auto group size: keep a group's "
                                 "peak GPU memory under this fraction of the free GPU memory")
     group_min_speedup: float = Field(
