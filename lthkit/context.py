@@ -72,12 +72,15 @@ class Context:
                               dtype=self.params.landscape.dtype)
 
     def analysis_key(self) -> str:
-        """A short hash of what decides an analysis' loss values (subset, seed, BN handling).
+        """A short hash of what decides an analysis' loss values (subset, seed, BN handling,
+        the evaluation precision `landscape.dtype`).
 
         Part of every cache key, so changing these parameters computes afresh.
         """
         a, p = self.params.analysis, self.params
         raw = f"{a.subset_size}/{a.batch_size}/{a.recalibrate_bn}/{p.run.seed}"
+        if p.landscape.dtype != "float32":  # the default adds nothing: fp32 keys stay as they were
+            raw += f"/{p.landscape.dtype}"
         return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
     def other_replicates(self) -> dict[int, RunStore]:

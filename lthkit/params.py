@@ -627,6 +627,27 @@ EXTENDABLE_KEYS = frozenset({
 })
 TRAINING_SECTIONS = ("run", "data", "model", "train", "imp")
 
+# Analysis keys that change no cached number (lthkit.store's cache/), and why. Every other key of
+# the analysis sections is part of the cache key of each result it changes, so that a result
+# computed under other settings is never returned; tests/test_cache_keys.py walks them all.
+RESULT_NEUTRAL_KEYS: dict[str, str] = {
+    "analysis.levels": "chooses which levels are analysed; each level's results have keys of their own",
+    "analysis.points_per_pass": "how many points share a pass: the same losses to fp32 rounding "
+                                "(tests/test_points.py), like the device",
+    "analysis.vmap": "a loop or one fused network over the points: the same losses to rounding",
+    "hessian.ks_fig22": "read from the same top-k spectra",
+    "hessian.batch_size": "the chunks a product is summed over: the same product to rounding",
+    "hessian.hvp": "two ways of one Hessian-vector product, equal to rounding "
+                   "(tests/test_hessian.py)",
+    "hessian.reuse_graph": "keeps the first-order graph between products: the same products",
+    "hessian.basis_device": "where the Lanczos basis is kept: the same arithmetic",
+    "hessian.band_levels": "chooses the levels of Fig 16; each point has a key of its own",
+    "landscape.plane_levels": "chooses the plane's points; each plane's key names its points",
+    "landscape.plane_baseline_level": "chooses the points projected on the plane; the key names them",
+    "landscape.sublevel_loss": "the level drawn on the plane, not a computed number",
+    "landscape.surface_sweep": "chooses subsample sizes; each surface's key holds its size",
+}
+
 
 class Params(_Section):
     """The whole parameter set of one run; `source` says where it was read from."""

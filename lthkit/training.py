@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from .progress import tqdm
 
 from .data import CROP_PADDING, ImageData, crop_and_flip, derive_seed
 from .fused import FusedNetworks
+from .gpu import cuda_layouts, is_allocation_failure, memory_budget, on_device
 from .params import TrainSection
 from .pruning import Mask, full_mask
 from .store import load_tensors, save_tensors
@@ -88,7 +89,9 @@ class _MaskKeeper:
     def __init__(self, model: nn.Module, mask: Mask | None):
         params = dict(model.named_parameters())
         self.params = [params[n] for n in (mask or {})]
-        self.masks = [m.to(p.device, p.dtype) for m, p in zip((mask or {}).values(), self.params)]
+        # each mask in its parameter's layout (channels_last or not): foreach kernels take their
+        # fast path only when the strides of the two lists agree
+        self.masks = [like_param(m, p) for m, p in zip((mask or {}).values(), self.params)]
 
     def grads(self) -> None:
         grads = [p.grad for p in self.params if p.grad is not None]
@@ -99,6 +102,41 @@ class _MaskKeeper:
     def weights(self) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.masks)
+
+
+def like_param(t: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """`t` (of `param`'s shape) on its device, in its dtype and memory layout (strides)."""
+    if t.shape == param.shape and t.stride() == param.stride() and t.dtype == param.dtype \
+            and t.device == param.device:
+        return t
+    return torch.empty_like(param).copy_(t)
+
+
+def states_like_params(optimizer: torch.optim.Optimizer) -> None:
+    """Give every state tensor of `optimizer` of its parameter's shape that parameter's layout.
+
+    A loaded state (a resume file written contiguous by a group, or channels_last by a lone run
+    on CUDA) keeps the strides it was saved with, while the parameters and their gradients are
+    channels_last on CUDA; the fused SGD and Adam kernels refuse tensors of mismatched strides.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            entry = optimizer.state.get(param)
+            if not entry:
+                continue
+            for key, value in entry.items():
+                if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                        and (value.stride() != param.stride() or value.device != param.device)):
+                    entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _to_training_layout(module: nn.Module, cfg: TrainSection, device: torch.device) -> bool:
+    """channels_last for a convolutional network on CUDA (train.channels_last); whether taken.
+    Done before masks, optimizer and loaded states are made, so that all take its layout."""
+    channels_last = cfg.channels_last and cuda_layouts(device) and _is_conv(module)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    return channels_last
 
 
 def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, tag: str,
@@ -119,6 +157,7 @@ def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, ta
     if start_iteration > total:
         raise ValueError(f"start iteration {start_iteration} is past the end of training "
                          f"({cfg.epochs} epochs x {ipe} iterations = {total})")
+    channels_last = _to_training_layout(model, cfg, device)
     keeper = _MaskKeeper(model, mask)
     keeper.weights()
     optimizer = make_optimizer(model, cfg, device)
@@ -129,11 +168,9 @@ def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, ta
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        states_like_params(optimizer)
         history, iteration, first_epoch = state["history"], state["iteration"], state["epoch"] + 1
     step = _compiled_step(model, optimizer, keeper, cfg, device)
-    channels_last = cfg.channels_last and device.type == "cuda" and _is_conv(model)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
 
     bar = tqdm(total=total - start_iteration, initial=iteration - start_iteration, desc=tag,
                unit="it", disable=not progress, leave=False, mininterval=1.0)
@@ -197,11 +234,11 @@ def _compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, keeper: _
         loss = F.cross_entropy(logits, y)
         return loss, (loss.detach(), logits.detach())  # keep no autograd graph alive between steps
 
-    return _optimizer_step(loss_of, optimizer, keeper, cfg, device)
+    return _optimizer_step(loss_of, model, optimizer, keeper, cfg, device)
 
 
-def _optimizer_step(loss_of: Callable, optimizer: torch.optim.Optimizer, keeper: _MaskKeeper,
-                    cfg: TrainSection, device: torch.device) -> Callable:
+def _optimizer_step(loss_of: Callable, module: nn.Module, optimizer: torch.optim.Optimizer,
+                    keeper: _MaskKeeper, cfg: TrainSection, device: torch.device) -> Callable:
     """A step function from `loss_of(x, y) -> (loss, outputs)`: forward under autocast,
     backward, masked update; returns the outputs. Replayed from a CUDA graph where it can be."""
     cuda = device.type == "cuda"
@@ -218,9 +255,50 @@ def _optimizer_step(loss_of: Callable, optimizer: torch.optim.Optimizer, keeper:
         keeper.weights()
         return outputs
 
-    if cuda and cfg.cuda_graphs and cfg.optimizer == "sgd" and not cfg.compile:
-        return _GraphedStep(step, optimizer)
-    return step
+    backend = graph_backend(device) if cfg.cuda_graphs and cfg.optimizer == "sgd" \
+        and not cfg.compile else None
+    return _GraphedStep(step, optimizer, module, backend) if backend is not None else step
+
+
+class CudaGraphs:
+    """The CUDA calls of `_GraphedStep`, each on one device (`run.device: cuda:N` included:
+    graph capture, streams and synchronize act on the *current* device, so every call is made
+    under `torch.cuda.device(device)`). Tests put a stand-in of the same methods in its place."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def context(self):
+        return on_device(self.device)
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def side_stream(self) -> Iterator[None]:
+        """Eager warm-up steps run on a side stream, as graph capture requires."""
+        current = torch.cuda.current_stream(self.device)
+        side = torch.cuda.Stream(device=self.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            yield
+        current.wait_stream(side)
+
+    def capture(self, fn: Callable[[], tuple], state: list[torch.Tensor]) -> tuple[Any, tuple]:
+        """(graph, outputs) of `fn` captured (not run: its kernels run at each replay)."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = fn()
+        return graph, out
+
+    def replay(self, graph: Any) -> None:
+        graph.replay()
+
+
+def graph_backend(device: torch.device) -> CudaGraphs | None:
+    """The graph calls for `device`, None where there are no graphs (a seam: the tests give a
+    CPU stand-in of the same meaning, tests/test_cuda_paths.py)."""
+    return CudaGraphs(device) if device.type == "cuda" else None
 
 
 class _GraphedStep:
@@ -233,48 +311,77 @@ class _GraphedStep:
     a new lr (a milestone) captures a new graph and frees the previous one. The lr is baked into
     a graph as a number, which is why there is one graph per value. A batch of another shape runs
     eagerly. The step may return any tuple of tensors (the fused step of `train_group` does).
+
+    The first replay of every graph is checked: when it changed no weight (an empty or broken
+    capture), the step says so in one line and runs eagerly from then on, never frozen.
     """
 
     WARMUP = 3
 
-    def __init__(self, step: Callable, optimizer: torch.optim.Optimizer):
-        self.step, self.optimizer = step, optimizer
-        self.graphs: dict[float, torch.cuda.CUDAGraph] = {}
+    def __init__(self, step: Callable, optimizer: torch.optim.Optimizer, module: nn.Module,
+                 backend: CudaGraphs):
+        self.step, self.optimizer, self.module, self.backend = step, optimizer, module, backend
+        self.graphs: dict[float, Any] = {}
         self.static: tuple[torch.Tensor, torch.Tensor] | None = None
         self.out: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
         self.eager_steps = 0
+        self.disabled = ""  # why the graph is off (a replay that changed nothing)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.eager_steps < self.WARMUP or (self.static is not None and
-                                              (x.shape, y.shape) != (self.static[0].shape,
-                                                                     self.static[1].shape)):
+        if self.disabled or self.eager_steps < self.WARMUP or (
+                self.static is not None and (x.shape, y.shape) != (self.static[0].shape,
+                                                                   self.static[1].shape)):
             return self._eager(x, y)
-        if self.static is None:
-            self.static = (x.clone(), y.clone())
-        sx, sy = self.static
-        sx.copy_(x)
-        sy.copy_(y)
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        if lr not in self.graphs:
-            torch.cuda.synchronize()
-            # a schedule never returns to an earlier lr: free the earlier graph's memory pool
-            self.graphs.clear()
-            self.out.clear()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self.out[lr] = self.step(sx, sy)
-            self.graphs[lr] = graph
-        self.graphs[lr].replay()
-        return self.out[lr]
+        with self.backend.context():
+            if self.static is None:
+                self.static = (x.clone(), y.clone())
+            sx, sy = self.static
+            sx.copy_(x)
+            sy.copy_(y)
+            lr = float(self.optimizer.param_groups[0]["lr"])
+            fresh = lr not in self.graphs
+            if fresh:
+                self.backend.synchronize()
+                # a schedule never returns to an earlier lr: free the earlier graph's memory pool
+                self.graphs.clear()
+                self.out.clear()
+                self.graphs[lr], self.out[lr] = self.backend.capture(
+                    lambda: self.step(sx, sy), self._state())
+            before = self._checksum() if fresh and lr > 0 else None
+            self.backend.replay(self.graphs[lr])
+            if before is not None and torch.equal(before, self._checksum()):
+                return self._give_up(x, y, lr)
+            return self.out[lr]
+
+    def _give_up(self, x: torch.Tensor, y: torch.Tensor, lr: float):
+        """The replay changed no weight: this step, and every later one, eagerly."""
+        self.graphs.clear()
+        self.out.clear()
+        self.disabled = (f"the CUDA-graph training step changed no weight at its first replay "
+                         f"(lr {lr:g}, on {self.backend.device}): training goes on eagerly "
+                         f"(train.cuda_graphs: false does this from the start)")
+        print(self.disabled, flush=True)
+        return self._eager(x, y)
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    @torch.no_grad()
+    def _checksum(self) -> torch.Tensor:
+        """One float64 sum per parameter: any update of a weight shows in it."""
+        return torch.stack([p.detach().double().sum() for p in self._params()])
+
+    def _state(self) -> list[torch.Tensor]:
+        """Every tensor a step changes: parameters, buffers, optimizer state."""
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        for entry in self.optimizer.state.values():
+            tensors += [v for v in entry.values() if isinstance(v, torch.Tensor)]
+        return tensors
 
     def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.eager_steps += 1
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            out = self.step(x, y)
-        torch.cuda.current_stream().wait_stream(side)
-        return out
+        with self.backend.context(), self.backend.side_stream():
+            return self.step(x, y)
 
 
 @torch.no_grad()
@@ -378,17 +485,16 @@ def _train_fused(group: list[Member], histories: list[list[dict]], optimizer_sta
     k = len(group)
     ipe = data.iterations_per_epoch(cfg.batch_size)
     fused = FusedNetworks([m.model for m in group])
+    channels_last = _to_training_layout(fused.module, cfg, device)
     keeper = _MaskKeeper(fused.module, fused.stack_masks([m.mask for m in group]))
     keeper.weights()
     optimizer = make_optimizer(fused.module, cfg, device)
     if all(s is not None for s in optimizer_states):
         optimizer.load_state_dict(fused.stacked_optimizer_state(optimizer_states))
+        states_like_params(optimizer)
     elif any(s is not None for s in optimizer_states):
         raise ValueError("some members of a group have an optimizer state and others none")
     step = _fused_step(fused, optimizer, keeper, cfg, device)
-    channels_last = cfg.channels_last and device.type == "cuda" and _is_conv(fused.module)
-    if channels_last:
-        fused.module.to(memory_format=torch.channels_last)
     stop: set[int] = set()
     epoch = first_epoch
     for epoch in range(first_epoch, cfg.epochs):
@@ -466,7 +572,7 @@ def _fused_step(fused: FusedNetworks, optimizer: torch.optim.Optimizer, keeper: 
         # each network's loss reaches only its own weights, so the sum trains each on its own mean
         return losses.sum(), (losses.detach(), (logits.detach().argmax(2) == y).sum(0))
 
-    return _optimizer_step(loss_of, optimizer, keeper, cfg, device)
+    return _optimizer_step(loss_of, fused.module, optimizer, keeper, cfg, device)
 
 
 def group_batches(data: ImageData, batch_size: int, seeds: list[int], augment: bool,
@@ -536,6 +642,8 @@ class GroupProbe:
     def best(self, work: list[tuple[int, int]], min_speedup: float = 1.0) -> int:
         """The K that trains `work` (members, steps each) in the least projected time; 1 unless
         that K is projected at least `min_speedup` times faster than one after another."""
+        if not any(r["images_per_s"] for r in self.rows):
+            return 1  # not even one network's step fitted: train them one after another
         k = min((r for r in self.rows if r["images_per_s"]), key=lambda r: (
             self.projected_seconds(r["group_size"], work), r["group_size"]))["group_size"]
         if k != 1 and self.projected_seconds(1, work) < min_speedup * self.projected_seconds(k,
@@ -568,86 +676,127 @@ def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[in
     """Time the training step of K = 1, 2, 4, ... networks at once (random data, the real
     architecture, batch and settings; K = 1 is `train`'s own step), up to `max_k`.
 
-    Stops doubling when K fails to gain 5% over K/2, or when twice K's peak memory would pass
-    `memory_fraction` of the GPU memory free at the start (CUDA only; the CPU's is not probed).
+    Stops doubling when K fails to gain 5% over K/2, when twice K's peak memory (training or
+    evaluation, whichever is larger) would pass `memory_fraction` of the memory this task may
+    use (`gpu.memory_budget`: the free GPU memory, or the task's share of the card), or when K
+    fails to allocate (in any library's words: the probe stops at the last K that worked and
+    says so). Memory is probed on CUDA only.
     """
     cuda = device.type == "cuda"
-    free = torch.cuda.mem_get_info(device)[0] if cuda else None
     rows: list[dict] = []
-    k = 1
-    while k <= max(1, max_k):
-        row = {"group_size": k, "images_per_s": None, "step_ms": None, "peak_mib": None, "note": ""}
-        rows.append(row)
-        try:
-            row.update(time_steps(make_model, image_shape, cfg, device, k, min_seconds))
-        except torch.cuda.OutOfMemoryError:
-            row["note"] = "out of memory"
-            break
-        finally:
-            if cuda:
-                torch.cuda.empty_cache()
-        if free is not None and row["peak_mib"] * 2 ** 20 > memory_fraction * free:
-            row.update(images_per_s=None, note=f"{row['peak_mib']:.0f} MiB: over "
-                       f"{memory_fraction:.0%} of the free GPU memory")
-            break
-        if free is not None and row["peak_mib"] * 2 ** 20 * 2 > memory_fraction * free:
-            row["note"] = f"2K would pass {memory_fraction:.0%} of the free GPU memory"
-            break
-        done = [r for r in rows if r["images_per_s"]]
-        if k > 1 and row["images_per_s"] < 1.05 * done[-2]["images_per_s"]:
-            row["note"] = "less than 5% over K/2: stop doubling"
-            break
-        k *= 2
-    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    with on_device(device):
+        budget = memory_budget(device)
+        k = 1
+        while k <= max(1, max_k):
+            row = {"group_size": k, "images_per_s": None, "step_ms": None, "peak_mib": None,
+                   "note": ""}
+            rows.append(row)
+            try:
+                row.update(time_steps(make_model, image_shape, cfg, device, k, min_seconds))
+            except Exception as e:
+                if not is_allocation_failure(e):
+                    raise
+                worked = [r["group_size"] for r in rows if r["images_per_s"]]
+                row["note"] = (f"failed to allocate ({_first_line(e)}): K stops at "
+                               f"{worked[-1] if worked else 'none'}")
+                break
+            finally:
+                if cuda:
+                    torch.cuda.empty_cache()
+            if budget is not None and row["peak_mib"] * 2 ** 20 > memory_fraction * budget:
+                row.update(images_per_s=None, note=f"{row['peak_mib']:.0f} MiB: over "
+                           f"{memory_fraction:.0%} of the {budget / 2 ** 20:.0f} MiB it may use")
+                break
+            if budget is not None and row["peak_mib"] * 2 ** 20 * 2 > memory_fraction * budget:
+                row["note"] = (f"2K would pass {memory_fraction:.0%} of the "
+                               f"{budget / 2 ** 20:.0f} MiB it may use")
+                break
+            done = [r for r in rows if r["images_per_s"]]
+            if k > 1 and row["images_per_s"] < 1.05 * done[-2]["images_per_s"]:
+                row["note"] = "less than 5% over K/2: stop doubling"
+                break
+            k *= 2
+        name = torch.cuda.get_device_name(device) if cuda else \
+            f"CPU ({torch.get_num_threads()} threads)"
     return GroupProbe(rows, name)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:160]
 
 
 def time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...], cfg: TrainSection,
                device: torch.device, k: int, min_seconds: float) -> dict:
-    """Images per second, ms per step and peak memory of the step of K networks at once (the
-    group-size probe's timer; benchmarks/paper_time.py times a training unit with it)."""
+    """Images per second, ms per step and peak memory of K networks trained at once (the
+    group-size probe's timer; benchmarks/paper_time.py times a training unit with it).
+
+    The peak is that of training *and* of evaluating the K networks at `train.eval_batch_size`
+    while the step (and on CUDA its graph's memory pool) is alive, as `train_group` does at the
+    end of an epoch: evaluation at batch 1000 can need more than the training step at batch 128.
+    """
     cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    g = torch.Generator().manual_seed(0)
-    models = [make_model().to(device) for _ in range(k)]
-    b = cfg.batch_size
-    if k == 1:
-        model = models[0]
-        keeper = _MaskKeeper(model, full_mask(model))
-        optimizer = make_optimizer(model, cfg, device)
-        step = _compiled_step(model, optimizer, keeper, cfg, device)
-        x = torch.randn(b, *image_shape, generator=g)
-        y = torch.randint(0, 10, (b,), generator=g)
-    else:
-        fused = FusedNetworks(models)
-        model = fused.module
-        keeper = _MaskKeeper(model, fused.stack_masks([full_mask(m) for m in models]))
-        optimizer = make_optimizer(model, cfg, device)
-        step = _fused_step(fused, optimizer, keeper, cfg, device)
-        x = torch.randn(b, k * image_shape[0], *image_shape[1:], generator=g)
-        y = torch.randint(0, 10, (b, k), generator=g)
-    x, y = x.to(device), y.to(device)
-    if cuda and cfg.channels_last and _is_conv(model):
-        model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    model.train()
-    for _ in range(_GraphedStep.WARMUP + 2 if cuda else 1):  # warm-up (and graph capture)
-        step(x, y)
+    with on_device(device):
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        g = torch.Generator().manual_seed(0)
+        models = [make_model().to(device) for _ in range(k)]
+        b = cfg.batch_size
+        fused = FusedNetworks(models) if k > 1 else None
+        model = fused.module if fused else models[0]
+        channels_last = _to_training_layout(model, cfg, device)
+        if fused is None:
+            keeper = _MaskKeeper(model, full_mask(model))
+            optimizer = make_optimizer(model, cfg, device)
+            step = _compiled_step(model, optimizer, keeper, cfg, device)
+            x = torch.randn(b, *image_shape, generator=g)
+            y = torch.randint(0, 10, (b,), generator=g)
+        else:
+            keeper = _MaskKeeper(model, fused.stack_masks([full_mask(m) for m in models]))
+            optimizer = make_optimizer(model, cfg, device)
+            step = _fused_step(fused, optimizer, keeper, cfg, device)
+            x = torch.randn(b, k * image_shape[0], *image_shape[1:], generator=g)
+            y = torch.randint(0, 10, (b, k), generator=g)
+        x, y = x.to(device), y.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        model.train()
+        for _ in range(_GraphedStep.WARMUP + 2 if cuda else 1):  # warm-up (and graph capture)
+            step(x, y)
+        _sync(device)
+        steps, t0 = 0, time.perf_counter()
+        while steps < 3 or (time.perf_counter() - t0 < min_seconds and steps < 200):
+            step(x, y)
+            steps += 1
+            if steps % 10 == 0 or steps < 3:
+                _sync(device)
+        _sync(device)
+        seconds = (time.perf_counter() - t0) / steps
+        train_peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 if cuda else None
+        eval_seconds = _time_evaluation(model, fused, image_shape, cfg.eval_batch_size, device)
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 if cuda else None
+        del step, optimizer, keeper, models, model, fused
+    return {"images_per_s": k * b / seconds, "step_ms": 1e3 * seconds, "peak_mib": peak,
+            "train_peak_mib": train_peak, "eval_ms": 1e3 * eval_seconds}
+
+
+@torch.no_grad()
+def _time_evaluation(model: nn.Module, fused: FusedNetworks | None, image_shape: tuple[int, ...],
+                     batch_size: int, device: torch.device) -> float:
+    """Seconds of one evaluation batch of the K networks (as `evaluate_group` runs it, fp32)."""
+    was_training = model.training
+    model.eval()
+    x = torch.randn(batch_size, *image_shape, generator=torch.Generator().manual_seed(1))
+    x = x.to(device)
     _sync(device)
-    steps, t0 = 0, time.perf_counter()
-    while steps < 3 or (time.perf_counter() - t0 < min_seconds and steps < 200):
-        step(x, y)
-        steps += 1
-        if steps % 10 == 0 or steps < 3:
-            _sync(device)
+    t0 = time.perf_counter()
+    logits = fused.logits(fused.replicate_input(x)) if fused else model(x)
+    logits.float().argmax(-1)
     _sync(device)
-    seconds = (time.perf_counter() - t0) / steps
-    peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 if cuda else None
-    del step, optimizer, keeper, models, model
-    return {"images_per_s": k * b / seconds, "step_ms": 1e3 * seconds, "peak_mib": peak}
+    model.train(was_training)
+    return time.perf_counter() - t0
 
 
 def _sync(device: torch.device) -> None:

@@ -141,7 +141,8 @@ class Landscape:
             self._test_evaluators[examples] = PointEvaluator(
                 self.ctx.new_model(), data.normalize(data.test_x[idx]), data.test_y[idx],
                 batch_size=a.batch_size, recalibrate_bn=a.recalibrate_bn,
-                points_per_pass=a.points_per_pass, use_vmap=a.use_vmap)
+                points_per_pass=a.points_per_pass, use_vmap=a.use_vmap,
+                dtype=self.params.landscape.dtype)
         return self._test_evaluators[examples]
 
     @property
@@ -187,8 +188,11 @@ class Landscape:
     def _eval_config(self, examples: int | None = None) -> dict[str, Any]:
         a, lp = self.params.analysis, self.params.landscape
         n = examples if examples is not None else lp.examples
-        return {"subset": a.subset_size, "batch": a.batch_size, "bn": a.recalibrate_bn,
-                "one_pass": lp.one_pass_bn, "examples": n, "seed": self.params.run.seed}
+        config = {"subset": a.subset_size, "batch": a.batch_size, "bn": a.recalibrate_bn,
+                  "one_pass": lp.one_pass_bn, "examples": n, "seed": self.params.run.seed}
+        if lp.dtype != "float32":  # the default adds nothing: fp32 results keep their keys
+            config["dtype"] = lp.dtype
+        return config
 
     def _cached(self, name: str, config: dict[str, Any], compute: Callable[[], dict]) -> dict:
         key = f"{name}_{_digest(config)}"
@@ -291,7 +295,9 @@ class Landscape:
         res = lp.surface_resolution if resolution is None else resolution
         level = ref.level if space_level is None else space_level
         config = {"ref": ref.tag, "space": "own" if space_level is None else level, "res": res,
-                  "span": lp.surface_span, "bn": lp.surface_include_bn, **self._eval_config(n)}
+                  "span": lp.surface_span, **self._eval_config(n)}
+        if lp.surface_include_bn:  # its own name: "bn" is the eval config's recalibrate_bn
+            config["perturb_bn"] = True
         if self.surface_split != "train":
             config["split"] = self.surface_split
 

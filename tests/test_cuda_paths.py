@@ -1,0 +1,286 @@
+"""The CUDA-only paths of training, run on the CPU where torch allows it.
+
+channels_last is forced on (`gpu.force_cuda_layouts`), and the CUDA-graph step runs against a CPU
+stand-in of the graph calls that keeps their meaning: a capture records without changing any
+state, a replay runs the step. What the CPU cannot show (real graphs, cuda:N, memory, determinism
+of cuDNN) is checked by benchmarks/gpu_check.py on a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import pytest
+import torch
+
+from lthkit import gpu, training
+from lthkit.data import load_data
+from lthkit.models import build_model
+from lthkit.params import DataSection, TrainSection
+from lthkit.pruning import full_mask, random_prune
+from lthkit.training import Checkpoint, Member, train, train_group
+
+# torch 2.14.1 on the CPU: the channels_last backward of ResNet-20 at width 2 or 4 crashes the
+# process (segmentation fault, "double free or corruption"); width 8 runs (measured here).
+WIDTH = 8
+DATA = DataSection(dataset="synthetic_cifar10", train_size=64, test_size=32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(DATA)
+
+
+def _cfg(optimizer: str = "sgd", epochs: int = 2) -> TrainSection:
+    return TrainSection(epochs=epochs, batch_size=32, lr=0.05, momentum=0.9, weight_decay=5e-3,
+                        milestones=[], eval_batch_size=32, optimizer=optimizer)
+
+
+def _nets(k: int) -> list[Member]:
+    models = [build_model("resnet20", WIDTH, "synthetic_cifar10", seed=i) for i in range(k)]
+    return [Member(m, tag=f"net{i}", seed=10 + i, start_iteration=0,
+                   mask=random_prune(full_mask(m), fraction=0.3,
+                                     generator=torch.Generator().manual_seed(i)))
+            for i, m in enumerate(models)]
+
+
+class _LayoutWatch:
+    """Records every optimizer the kit makes and, at each epoch's end, any state tensor whose
+    strides differ from its parameter's."""
+
+    def __init__(self, monkeypatch):
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.mismatches: list[str] = []
+        real = training.make_optimizer
+
+        def recording(model, cfg, device):
+            opt = real(model, cfg, device)
+            self.optimizers.append(opt)
+            return opt
+
+        monkeypatch.setattr(training, "make_optimizer", recording)
+
+    def check(self, *_args) -> None:
+        opt = self.optimizers[-1]
+        for group in opt.param_groups:
+            for p in group["params"]:
+                for key, v in opt.state.get(p, {}).items():
+                    if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                        self.mismatches.append(f"{key} {tuple(v.stride())} vs {tuple(p.stride())}")
+        for group in opt.param_groups:
+            if any(p.dim() == 4 for p in group["params"]):
+                assert any(p.is_contiguous(memory_format=torch.channels_last) and not
+                           p.is_contiguous() for p in group["params"] if p.dim() == 4), \
+                    "channels_last was not taken: the test would prove nothing"
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {n: t.detach().clone() for n, t in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_lone_resume_keeps_the_parameters_layout_and_equals_the_straight_run(
+        data, tmp_path, monkeypatch, optimizer):
+    cfg = _cfg(optimizer)
+    with gpu.force_cuda_layouts():
+        watch = _LayoutWatch(monkeypatch)
+        straight, resumed = _nets(1)[0], _nets(1)[0]
+        train(straight.model, data, cfg, seed=1, tag="t", mask=straight.mask, progress=False)
+        ckpt = Checkpoint(tmp_path / "resume.pt")
+        train(resumed.model, data, _cfg(optimizer, epochs=1), seed=1, tag="t",
+              mask=resumed.mask, checkpoint=ckpt, progress=False)
+        fresh = _nets(1)[0].model  # a new process: the model starts from scratch, then resumes
+        train(fresh, data, cfg, seed=1, tag="t", mask=resumed.mask, checkpoint=ckpt,
+              on_epoch=watch.check, progress=False)
+    assert watch.mismatches == []
+    for name, t in _weights(straight.model).items():
+        assert torch.equal(t, fresh.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_group_resumes_from_its_own_files_in_the_parameters_layout(data, tmp_path, monkeypatch,
+                                                                     optimizer):
+    cfg = _cfg(optimizer)
+    with gpu.force_cuda_layouts():
+        watch = _LayoutWatch(monkeypatch)
+        straight = _nets(2)
+        train_group(straight, data, cfg, progress=False)
+        first = _nets(2)
+        for i, m in enumerate(first):
+            m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
+        train_group(first, data, _cfg(optimizer, epochs=1), progress=False)
+        again = _nets(2)
+        for i, m in enumerate(again):
+            m.checkpoint, m.on_epoch = Checkpoint(tmp_path / f"m{i}.pt"), watch.check
+        train_group(again, data, cfg, progress=False)
+    assert watch.mismatches == []
+    for a, b in zip(straight, again):
+        for name, t in _weights(a.model).items():
+            assert torch.equal(t, b.model.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("resume_as", ["alone", "group_of_3"])
+def test_a_group_members_file_resumes_alone_or_in_another_group_size(
+        data, tmp_path, monkeypatch, resume_as):
+    """A restart may probe another K: a member's file (written contiguous by a group) is loaded
+    into a lone run or a group of another size, whose parameters are channels_last."""
+    with gpu.force_cuda_layouts():
+        watch = _LayoutWatch(monkeypatch)
+        first = _nets(3)
+        for i, m in enumerate(first):
+            m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
+        train_group(first[:2], data, _cfg(epochs=1), progress=False)
+        train(first[2].model, data, _cfg(epochs=1), seed=first[2].seed, tag=first[2].tag,
+              mask=first[2].mask, checkpoint=first[2].checkpoint, progress=False)
+        again = _nets(3)
+        for i, m in enumerate(again):
+            m.checkpoint, m.on_epoch = Checkpoint(tmp_path / f"m{i}.pt"), watch.check
+        if resume_as == "alone":
+            m = again[0]
+            history = train(m.model, data, _cfg(), seed=m.seed, tag=m.tag, mask=m.mask,
+                            checkpoint=m.checkpoint, on_epoch=m.on_epoch, progress=False)
+            assert [h["epoch"] for h in history] == [1, 2]
+        else:
+            histories = train_group(again, data, _cfg(), progress=False)
+            assert all([h["epoch"] for h in hist] == [1, 2] for hist in histories)
+    assert watch.optimizers and watch.mismatches == []
+
+
+def test_masks_take_their_parameters_layout():
+    model = build_model("resnet20", WIDTH, "synthetic_cifar10", seed=0)
+    model.to(memory_format=torch.channels_last)
+    keeper = training._MaskKeeper(model, full_mask(model))
+    for p, m in zip(keeper.params, keeper.masks):
+        assert m.stride() == p.stride() and m.dtype == p.dtype
+
+
+def test_states_like_params_leaves_matching_states_alone():
+    p = torch.nn.Parameter(torch.randn(4, 3, 2, 2).contiguous(memory_format=torch.channels_last))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    buf = torch.randn(4, 3, 2, 2)
+    opt.state[p]["momentum_buffer"] = buf
+    training.states_like_params(opt)
+    moved = opt.state[p]["momentum_buffer"]
+    assert moved.stride() == p.stride() and torch.equal(moved, buf)
+    training.states_like_params(opt)
+    assert opt.state[p]["momentum_buffer"] is moved
+
+
+# --- the CUDA-graph step, against a CPU stand-in of the graph calls ---------------------------------
+
+class _CpuGraphs:
+    """training.CudaGraphs with the meaning of the CUDA calls, on the CPU: a capture records the
+    step and changes no state (what it ran is put back), a replay runs it and writes its outputs
+    into the captured ones. `broken`: replays do nothing, as an empty capture (cuda:1 captured
+    on cuda:0). Counts what was called inside `context()` (the device's) and outside it."""
+
+    def __init__(self, device, broken: bool = False):
+        self.device, self.broken = device, broken
+        self.depth = 0
+        self.calls: list[tuple[str, bool]] = []
+
+    def context(self):
+        graphs = self
+
+        class _Inside:
+            def __enter__(self):
+                graphs.depth += 1
+
+            def __exit__(self, *exc):
+                graphs.depth -= 1
+
+        return _Inside()
+
+    def synchronize(self):
+        self.calls.append(("synchronize", self.depth > 0))
+
+    def side_stream(self):
+        self.calls.append(("eager", self.depth > 0))
+        return contextlib.nullcontext()
+
+    def capture(self, fn, state):
+        self.calls.append(("capture", self.depth > 0))
+        saved = [t.detach().clone() for t in state]
+        out = fn()
+        with torch.no_grad():
+            for t, s in zip(state, saved):
+                t.copy_(s)
+        return (fn, out), out
+
+    def replay(self, graph):
+        self.calls.append(("replay", self.depth > 0))
+        if self.broken:
+            return
+        fn, out = graph
+        new = fn()
+        with torch.no_grad():
+            for o, n in zip(out, new):
+                o.copy_(n)
+
+
+def _stand_in(monkeypatch, broken: bool = False) -> list[_CpuGraphs]:
+    """training.graph_backend gives stand-ins (on the CPU too); the list of those made."""
+    made: list[_CpuGraphs] = []
+
+    def backend(device):
+        made.append(_CpuGraphs(device, broken))
+        return made[-1]
+
+    monkeypatch.setattr(training, "graph_backend", backend)
+    return made
+
+
+def _three_epochs() -> TrainSection:
+    return TrainSection(epochs=3, batch_size=16, lr=0.05, momentum=0.9, weight_decay=5e-3,
+                        milestones=[2], eval_batch_size=32)  # 4 steps an epoch, 2 lrs
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_graph_step_trains_as_the_eager_step(data, monkeypatch, capsys, broken):
+    """Warm-up, one capture per lr, replays: the weights of eager training, bit for bit. A capture
+    whose replay changes no weight is found at its first replay, said in one line, and training
+    goes on eagerly (never frozen)."""
+    cfg = _three_epochs()
+    eager = _nets(1)[0]
+    train(eager.model, data, cfg, seed=1, tag="t", mask=eager.mask, progress=False)
+    made = _stand_in(monkeypatch, broken)
+    graphed = _nets(1)[0]
+    start = _weights(graphed.model)
+    history = train(graphed.model, data, cfg, seed=1, tag="t", mask=graphed.mask, progress=False)
+    graphs = made[0]
+    kinds = [kind for kind, _ in graphs.calls]
+    assert all(inside for _, inside in graphs.calls), "a graph call outside the device's context"
+    printed = capsys.readouterr().out
+    if broken:
+        assert kinds.count("capture") == 1 and kinds.count("replay") == 1
+        assert printed.count("changed no weight") == 1
+    else:
+        assert kinds.count("capture") == 2  # one per lr: 0.05, then 0.005 from epoch 3
+        assert kinds.count("replay") == 12 - training._GraphedStep.WARMUP
+        assert "changed no weight" not in printed
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    for name, t in _weights(eager.model).items():
+        assert torch.equal(t, graphed.model.state_dict()[name]), name
+    assert any(not torch.equal(t, graphed.model.state_dict()[n]) for n, t in start.items())
+
+
+def test_the_fused_graph_step_trains_as_the_fused_eager_step(data, monkeypatch):
+    cfg = _three_epochs()
+    eager = _nets(2)
+    train_group(eager, data, cfg, progress=False)
+    made = _stand_in(monkeypatch)
+    graphed = _nets(2)
+    train_group(graphed, data, cfg, progress=False)
+    assert [k for k, _ in made[0].calls].count("capture") == 2
+    for a, b in zip(eager, graphed):
+        for name, t in _weights(a.model).items():
+            assert torch.equal(t, b.model.state_dict()[name]), name
+
+
+def test_cuda_calls_are_made_on_the_runs_device():
+    ctx = gpu.on_device(torch.device("cuda:1"))
+    assert isinstance(ctx, torch.cuda.device) and ctx.idx == 1
+    assert isinstance(gpu.on_device("cpu"), contextlib.nullcontext)
+    assert training.graph_backend(torch.device("cpu")) is None
+    assert training.graph_backend(torch.device("cuda:1")).device == torch.device("cuda:1")
