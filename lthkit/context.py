@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .data import ImageData, derive_seed, load_data
+from .gpu import set_deterministic
 from .models import build_model
 from .params import Params
 from .points import PointEvaluator
@@ -127,6 +128,7 @@ def open_run(params: Params, create: bool = False, needed_by: str = "this notebo
     """
     if params.run.num_threads:
         torch.set_num_threads(params.run.num_threads)
+    set_deterministic(params.run.deterministic)
     own = replicate_params(params, replicate)
     if replicate == 0:
         store = RunStore.create(params) if create else RunStore.existing(params, needed_by)

@@ -24,10 +24,11 @@ import inspect
 import time
 from typing import Any, Callable, Sequence
 
+from .gpu import GPU_SHARE_ENV
 from .progress import bar
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "ExecutorError", "UnitsFailedError",
-           "make_executor", "RAY_MISSING", "unit_label"]
+           "make_executor", "RAY_MISSING", "unit_label", "task_options"]
 
 RAY_MISSING = ("run.executor is 'ray' but Ray is not installed here: pip install -e '.[ray]' "
                "(or set run.executor: local)")
@@ -139,8 +140,7 @@ class RayExecutor(Executor):
             self._started = True
         if gpus_per_task == "auto":
             gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        self.options = {"num_gpus": float(gpus_per_task), "num_cpus": float(cpus_per_task),
-                        "max_retries": int(max_retries)}
+        self.options = task_options(float(gpus_per_task), float(cpus_per_task), int(max_retries))
 
     def map(self, fn: Callable[..., Any], units: Sequence[Any], desc: str,
             on_result: Handler | None = None, shared: Any = None) -> list[Any]:
@@ -196,6 +196,16 @@ class RayExecutor(Executor):
 
             ray.shutdown()
             self._started = False
+
+
+def task_options(gpus: float, cpus: float, retries: int) -> dict[str, Any]:
+    """Ray options of every task. A task holding a fraction of a GPU is told its share
+    ($LTHKIT_GPU_SHARE, read by `gpu.memory_budget`): the tasks sharing a card start at once, and
+    each would otherwise size its probes, point blocks and Lanczos basis to the whole card."""
+    options: dict[str, Any] = {"num_gpus": gpus, "num_cpus": cpus, "max_retries": retries}
+    if 0 < gpus < 1:
+        options["runtime_env"] = {"env_vars": {GPU_SHARE_ENV: repr(gpus)}}
+    return options
 
 
 def _import_ray() -> Any:

@@ -172,6 +172,11 @@ class RunSection(_Section):
     ray_cpus_per_task: float = Field(1.0, gt=0, description="CPU cores each Ray task holds")
     ray_max_retries: int = Field(1, ge=0, description="times Ray runs a task again when its "
                                  "worker dies (0: never; a rerun of the report resumes anyway)")
+    deterministic: bool = Field(False, description="deterministic algorithms on CUDA (torch's "
+                                "use_deterministic_algorithms, cuDNN benchmark off, a fixed cuBLAS "
+                                "workspace): slower, and needed for a resumed or repeated CUDA "
+                                "run to repeat bit for bit (the CPU always does; "
+                                "benchmarks/gpu_check.py measures what holds on a GPU)")
 
     @field_validator("name")
     @classmethod
@@ -622,7 +627,7 @@ SECTIONS: dict[str, type[_Section]] = {
 EXTENDABLE_KEYS = frozenset({
     "run.device", "run.num_threads", "run.output_root", "run.replicates", "data.root", "data.download",
     "run.executor", "run.ray_address", "run.ray_gpus_per_task", "run.ray_cpus_per_task",
-    "run.ray_max_retries",
+    "run.ray_max_retries", "run.deterministic",
     "train.eval_batch_size", "train.compile", "train.cuda_graphs", "imp.levels",
 })
 TRAINING_SECTIONS = ("run", "data", "model", "train", "imp")

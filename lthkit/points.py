@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .gpu import is_allocation_failure, memory_budget
 from .pruning import Mask
 
 __all__ = ["ParamLayout", "PointEvaluator", "has_batchnorm", "bn_modules", "map_points",
@@ -604,10 +605,18 @@ class PointEvaluator:
         center = self.layout.flatten(self.model.state_dict()).to(self.device)
         rates: dict[int, float] = {}
         start, p = time.perf_counter(), 1
+        failed = ""
         while p <= min(cap, PROBE_MAX_POINTS):
             block = center.expand(p, -1).contiguous()
-            self._evaluate_block(block, None)  # warm-up: allocator, cuDNN algorithm choice
-            rates[p] = p / _timed(self.device, lambda: self._evaluate_block(block, None))
+            try:
+                self._evaluate_block(block, None)  # warm-up: allocator, cuDNN algorithm choice
+                rates[p] = p / _timed(self.device, lambda: self._evaluate_block(block, None))
+            except Exception as e:
+                if not is_allocation_failure(e) or not rates:
+                    raise
+                failed = f"; {p} points failed to allocate ({_first_line(e)}): stopped at {p // 2}"
+                _release(self.device)
+                break
             best_before = max((r for q, r in rates.items() if q < p), default=0.0)
             if ((p > 1 and rates[p] < 1.1 * best_before)
                     or time.perf_counter() - start > PROBE_BUDGET_S):
@@ -617,14 +626,15 @@ class PointEvaluator:
         chosen = min(q for q, r in rates.items() if r >= 0.95 * best)
         table = ", ".join(f"{q}: {r:.3g}" for q, r in rates.items())
         return chosen, (f"points_per_pass auto: {chosen} (points/s by block size {{{table}}} on "
-                        f"{self.device.type}, {self.x.shape[0]} examples; {memory_note})")
+                        f"{self.device.type}, {self.x.shape[0]} examples; {memory_note}{failed})")
 
     def _memory_cap(self) -> tuple[int, str]:
         """Most points per pass that memory holds with room to spare, and how that was found.
 
-        CUDA: the peak memory of blocks of 1 and 2 points, against half of the free memory.
-        CPU: four times the largest activation of one point, against a quarter of the memory
-        available.
+        CUDA: the peak memory of blocks of 1 and 2 points, against half of the memory this task
+        may use (`gpu.memory_budget`: the free memory, or the task's share of the card); a block
+        of 2 that fails to allocate leaves 1. CPU: four times the largest activation of one
+        point, against a quarter of the memory available.
         """
         center = self.layout.flatten(self.model.state_dict()).to(self.device)
         if self.device.type == "cuda":
@@ -633,12 +643,19 @@ class PointEvaluator:
                 torch.cuda.synchronize(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
                 base = torch.cuda.memory_allocated(self.device)
-                self._evaluate_block(center.expand(p, -1).contiguous(), None)
+                try:
+                    self._evaluate_block(center.expand(p, -1).contiguous(), None)
+                except Exception as e:
+                    if not is_allocation_failure(e) or p == 1:
+                        raise
+                    _release(self.device)
+                    return 1, f"memory: 2 points failed to allocate ({_first_line(e)}): 1"
                 peaks.append(torch.cuda.max_memory_allocated(self.device) - base)
             per_point = max(peaks[1] - peaks[0], 1)
-            free = torch.cuda.mem_get_info(self.device)[0]
-            cap = max(1, int((0.5 * free - peaks[0]) // per_point))
-            return cap, f"memory: {per_point / 2**20:.0f} MiB per point, room for {cap}"
+            budget = memory_budget(self.device)
+            cap = max(1, int((0.5 * budget - peaks[0]) // per_point))
+            return cap, (f"memory: {per_point / 2**20:.0f} MiB per point, room for {cap} in "
+                         f"{budget / 2**20:.0f} MiB")
         per_point = 4 * self._largest_activation_bytes()
         available = _available_memory_bytes()
         cap = max(1, int(0.25 * available // per_point))
@@ -689,6 +706,17 @@ def _available_memory_bytes() -> int:
         import os
 
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _release(device: torch.device) -> None:
+    """Give the cached blocks of a failed allocation back (CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:160]
 
 
 def _timed(device: torch.device, fn: Callable[[], Any]) -> float:

@@ -356,7 +356,9 @@ def _remedy(rel: Path) -> str:
     if levels:
         folder = Path(*parts[:levels[-1] + 1])
         later = (" and the levels after it, which were pruned from it (a CPU run retrains it bit "
-                 "for bit, so they may stay there)") if "imp" in parts[:levels[-1]] else ""
+                 "for bit, so there they may stay; on CUDA a retrained level differs in rounding "
+                 "unless run.deterministic: true, so delete them too)"
+                 ) if "imp" in parts[:levels[-1]] else ""
         return f"delete the folder {folder}{later}"
     if rel.name in ("init.pt", "rewind.pt"):
         return f"delete the folder {rel.parent} (every level starts from {rel.name})"

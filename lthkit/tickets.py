@@ -401,8 +401,9 @@ class EarlyStopper:
     epoch, so a killed round resumes with them. Returns True when `patience` runs out.
 
     Training writes its checkpoint right after this hook: after a kill between the two, the
-    round replays that epoch, and the hook answers from what it saved (on the CPU the replayed
-    epoch is bit for bit the same).
+    round replays that epoch, and the hook answers from what it saved. On the CPU (and on CUDA
+    with run.deterministic) the replayed epoch is bit for bit the one the hook saw; otherwise on
+    CUDA it differs in rounding, and the saved answer (stop or not, the best state) stands.
     """
 
     def __init__(self, path: Path, validation: ImageData, patience: int | None, batch_size: int):

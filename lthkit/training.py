@@ -4,7 +4,10 @@ Pruned weights stay exactly zero: their gradients are masked before the optimize
 momentum and Adam moments never see them, and weight decay acts on a zero) and the weights are
 masked again after it. Data order and augmentation of epoch e come from a seed derived from
 (run seed, tag, e), so an epoch is the same whether the run went straight through or resumed:
-on the CPU a resumed run equals an uninterrupted one bit for bit.
+on the CPU a resumed run equals an uninterrupted one bit for bit. On CUDA that needs
+`run.deterministic: true` (cuDNN and cuBLAS otherwise pick algorithms whose sums differ in
+rounding from run to run; a resumed run also takes eager warm-up steps where the uninterrupted
+one replays its graph): benchmarks/gpu_check.py measures what holds on a given GPU.
 
 `train_group` trains K networks of one architecture and one schedule at once, as one network K
 times as wide (`fused.FusedNetworks`), each member with its own data order, mask, optimizer state,

@@ -284,3 +284,113 @@ def test_cuda_calls_are_made_on_the_runs_device():
     assert isinstance(gpu.on_device("cpu"), contextlib.nullcontext)
     assert training.graph_backend(torch.device("cpu")) is None
     assert training.graph_backend(torch.device("cuda:1")).device == torch.device("cuda:1")
+
+
+# --- memory: allocation failures, the task's share of a card ------------------------------------
+
+@pytest.mark.parametrize("message, failed", [
+    ("CUDA out of memory. Tried to allocate 2.00 GiB", True),
+    ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", True),
+    ("cuDNN error: CUDNN_STATUS_ALLOC_FAILED", True),
+    ("Expected all tensors to be on the same device", False),
+])
+def test_allocation_failures_are_known_in_every_librarys_words(message, failed):
+    assert gpu.is_allocation_failure(RuntimeError(message)) is failed
+    assert gpu.is_allocation_failure(torch.cuda.OutOfMemoryError("x"))
+    assert not gpu.is_allocation_failure(ValueError("out of memory"))
+
+
+def test_a_task_holding_part_of_a_card_sizes_itself_to_its_share(monkeypatch):
+    gib = 2 ** 30
+    monkeypatch.setattr(gpu, "cuda_memory", lambda device: (70 * gib, 80 * gib, 2 * gib))
+    card = torch.device("cuda:0")
+    gpu.set_gpu_share(None)
+    monkeypatch.delenv(gpu.GPU_SHARE_ENV, raising=False)
+    assert gpu.memory_budget(card) == 70 * gib  # the whole card: what is free
+    monkeypatch.setenv(gpu.GPU_SHARE_ENV, "0.25")
+    assert gpu.memory_budget(card) == 18 * gib  # a quarter of 80, less the 2 it holds
+    gpu.set_gpu_share(0.5)
+    try:
+        assert gpu.memory_budget(card) == 38 * gib
+    finally:
+        gpu.set_gpu_share(None)
+    assert gpu.memory_budget(torch.device("cpu")) is None
+
+
+def test_ray_tasks_on_part_of_a_gpu_are_told_their_share():
+    from lthkit.executor import task_options
+
+    shared = task_options(0.25, 1.0, 1)
+    assert shared["runtime_env"] == {"env_vars": {gpu.GPU_SHARE_ENV: "0.25"}}
+    assert "runtime_env" not in task_options(1.0, 1.0, 1)
+    assert "runtime_env" not in task_options(0.0, 1.0, 1)
+
+
+def test_a_group_size_probe_that_fails_to_allocate_stops_at_the_last_k_that_worked(monkeypatch):
+    def steps(make_model, shape, cfg, device, k, min_seconds):
+        if k == 4:
+            raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate")
+        return {"images_per_s": 100.0 * k, "step_ms": 10.0, "peak_mib": None}
+
+    monkeypatch.setattr(training, "time_steps", steps)
+    probe = training.probe_group_sizes(lambda: None, (3, 32, 32), _cfg(), torch.device("cpu"),
+                                       max_k=16)
+    assert [r["group_size"] for r in probe.rows] == [1, 2, 4]
+    assert "failed to allocate" in probe.rows[-1]["note"] and "K stops at 2" in probe.rows[-1]["note"]
+    assert probe.best([(8, 100)]) == 2
+    assert "failed to allocate" in probe.table()
+
+    def other_error(*args, **kwargs):
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+    monkeypatch.setattr(training, "time_steps", other_error)
+    with pytest.raises(RuntimeError, match="same device"):
+        training.probe_group_sizes(lambda: None, (3, 32, 32), _cfg(), torch.device("cpu"), 4)
+
+
+def test_the_group_size_probe_measures_evaluation_too(data):
+    """The probe's timer runs the K networks' evaluation at train.eval_batch_size beside the
+    step, as train_group does at an epoch's end (its peak is the larger of the two on CUDA)."""
+    make = lambda: build_model("resnet20", WIDTH, "synthetic_cifar10", seed=0)  # noqa: E731
+    row = training.time_steps(make, (3, 32, 32), _cfg(), torch.device("cpu"), 2, 0.0)
+    assert row["eval_ms"] > 0 and row["step_ms"] > 0
+    assert row["peak_mib"] is None  # the CPU's memory is not probed
+
+
+def test_a_points_probe_that_fails_to_allocate_keeps_the_last_block_that_worked(monkeypatch):
+    from lthkit import points as points_module
+    from lthkit.points import PointEvaluator
+
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    evaluator = PointEvaluator(build_model("resnet20", 2, "synthetic_cifar10", seed=0), x, y,
+                               batch_size=16, points_per_pass="auto", use_vmap=True,
+                               verbose=False)
+    real = evaluator._evaluate_block
+
+    def failing(points, own):
+        if points.shape[0] >= 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real(points, own)
+
+    monkeypatch.setattr(evaluator, "_evaluate_block", failing)
+    monkeypatch.setattr(points_module, "_timed", lambda device, fn: (fn(), 1.0)[1])  # P points/s
+    p, why = evaluator._probe_speed(64, "memory: test")
+    assert p == 2 and "4 points failed to allocate" in why and "stopped at 2" in why
+
+
+# --- run.deterministic ---------------------------------------------------------------------------
+
+def test_run_deterministic_sets_deterministic_algorithms_and_is_not_part_of_the_training(tiny):
+    from lthkit.context import open_run
+
+    try:
+        ctx = open_run(tiny(run={"name": "det", "seed": 0, "deterministic": True}), create=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        import os
+        assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == ":4096:8"
+        again = open_run(tiny(run={"name": "det", "seed": 0}))  # the same run folder, reused
+        assert again.store.root == ctx.store.root
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        gpu.set_deterministic(False)

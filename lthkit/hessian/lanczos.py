@@ -27,6 +27,7 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
+from ..gpu import memory_budget
 from ..progress import tqdm
 
 from .operator import Operator
@@ -155,14 +156,14 @@ class _Basis:
 
 def _basis_device(sub: Subspace, iterations: int, choice: str) -> torch.device:
     """Where the basis lives: 'auto' keeps it on the operator's device when it takes at most half
-    of the free memory there, else on the CPU (VGG-16: 15M parameters x 600 vectors = 36 GB)."""
+    of the memory this task may use there (`gpu.memory_budget`: the free memory, or the task's
+    share of the card), else on the CPU (VGG-16: 15M parameters x 600 vectors = 36 GB)."""
     if choice == "cpu" or sub.device.type != "cuda":
         return torch.device("cpu") if choice == "cpu" else sub.device
     if choice == "device":
         return sub.device
     need = (iterations + 1) * sub.dim * torch.finfo(sub.dtype).bits // 8
-    free, _ = torch.cuda.mem_get_info(sub.device)
-    return sub.device if need <= free // 2 else torch.device("cpu")
+    return sub.device if need <= memory_budget(sub.device) // 2 else torch.device("cpu")
 
 
 def _start_vector(op: Operator, seed: int, kind: str = "normal") -> torch.Tensor:
