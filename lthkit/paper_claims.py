@@ -19,22 +19,26 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from .claims import Claim, claim_table, claims_frame
+from .claims import RULE, Claim, Measured, claim_table, claims_frame, margins_note
 from .replicates import tables_across
 
 __all__ = ["PaperClaim", "CLAIMS", "claims_of", "values_across", "notebook_claims",
-           "claims_file", "claim_levels_file"]
+           "claims_file", "claim_levels_file", "margins_used", "rule_text", "BARRIER"]
 
 Values = dict[int, tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class PaperClaim:
-    """A claim, the table (under tables/) it is measured in, and how to read both sides."""
+    """A claim, the table (under tables/) it is measured in, and how to read both sides; with
+    `scale`, the per-level scale of a relative margin (default |B|); with `flagged`, the levels
+    whose values cannot enter (a flagged spectrum) and why."""
 
     claim: Claim
     table: str
     extract: Callable[[pd.DataFrame], Values]
+    scale: Callable[[pd.DataFrame], dict[int, float]] | None = None
+    flagged: Callable[[pd.DataFrame], dict[int, str]] | None = None
 
     @property
     def notebook(self) -> str:
@@ -85,6 +89,23 @@ def volume_columns(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
     return extract
 
 
+def spectrum_flags(a: str, b: str) -> Callable[[pd.DataFrame], dict[int, str]]:
+    """Levels of a volume table whose `flags` column flags the spectrum of side a or b (not
+    converged, limited by the dtype, fewer than k eigenvalues entered): their V'(k) cannot enter
+    a verdict unnoticed."""
+    def flagged(table: pd.DataFrame) -> dict[int, str]:
+        if "flags" not in table:
+            return {}
+        out = {}
+        for lv, text in zip(_levels(table), table["flags"]):
+            if _level(lv) is None or not isinstance(text, str):
+                continue
+            if any(f"{name}: " in text for name in (a, b)):
+                out[int(lv)] = "flagged spectrum"
+        return out
+    return flagged
+
+
 def smallest_k(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
     """Fig 22's table: columns "<a> k=K" and "<b> k=K" for the smallest K it holds."""
     def extract(table: pd.DataFrame) -> Values:
@@ -94,11 +115,36 @@ def smallest_k(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
     return extract
 
 
-def _barriers(table: pd.DataFrame, figure: str, series_start: str = "") -> dict[int, float]:
-    rows = table[(table["figure"] == figure)
+# Which barrier the claims judge: the height above the straight line between the end losses
+# (Frankle et al. 2020), where the table has it. The endpoints of the paper's lines have unequal
+# losses (a level and the next, a solution and a baseline), and max minus the higher endpoint
+# hides a bump that stays below the higher end.
+BARRIER = "barrier_linear"
+
+
+def _barrier_rows(table: pd.DataFrame, figure: str, series_start: str = "") -> pd.DataFrame:
+    return table[(table["figure"] == figure)
                  & table["series"].astype(str).str.startswith(series_start)]
-    return {int(lv): float(v) for lv, v in zip(rows["level"], rows["barrier"])
-            if _finite(v, 0.0)}
+
+
+def _barriers(table: pd.DataFrame, figure: str, series_start: str = "") -> dict[int, float]:
+    """Each level's barrier of a figure's line; NaN kept (a NaN loss on the line): it is
+    counted as left out, not dropped."""
+    rows = _barrier_rows(table, figure, series_start)
+    column = BARRIER if BARRIER in rows else "barrier"
+    return {int(lv): float(v) for lv, v in zip(rows["level"], rows[column])}
+
+
+def barrier_scale(figure: str, series_start: str = "") -> Callable[[pd.DataFrame],
+                                                                    dict[int, float]]:
+    """The scale of a barrier's margin: the mean of its line's two end losses, per level."""
+    def scale(table: pd.DataFrame) -> dict[int, float]:
+        if not {"loss_A", "loss_B"} <= set(table.columns):
+            return {}
+        rows = _barrier_rows(table, figure, series_start)
+        return {int(lv): (float(x) + float(y)) / 2
+                for lv, x, y in zip(rows["level"], rows["loss_A"], rows["loss_B"])}
+    return scale
 
 
 def barrier_above(figure: str, threshold: float = 0.0,
@@ -149,10 +195,32 @@ OWN_SPACE = "V'(k), each point in its own mask's space"
 
 
 def _c(key: str, source: str, statement: str, quantity: str, a: str, b: str, expect: str,
-       notebook: str, table: str, extract: Callable[[pd.DataFrame], Values]) -> PaperClaim:
+       notebook: str, table: str, extract: Callable[[pd.DataFrame], Values],
+       margin: str = "", scale: Callable | None = None,
+       flagged: Callable | None = None) -> PaperClaim:
+    margin = margin or _MARGIN_KIND[key]
     claim = Claim(key, source, statement, quantity, a, b,
-                  expect, notebook)  # type: ignore[arg-type]
-    return PaperClaim(claim, table, extract)
+                  expect, notebook, margin)  # type: ignore[arg-type]
+    if margin == "volume" and flagged is None:
+        flagged = spectrum_flags(a, b)
+    return PaperClaim(claim, table, extract, scale or _BARRIER_SCALE.get(key), flagged)
+
+
+# The kind of quantity each claim compares: its margin is claims.margins[kind].
+_MARGIN_KIND = {
+    "R1-fig3": "distance", "R1-table2": "radius", "R1-table4": "radius",
+    **{k: "volume" for k in ("R1-table1", "R1-table3", "R1-fig22", "R2-fig10", "R3-fig11",
+                             "R6-fig16", "R6-fig18", "R7-fig21", "R1-table6", "R1-table7",
+                             "R2-table8", "R6-table9")},
+    **{k: "barrier" for k in ("R4-fig12", "R2-fig9", "R6-fig17", "R6-fig19", "R4-fig28")},
+    **{k: "loss" for k in ("R5-fig13-RI", "R5-fig13-RP", "R5-fig13-OS")},
+    **{k: "accuracy" for k in ("IE643-fig1-mlp", "IE643-fig1-lenet5", "IE643-labels",
+                               "Bain-fig5")},
+    "Bain-fig6-7-rise": "surface", "Bain-fig6-7-curvature": "surface",
+}
+_BARRIER_SCALE = {"R4-fig12": barrier_scale("fig12"), "R2-fig9": barrier_scale("fig09"),
+                  "R6-fig17": barrier_scale("fig17", "Pr_"), "R6-fig19": barrier_scale("fig19"),
+                  "R4-fig28": barrier_scale("fig28")}
 
 
 CLAIMS: list[PaperClaim] = [
@@ -287,14 +355,20 @@ def claims_of(notebook: str) -> list[PaperClaim]:
     return [c for c in CLAIMS if c.notebook == notebook]
 
 
-def values_across(claim: PaperClaim, frames: Sequence[pd.DataFrame]
-                  ) -> dict[int, tuple[list[float], list[float]]]:
-    """{level: (A per replicate, B per replicate)}, NaN where a replicate lacks that level."""
+def values_across(claim: PaperClaim, frames: Sequence[pd.DataFrame]) -> dict[int, Measured]:
+    """{level: Measured} over the replicates' tables: both sides, the margin's scale, and why a
+    value cannot enter ("not measured" where a replicate lacks that level, "flagged spectrum")."""
     per = [claim.extract(f) for f in frames]
+    scales = [claim.scale(f) if claim.scale else {} for f in frames]
+    flags = [claim.flagged(f) if claim.flagged else {} for f in frames]
     levels = sorted({lv for values in per for lv in values})
-    nan = (math.nan, math.nan)
-    return {lv: ([v.get(lv, nan)[0] for v in per], [v.get(lv, nan)[1] for v in per])
-            for lv in levels}
+    out = {}
+    for lv in levels:
+        a = [v[lv][0] if lv in v else math.nan for v in per]
+        b = [v[lv][1] if lv in v else math.nan for v in per]
+        notes = [flag.get(lv, "") if lv in v else "not measured" for v, flag in zip(per, flags)]
+        out[lv] = Measured(a, b, [s.get(lv, math.nan) for s in scales], notes)
+    return out
 
 
 def claims_file(notebook: str) -> str:
@@ -312,15 +386,26 @@ def notebook_claims(ctx: Any, notebook: str,
     and return the per-level table (a row 'all' per claim holds its overall verdict)."""
     chosen = list(claims) if claims is not None else claims_of(notebook)
     judged: list[tuple[Claim, pd.DataFrame]] = []
+    margins = ctx.params.claims.margins
     for pc in chosen:
         judged.append((pc.claim, claim_table(pc.claim, values_across(
-            pc, tables_across(ctx, pc.table)))))
+            pc, tables_across(ctx, pc.table)), margins=margins)))
     per_level = (pd.concat([t for _, t in judged], ignore_index=True) if judged
                  else pd.DataFrame())
     summary = claims_frame(judged)
     ctx.store.save_table(summary, claims_file(notebook))
     ctx.store.save_table(per_level, claim_levels_file(notebook))
     return per_level
+
+
+def rule_text(ctx: Any, notebook: str) -> str:
+    """What goes under a notebook's claims table: the rule, then the margins its claims use."""
+    return f"{RULE}\n{margins_used(ctx, notebook)}"
+
+
+def margins_used(ctx: Any, notebook: str) -> str:
+    """The margins of the quantities `notebook`'s claims compare, one line (under its table)."""
+    return margins_note(ctx.params.claims.margins, [c.claim.margin for c in claims_of(notebook)])
 
 
 def by_key() -> Mapping[str, PaperClaim]:

@@ -58,8 +58,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FAILED = "failed"  # notebooks/failed/: executed copies of notebooks that failed
 # The kit's own errors: their message says what to do, so it is printed alone.
 # The columns of claims.csv and of the report's opening table (lthkit.claims.claims_frame).
-CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quantity", "relation", "levels",
-                 "levels held", "levels failed", "levels inconclusive", "replicates", "verdict"]
+CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quantity", "relation", "expect",
+                 "margin kind", "levels", "effect", "effect low", "effect high", "margin",
+                 "levels held", "levels failed", "levels inconclusive", "left out", "replicates",
+                 "replicates needed", "verdict"]
 KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
               "StorageError", "DatasetMissingError"}
 
@@ -328,7 +330,7 @@ def write_index(params: Params, results: list[NotebookResult],
     thumbs = "\n".join(f'<a href="figures/{f.name}"><figure><img src="figures/{f.name}" '
                        f'loading="lazy"><figcaption>{html.escape(f.stem)}</figcaption></figure></a>'
                        for f in figures)
-    claims = _claims_html(run_dir)
+    claims = _claims_html(run_dir, params.claims.margins)
     replicate_rows = _replicates_html(run_dir, replicates or {})
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>lthkit report: {html.escape(params.run.name)}</title>
@@ -352,11 +354,13 @@ img{{width:300px}} figcaption{{font-size:80%}}</style></head><body>
     return index
 
 
-def _claims_html(run_dir: Path) -> str:
-    """The opening table of index.html: every claim of the series with its verdict (claims.csv)."""
+def _claims_html(run_dir: Path, margins: dict[str, float] | None = None) -> str:
+    """The opening of index.html: a forest plot of every claim's overall effect, the claims of
+    the series with verdict, effect, interval, margin and replicates needed (claims.csv), each
+    linked to its table level by level, then the rule and the margins in force."""
     import pandas as pd
 
-    from .claims import RULE
+    from .claims import RULE, margins_note
 
     path = run_dir / "claims.csv"
     try:
@@ -366,6 +370,7 @@ def _claims_html(run_dir: Path) -> str:
     if table.empty:
         return ("<h2>Claims</h2><p>No notebook of this series has saved claims yet "
                 "(notebooks 03-11 do).</p>")
+    forest = _forest_png(run_dir, table)
     rows = []
     for _, c in table.iterrows():
         nb = str(c["notebook"])
@@ -373,16 +378,76 @@ def _claims_html(run_dir: Path) -> str:
                      for ext in ("html", "ipynb")
                      if (run_dir / "notebooks" / f"{nb}.{ext}").exists()), html.escape(nb))
         verdict = str(c["verdict"])
-        rows.append(f"<tr><td>{html.escape(str(c['claim']))}</td>"
+        key = str(c["claim"])
+        needed = c.get("replicates needed")
+        needed = "" if pd.isna(needed) else str(int(needed))
+        rows.append(f"<tr><td><a href=\"#claim-{html.escape(key)}\">{html.escape(key)}</a></td>"
                     f"<td>{html.escape(str(c['statement']))}</td>"
                     f"<td>{html.escape(str(c['source']))}</td><td>{link}</td>"
                     f"<td class='{verdict.replace(' ', '-')}'><b>{html.escape(verdict)}</b></td>"
-                    f"<td>{int(c['levels held'])}</td><td>{int(c['levels failed'])}</td>"
-                    f"<td>{int(c['levels inconclusive'])}</td><td>{int(c['replicates'])}</td></tr>")
-    return (f"<h2>Claims</h2>\n<p>{html.escape(RULE)} (<a href=\"claims.csv\">claims.csv</a>)</p>\n"
+                    f"<td>{_number(c['effect'])} [{_number(c['effect low'])}, "
+                    f"{_number(c['effect high'])}]</td><td>{_number(c['margin'])}</td>"
+                    f"<td>{int(c['levels held'])} / {int(c['levels failed'])} / "
+                    f"{int(c['levels inconclusive'])}</td><td>{int(c['left out'])}</td>"
+                    f"<td>{int(c['replicates'])}</td><td>{needed}</td></tr>")
+    kinds = [k for k in table["margin kind"].dropna().astype(str)]
+    return (f"<h2>Claims</h2>\n{forest}\n"
             "<table><tr><th>claim</th><th>statement</th><th>source</th><th>notebook</th>"
-            "<th>verdict</th><th>levels held</th><th>failed</th><th>inconclusive</th>"
-            f"<th>replicates</th></tr>\n{''.join(rows)}</table>")
+            "<th>verdict</th><th>effect A - B [95% interval]</th><th>margin</th>"
+            "<th>levels held / failed / inconclusive</th><th>values left out</th>"
+            f"<th>replicates</th><th>replicates needed</th></tr>\n{''.join(rows)}</table>\n"
+            f"<p>{html.escape(RULE)} (<a href=\"claims.csv\">claims.csv</a>)</p>\n"
+            f"<p>{html.escape(margins_note(margins, kinds))}</p>\n"
+            f"{_claim_levels_html(run_dir, table)}")
+
+
+def _number(x: object) -> str:
+    try:
+        value = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    return "" if value != value else f"{value:.4g}"
+
+
+def _forest_png(run_dir: Path, table) -> str:
+    """claims_forest.png in the run folder (atomically), as the page's opening figure."""
+    import matplotlib.pyplot as plt
+
+    from .plots import claims_forest
+
+    fig = claims_forest(table)
+    target = run_dir / "claims_forest.png"
+    atomic_write_bytes(target, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return (f'<p><img src="claims_forest.png" style="width:720px;max-width:100%" '
+            f'alt="forest plot of the claims"></p>')
+
+
+def _claim_levels_html(run_dir: Path, table) -> str:
+    """Each claim's table level by level (tables/claim_levels_<notebook>.csv), under an anchor
+    the claims table links to."""
+    import pandas as pd
+
+    from .paper_claims import claim_levels_file
+
+    shown = ["level", "A", "B", "difference", "difference low", "difference high", "margin",
+             "replicates", "left out", "why left out", "as claimed", "verdict"]
+    parts = ["<h2>Claims level by level</h2>"]
+    for nb in dict.fromkeys(table["notebook"].astype(str)):
+        path = run_dir / "tables" / claim_levels_file(nb)
+        try:
+            levels = pd.read_csv(path, index_col=0) if path.exists() else pd.DataFrame()
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            levels = pd.DataFrame()
+        if levels.empty or "claim" not in levels:
+            continue
+        for key, rows in levels.groupby("claim", sort=False):
+            cols = [c for c in shown if c in rows]
+            body = rows[cols].to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}",
+                                      border=0)
+            parts.append(f'<h3 id="claim-{html.escape(str(key))}">{html.escape(str(key))}: '
+                         f"{html.escape(str(rows['relation'].iloc[0]))}</h3>\n{body}")
+    return "\n".join(parts) if len(parts) > 1 else ""
 
 
 def _replicates_html(run_dir: Path, replicates: dict[int, list[NotebookResult]]) -> str:

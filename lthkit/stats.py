@@ -31,8 +31,10 @@ class Interval:
     n: int
 
     def excludes(self, value: float = 0.0) -> bool:
-        """Whether the interval lies wholly on one side of `value` (never with n < 2)."""
-        return self.n >= 2 and not (self.low <= value <= self.high)
+        """Whether the interval lies wholly on one side of `value` (never with n < 2, nor with
+        bounds that are not finite numbers)."""
+        return (self.n >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+                and not (self.low <= value <= self.high))
 
     def __str__(self) -> str:
         if self.n < 2 or math.isnan(self.low):
@@ -41,8 +43,9 @@ class Interval:
 
 
 def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
-    """The mean of `values` (NaNs dropped) and its t-interval at `confidence`."""
-    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    """The mean of `values` (NaN and infinite values dropped) and its t-interval at
+    `confidence`."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(x)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0)

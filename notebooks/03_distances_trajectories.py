@@ -53,7 +53,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import geometry, plots
 from lthkit.baselines import BaselineResults
 
@@ -127,5 +127,5 @@ replicates.show(ctx, "fig03_distances.csv");
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "03_distances_trajectories")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "03_distances_trajectories"))
 claims_table

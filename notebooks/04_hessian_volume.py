@@ -77,7 +77,7 @@ report = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import hessian as hs
 from lthkit import plots
 
@@ -233,5 +233,5 @@ replicates.show(ctx, "fig22_volume_k.csv", columns=[c for c in by_k.columns if "
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "04_hessian_volume")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "04_hessian_volume"))
 claims_table

@@ -66,7 +66,7 @@ report = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import landscape as ls
 from lthkit import plots, published
 from lthkit.landscape import PointRef
@@ -159,5 +159,5 @@ replicates.show(ctx, "table4.csv", columns=["mean_radius W_min(L-1)", "mean_radi
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "05_basin_radius")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "05_basin_radius"))
 claims_table

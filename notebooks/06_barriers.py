@@ -57,7 +57,7 @@ report = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import landscape as ls
 from lthkit import plots
 
@@ -119,7 +119,16 @@ lk.level_picker(render_baselines, baseline_levels, interactive,
 
 # %% [markdown]
 # ## Barrier heights
-# Highest loss on the segment between A and B (α in [0, 1]) minus the higher endpoint.
+# Two heights per line, on the segment between A and B (α in [0, 1]):
+# - `barrier`: the highest loss minus the higher endpoint's;
+# - `barrier_linear`: the most the loss rises above the straight line between the two end losses,
+#   $\max_\alpha\, \mathcal{L}(\alpha) - ((1-\alpha)\mathcal{L}_A + \alpha\mathcal{L}_B)$
+#   (Frankle et al. 2020).
+#
+# Every barrier claim of this notebook (Figs 9, 12, 17, 19) judges `barrier_linear`: the ends of
+# these lines have unequal losses (a level and the next, a solution and a baseline), and a bump
+# that stays below the higher end is invisible to `barrier`, so "there is a barrier" could not
+# fail on it. Its margin is `claims.margins.barrier` (default 1%) of the line's mean end loss.
 
 # %%
 barriers = ls.barrier_table((f, lv, ln) for (f, lv), group in lines.items() for ln in group)
@@ -146,5 +155,5 @@ replicates.show(ctx, "barriers.csv", columns=["barrier", "max_loss"], key=["figu
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "06_barriers")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "06_barriers"))
 claims_table

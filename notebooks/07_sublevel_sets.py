@@ -64,7 +64,7 @@ report = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import landscape as ls
 from lthkit import plots
 from lthkit.landscape import PointRef
@@ -148,5 +148,5 @@ replicates.show(ctx, "fig13_points.csv", columns=["loss", "distance_from_plane"]
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "07_sublevel_sets")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "07_sublevel_sets"))
 claims_table

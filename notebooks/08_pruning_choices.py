@@ -64,7 +64,7 @@ report = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import hessian as hs
 from lthkit import plots
 from lthkit.baselines import BaselineResults
@@ -210,5 +210,5 @@ replicates.show(ctx, "pruning_choices_loss.csv");
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "08_pruning_choices")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "08_pruning_choices"))
 claims_table

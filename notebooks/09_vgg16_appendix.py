@@ -69,7 +69,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import geometry, plots, published
 from lthkit import hessian as hs
 from lthkit import landscape as ls
@@ -248,5 +248,5 @@ replicates.show(ctx, "appendix_barriers.csv", columns=["barrier"], key=["figure"
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "09_vgg16_appendix")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "09_vgg16_appendix"))
 claims_table

@@ -61,7 +61,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import plots, tickets
 
 P = lk.notebook_params(params_file, globals())
@@ -176,5 +176,5 @@ replicates.show(ctx, "ie643_transfer_labels.csv", columns=["target_ticket_test_a
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "10_ticket_transfer")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "10_ticket_transfer"))
 claims_table

@@ -65,7 +65,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import claims, paper_claims, replicates
+from lthkit import paper_claims, replicates
 from lthkit import plots, tickets
 from lthkit.landscape import Landscape, PointRef
 
@@ -175,5 +175,5 @@ replicates.show(ctx, "bain_surfaces.csv");
 
 # %%
 claims_table = paper_claims.notebook_claims(ctx, "11_ticket_landscapes")
-print(claims.RULE)
+print(paper_claims.rule_text(ctx, "11_ticket_landscapes"))
 claims_table

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from lthkit.claims import (FAILS, HOLDS, INCONCLUSIVE, Claim, claim_table, claims_frame,
-                           level_verdict, overall_verdict)
+from lthkit.claims import (FAILS, HOLDS, INCONCLUSIVE, Claim, Measured, claim_table,
+                           claims_frame, level_verdict, margins_note, overall_test,
+                           overall_verdict, replicates_needed)
 from lthkit.stats import replicate_summary, t_interval
 
 CLAIM = Claim("R1-table1", "Saleem et al., Result 1 (Table I)", "W_min(L) has the larger volume",
@@ -59,12 +60,124 @@ def test_greater_claims_and_thresholds():
     assert level_verdict([0.3, 0.31, 0.29], [0.0, 0.0, 0.0], "greater")["verdict"] == HOLDS
 
 
-def test_overall_rule():
+def test_the_levels_count_is_symmetric():
+    """Issue 26 item 3: holds at more than half and fails at none, fails at more than half and
+    holds at none; anything mixed is inconclusive, whichever way it leans."""
     assert overall_verdict([HOLDS, HOLDS, INCONCLUSIVE]) == HOLDS
     assert overall_verdict([HOLDS, FAILS, HOLDS]) == INCONCLUSIVE  # fails somewhere
-    assert overall_verdict([FAILS, FAILS, HOLDS]) == FAILS
+    assert overall_verdict([FAILS, FAILS, INCONCLUSIVE]) == FAILS
+    assert overall_verdict([FAILS, FAILS, HOLDS]) == INCONCLUSIVE  # holds somewhere
+    assert overall_verdict([HOLDS] * 6 + [FAILS]) == INCONCLUSIVE
+    assert overall_verdict([HOLDS] * 4 + [FAILS] * 6) == INCONCLUSIVE
     assert overall_verdict([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE  # not more than half
     assert overall_verdict([]) == INCONCLUSIVE
+
+
+# --- the margin rule (issue 23 item 1), on constructed values ---------------------------------
+
+BARRIER = Claim("R4-fig12", "Saleem et al., Result 4", "a barrier", "barrier", "barrier", "0",
+                "greater", "06_barriers", margin="barrier")
+VOLUME = Claim("R1-table1", "Saleem et al.", "larger volume", "V'", "W_min(L)", "Pr", "less",
+               "04_hessian_volume", margin="volume")
+
+
+def _barrier(values, scale=1.0):
+    return Measured(values, [0.0] * len(values), [scale] * len(values))
+
+
+def test_nine_measurements_of_no_barrier_do_not_hold():
+    """Exactly 0 at every level of every replicate: a zero-width interval at 0 is no effect."""
+    table = claim_table(BARRIER, {lv: _barrier([0.0, 0.0, 0.0]) for lv in (1, 2, 3)})
+    assert list(table["verdict"]) == [FAILS] * 4
+    assert pd.isna(table.iloc[-1]["replicates needed"])  # settled: none needed
+
+
+def test_rounding_noise_above_zero_is_not_an_effect():
+    # barriers of 1e-6 on a loss of 2: far below the 1% margin (0.02)
+    row = level_verdict(_barrier([1e-6, 2e-6, 1.5e-6], scale=2.0), expect="greater",
+                        margin_kind="barrier")
+    assert row["margin"] == pytest.approx(0.02) and row["verdict"] == FAILS
+
+
+def test_an_interval_beyond_the_margin_holds_and_one_across_it_is_inconclusive():
+    assert level_verdict(_barrier([0.5, 0.6, 0.55]), expect="greater",
+                         margin_kind="barrier")["verdict"] == HOLDS
+    # straddles +m (0.01): some effect, not clearly one that matters
+    assert level_verdict(_barrier([0.005, 0.02, 0.012]), expect="greater",
+                         margin_kind="barrier")["verdict"] == INCONCLUSIVE
+
+
+def test_zero_variance_differences_on_each_side():
+    # identical nonzero differences: a zero-width interval, judged where it lies
+    same = Measured([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    assert level_verdict(same, expect="less", margin_kind="volume")["verdict"] == HOLDS
+    assert level_verdict(same, expect="greater", margin_kind="volume")["verdict"] == FAILS
+    small = Measured([1.0, 1.0, 1.0], [1.2, 1.2, 1.2])  # 0.2 < the volume margin 0.5
+    assert level_verdict(small, expect="less", margin_kind="volume")["verdict"] == FAILS
+
+
+def test_the_margins_are_the_parameters():
+    values = Measured([1.0, 1.1, 0.9], [1.3, 1.4, 1.2])  # -0.3 each: within 0.5, beyond 0.1
+    assert level_verdict(values, expect="less", margin_kind="volume")["verdict"] == FAILS
+    assert level_verdict(values, expect="less", margin_kind="volume",
+                         margins={"volume": 0.1})["verdict"] == HOLDS
+    assert "volume 0.5 (absolute" in margins_note(None, ["volume"])
+    assert "barrier 0.03" in margins_note({"barrier": 0.03}, ["barrier"])
+
+
+# --- values that cannot enter (issue 23 item 3, issue 26 items 1-2) ----------------------------
+
+def test_an_infinite_value_gives_no_verdict_and_is_counted():
+    row = level_verdict([1.0, 2.0, math.inf], [0.0, 0.0, 0.0], "greater")
+    assert row["verdict"] == INCONCLUSIVE  # two finite pairs: [1, 2] has a wide t(1) interval
+    assert row["left out"] == 1 and row["why left out"] == "1 not finite"
+    assert row["A"] == pytest.approx(1.5) and row["B"] == 0.0  # the same pairs as the difference
+    assert not t_interval([1.0, math.inf]).excludes(0.0)
+    bad = level_verdict([math.inf, math.inf], [math.inf, math.inf], "greater")
+    assert bad["replicates"] == 0 and bad["left out"] == 2 and bad["verdict"] == INCONCLUSIVE
+
+
+def test_flagged_and_unmeasured_values_are_left_out_and_counted_per_claim():
+    values = {1: Measured([1.0, 1.1, 0.9], [3.0, 3.1, 2.9], notes=["", "flagged spectrum", ""]),
+              2: Measured([1.0, 1.2, 0.8], [3.0, 3.2, 2.8])}
+    table = claim_table(VOLUME, values)
+    assert list(table["left out"]) == [1, 0, 1]
+    assert table.iloc[-1]["why left out"] == "1 flagged spectrum"
+    assert table.iloc[-1]["levels used"] == "2"  # the overall test uses complete levels only
+    frame = claims_frame([(VOLUME, table)])
+    assert frame.loc[0, "left out"] == 1
+
+
+# --- the overall test and the replicates needed (issue 23 item 2) ------------------------------
+
+def test_agreeing_replicates_settle_the_claim_overall_where_levels_cannot():
+    """Random re-initialization as measured: 3/3 and 3/3 as claimed, intervals crossing 0 per
+    level (t(2) = 4.3), the replicates' mean over the levels settles it."""
+    values = {1: Measured([-1.0, -9.0, -3.0], [0.0] * 3), 2: Measured([-14.0, -6.0, -14.2], [0.0] * 3)}
+    claim = Claim("R2-fig10", "s", "smaller volume", "V'", "W_min(L)", "W_RI(L)", "less", "08",
+                  margin="volume")
+    table = claim_table(claim, values)
+    assert list(table["verdict"])[:2] == [INCONCLUSIVE, INCONCLUSIVE]
+    overall = overall_test(values, "less", margin_kind="volume")
+    per_replicate = [-7.5, -7.5, -8.6]
+    assert overall["difference"] == pytest.approx(sum(per_replicate) / 3)
+    assert overall["verdict"] == HOLDS and table.iloc[-1]["verdict"] == HOLDS
+
+
+def test_replicates_needed_follows_the_stated_formula():
+    d, s, m = 1.0, 1.0, 0.5
+    n = replicates_needed(d, s, m)
+    assert sps.t.ppf(0.975, n - 1) * s / math.sqrt(n) <= d - m
+    assert sps.t.ppf(0.975, n - 2) * s / math.sqrt(n - 1) > d - m
+    assert replicates_needed(0.5, 1.0, 0.5) is None  # on the boundary: never settles
+    assert replicates_needed(-2.0, 1.0, 0.5) < replicates_needed(0.9, 1.0, 0.5)
+    values = {1: Measured([0.1, 1.9, 1.0], [0.0] * 3)}  # d = 1, s = 0.9: inconclusive at 3
+    table = claim_table(Claim("k", "s", "x", "q", "a", "b", "greater", "nb", margin="volume"),
+                        values)
+    last = table.iloc[-1]
+    assert last["verdict"] == INCONCLUSIVE and last["replicates needed"] == replicates_needed(
+        1.0, float(pd.Series([0.1, 1.9, 1.0]).std()), 0.5)
+    assert last["replicates needed"] > 3
 
 
 def test_claim_table_and_report_frame():

@@ -17,6 +17,7 @@ from scipy import stats as sps
 from lthkit import paper_claims as pc
 from lthkit import plots
 from lthkit.claims import FAILS, HOLDS, INCONCLUSIVE
+from lthkit.params import ClaimsSection
 from lthkit.context import open_run
 from lthkit.data import derive_seed
 from lthkit.hessian.lanczos import log_volume
@@ -94,7 +95,7 @@ def _fake_run(tmp_path: Path, replicates: int, tables: dict[int, pd.DataFrame | 
         save_json(folder / MANIFEST, {"fingerprint": {}})
         if table is not None:
             RunStore(folder).save_table(table, name)
-    params = SimpleNamespace(run=SimpleNamespace(replicates=replicates))
+    params = SimpleNamespace(run=SimpleNamespace(replicates=replicates), claims=ClaimsSection())
     return SimpleNamespace(store=RunStore(root), params=params, replicate=0)
 
 
@@ -166,10 +167,15 @@ def test_radius_claims_read_the_solution_as_side_a(tmp_path):
     assert _claim("R1-table2").claim.expect == "greater"
 
 
-def _line(series: str, barrier: float) -> dict:
-    alpha = torch.linspace(-0.1, 1.1, 5)
-    return {"alpha": alpha, "loss": torch.ones(5), "a": "A", "b": "B", "loss_a": 1.0,
-            "loss_b": 1.0, "barrier": barrier, "barrier_alpha": 0.5, "distance": 1.0,
+def _line(series: str, bump: float, loss_a: float = 1.0, loss_b: float = 1.0) -> dict:
+    """A line whose loss rises `bump` above the straight line between its end losses at α = 0.5."""
+    from lthkit.landscape import alpha_grid, barrier_height
+
+    alpha = alpha_grid(11, 0.2)
+    loss = (1 - alpha) * loss_a + alpha * loss_b + bump * 4 * alpha * (1 - alpha)
+    height, at = barrier_height(alpha, loss)
+    return {"alpha": alpha, "loss": loss, "a": "A", "b": "B", "loss_a": loss_a,
+            "loss_b": loss_b, "barrier": height, "barrier_alpha": at, "distance": 1.0,
             "series": series}
 
 
@@ -177,13 +183,29 @@ def test_barrier_claims_pick_their_lines(tmp_path):
     lines = [("fig12", 1, _line("W_min(L-1) – W_min(L)", 0.7)),
              ("fig09", 1, _line("Pr_L(min(L-1)) – W_RI(L)", 3.0)),
              ("fig17", 1, _line("W_min(L) – W_RP'(L)", 0.1)),
-             ("fig17", 1, _line("Pr_L(min(L-1)) – W_RP(L)", 2.0)),
+             ("fig17", 1, _line("Pr_L(min(L-1)) – W_RP(L)", 2.0, loss_b=3.0)),
              ("fig19", 1, _line("W_min(L) – W_OS(L)", 0.2))]
     table = _csv_roundtrip(barrier_table(lines), tmp_path)
-    assert _claim("R4-fig12").extract(table) == {1: (0.7, 0.0)}
-    assert _claim("R2-fig9").extract(table) == {1: (3.0, 0.0)}
-    assert _claim("R6-fig17").extract(table) == {1: (2.0, 0.1)}
-    assert _claim("R6-fig19").extract(table) == {1: (0.2, 3.0)}
+    assert _claim("R4-fig12").extract(table) == {1: pytest.approx((0.7, 0.0))}
+    assert _claim("R2-fig9").extract(table) == {1: pytest.approx((3.0, 0.0))}
+    assert _claim("R6-fig17").extract(table) == {1: pytest.approx((2.0, 0.1))}
+    assert _claim("R6-fig19").extract(table) == {1: pytest.approx((0.2, 3.0))}
+    assert _claim("R6-fig17").scale(table) == {1: pytest.approx(2.0)}  # its line's end losses
+
+
+def test_the_linear_barrier_sees_a_bump_between_unequal_ends(tmp_path):
+    """Issue 23 item 4: ends 1 and 3, a bump of 0.5 above the straight line: the loss never passes
+    the higher end, so max minus the higher end is 0, while the bump is there."""
+    line = _line("W_min(L-1) – W_min(L)", 0.5, loss_a=1.0, loss_b=3.0)
+    table = barrier_table([("fig12", 1, line)])
+    assert table.loc[0, "barrier"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc[0, "barrier_linear"] == pytest.approx(0.5)
+    assert table.loc[0, "alpha_at_linear_max"] == pytest.approx(0.5)
+    assert _claim("R4-fig12").extract(table) == {1: pytest.approx((0.5, 0.0))}
+    nan_line = {**line, "loss": line["loss"].clone()}
+    nan_line["loss"][5] = float("nan")
+    judged = pc.values_across(_claim("R4-fig12"), [barrier_table([("fig12", 1, nan_line)])])
+    assert judged[1].a == [pytest.approx(float("nan"), nan_ok=True)]  # kept, then counted
 
 
 def test_sublevel_claims_read_each_points_loss_against_c(tmp_path):
@@ -246,19 +268,33 @@ def test_notebook_claims_judge_across_replicates_and_save(tmp_path):
 
 
 def test_claims_csv_and_index_open_with_the_claims(tiny):
+    """Issue 23 item 5: the claims page opens with a forest plot, shows each claim's effect,
+    interval, margin and replicates needed, and links each claim to its table level by level."""
+    from lthkit.claims import Claim, Measured, claim_table, claims_frame
+
     params = tiny(report={"notebooks": ["01_train_imp", "04_hessian_volume"]})
     store = RunStore(params.run_dir())
-    frame = pd.DataFrame([{"notebook": "04_hessian_volume", "claim": "R1-table1",
-                           "source": "Saleem et al.", "statement": "W_min <b>larger</b>",
-                           "quantity": "V'", "relation": "a < b", "levels": "1",
-                           "levels held": 1, "levels failed": 0, "levels inconclusive": 0,
-                           "replicates": 3, "verdict": HOLDS}])
-    store.save_table(frame, "claims_04_hessian_volume.csv")
+    held = Claim("R1-table1", "Saleem et al.", "W_min <b>larger</b>", "V'", "W_min(L)", "Pr",
+                 "less", "04_hessian_volume", margin="volume")
+    open_one = Claim("R1-table3", "Saleem et al.", "flips", "V'", "W_min(L-1)", "RPr", "less",
+                     "04_hessian_volume", margin="volume")
+    tables = [(held, claim_table(held, {1: Measured([1.0, 1.1, 0.9], [3.0, 3.2, 2.9])})),
+              (open_one, claim_table(open_one, {1: Measured([1.0, 2.9, 1.5], [2.0, 3.0, 2.9])}))]
+    store.save_table(claims_frame(tables), "claims_04_hessian_volume.csv")
+    store.save_table(pd.concat([t for _, t in tables], ignore_index=True),
+                     "claim_levels_04_hessian_volume.csv")
     claims = pd.read_csv(write_claims(params, ["04"]))  # a notebook named twice counts once
-    assert list(claims["claim"]) == ["R1-table1"] and set(claims["verdict"]) <= VERDICTS
+    assert list(claims["claim"]) == ["R1-table1", "R1-table3"]
+    assert set(claims["verdict"]) <= VERDICTS
+    assert claims.loc[1, "verdict"] == INCONCLUSIVE and claims.loc[1, "replicates needed"] > 3
     page = write_index(params, []).read_text()
-    assert page.index("<h2>Claims</h2>") < page.index("<h2>Notebooks</h2>")
+    assert page.index("<h2>Claims</h2>") < page.index("claims_forest.png") \
+        < page.index("<h2>Notebooks</h2>")
+    assert (params.run_dir() / "claims_forest.png").stat().st_size > 1000
     assert "W_min &lt;b&gt;larger" in page and "t-interval" in page
+    assert 'href="#claim-R1-table1"' in page and 'id="claim-R1-table1"' in page
+    assert f"{claims.loc[0, 'effect']:.4g} [" in page
+    assert "Margins (claims.margins): volume 0.5" in page
 
 
 # --- figures --------------------------------------------------------------------------------------

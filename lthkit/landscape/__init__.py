@@ -27,7 +27,7 @@ One module per concern, every public name re-exported here (`from lthkit import 
 from __future__ import annotations
 
 from .batch import Evaluate, evaluate_points, points_per_call
-from .lines import alpha_grid, barrier_height, evaluate_line, interpolate
+from .lines import alpha_grid, barrier_height, evaluate_line, interpolate, linear_barrier
 from .planes import (evaluate_plane, evaluate_surface, filter_normalized_direction, grid_losses,
                      plane_basis, plane_grid, project)
 from .radius import basin_radii, basin_radii_many, cutoff_loss, random_directions
@@ -37,7 +37,7 @@ from .tables import (PAPER_RADII, barrier_table, is_paper_preset, plane_table, r
                      radius_table)
 
 __all__ = [
-    "Evaluate", "alpha_grid", "interpolate", "evaluate_line", "barrier_height",
+    "Evaluate", "alpha_grid", "interpolate", "evaluate_line", "barrier_height", "linear_barrier",
     "random_directions", "cutoff_loss", "basin_radii", "basin_radii_many", "plane_basis",
     "project", "plane_grid",
     "grid_losses", "evaluate_plane", "filter_normalized_direction", "evaluate_surface",

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .batch import Evaluate, evaluate_points
 
-__all__ = ["alpha_grid", "interpolate", "barrier_height", "evaluate_line"]
+__all__ = ["alpha_grid", "interpolate", "barrier_height", "linear_barrier", "evaluate_line"]
 
 
 def alpha_grid(points: int, margin: float) -> Tensor:
@@ -32,6 +32,21 @@ def barrier_height(alphas: Tensor, losses: Tensor) -> tuple[float, float]:
     ends = max(float(loss[a == 0][0]), float(loss[a == 1][0]))
     top = int(torch.argmax(torch.nan_to_num(loss, nan=float("inf"))))
     return float(loss[top]) - ends, float(a[top])
+
+
+def linear_barrier(alphas: Tensor, losses: Tensor, loss_a: float, loss_b: float
+                   ) -> tuple[float, float]:
+    """Max over α in [0, 1] of the loss above the straight line between the end losses,
+    loss(α) - ((1-α) loss_a + α loss_b), and its α (Frankle et al. 2020's barrier: unlike
+    `barrier_height`, it sees a bump between ends of unequal loss that stays below the higher
+    one). NaN when a loss on the segment is NaN."""
+    inside = (alphas >= 0) & (alphas <= 1)
+    a, loss = alphas[inside].double(), losses[inside].double()
+    if bool(torch.isnan(loss).any()):
+        return math.nan, math.nan
+    above = loss - ((1 - a) * loss_a + a * loss_b)
+    top = int(torch.argmax(above))
+    return float(above[top]), float(a[top])
 
 
 def evaluate_line(evaluate: Evaluate, a: Tensor, b: Tensor, points: int = 41, margin: float = 0.2,

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from .. import published
+from .lines import linear_barrier
 
 __all__ = ["PAPER_RADII", "is_paper_preset", "plane_table", "barrier_table", "radius_table",
            "radius_flip_table"]
@@ -40,15 +41,20 @@ def plane_table(plane: Mapping[str, Any], sublevel: float | None = None) -> pd.D
 # --- tables -------------------------------------------------------------------------------------
 
 def barrier_table(lines: Iterable[tuple[str, int, Mapping[str, Any]]]) -> pd.DataFrame:
-    """One row per line (figure, level, line result): end losses, highest loss, barrier height."""
+    """One row per line (figure, level, line result): end losses, highest loss, and two barrier
+    heights: `barrier`, the highest loss minus the higher end's, and `barrier_linear`, the most
+    the loss rises above the straight line between the end losses (Frankle et al. 2020), which
+    the claims judge (`lthkit.paper_claims.BARRIER`)."""
     rows = []
     for figure, level, ln in lines:
         inside = (ln["alpha"] >= 0) & (ln["alpha"] <= 1)
+        linear, at = linear_barrier(ln["alpha"], ln["loss"], ln["loss_a"], ln["loss_b"])
         rows.append({"figure": figure, "series": ln.get("series", f"{ln['a']} – {ln['b']}"),
                      "level": level, "A": ln["a"], "B": ln["b"],
                      "loss_A": ln["loss_a"], "loss_B": ln["loss_b"],
                      "max_loss": float(ln["loss"][inside].max()), "barrier": ln["barrier"],
-                     "alpha_at_max": ln["barrier_alpha"], "distance": ln["distance"]})
+                     "alpha_at_max": ln["barrier_alpha"], "barrier_linear": linear,
+                     "alpha_at_linear_max": at, "distance": ln["distance"]})
     return pd.DataFrame(rows)
 
 

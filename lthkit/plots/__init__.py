@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False})
 
+from .claims import VERDICT_COLORS, claims_forest  # noqa: E402
 from .geometry import (fig03_distances, fig04_trajectory, fig14_15_matrices,  # noqa: E402
                        matrix_heatmap)
 from .hessian import (density_figure, eigenvalue_comparison, fig22_volume_k,  # noqa: E402
@@ -24,6 +25,8 @@ from .tickets import (accuracy_vs_iterations, early_bird_distance, mask_distance
                       tickets_accuracy, transfer_accuracy)
 
 __all__ = [
+    # the claims page of the report
+    "claims_forest", "VERDICT_COLORS",
     # IMP and baselines (notebooks 01, 02)
     "STRATEGY_STYLE", "fig01_levels", "fig02_strategies", "strategy_curves", "training_curves",
     # geometry (03)

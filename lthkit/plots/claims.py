@@ -1,0 +1,44 @@
+"""The claims at a glance: a forest plot of every claim's overall effect (the report's claims page)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+VERDICT_COLORS = {"holds": "#1a7f37", "does not hold": "#b00020", "inconclusive": "#777777"}
+
+
+def claims_forest(table: pd.DataFrame) -> plt.Figure:
+    """One row per claim (a claims.csv frame): the overall effect A - B taken in the claimed
+    direction and its interval, in units of the claim's margin, against 0 and the margins +-1,
+    coloured by verdict. A claim whose margin is 0 is drawn in units of its interval's reach."""
+    n = max(len(table), 1)
+    fig, ax = plt.subplots(figsize=(8, 0.32 * n + 1.2))
+    labels = []
+    for i, (_, c) in enumerate(table.iterrows()):
+        sign = -1.0 if c["expect"] == "less" else 1.0
+        effect, low, high = (sign * float(c[k]) for k in ("effect", "effect low", "effect high"))
+        low, high = sorted((low, high))
+        margin = float(c["margin"]) if not pd.isna(c["margin"]) else 0.0
+        unit = margin if margin > 0 else max(abs(low), abs(high), abs(effect), 1e-12)
+        y = n - 1 - i
+        color = VERDICT_COLORS.get(str(c["verdict"]), "#777777")
+        if math.isfinite(low) and math.isfinite(high):
+            ax.plot([low / unit, high / unit], [y, y], "-", color=color, lw=2)
+        if math.isfinite(effect):
+            ax.plot([effect / unit], [y], "o", color=color)
+        labels.append(f"{c['claim']}" + ("" if margin > 0 else " (no margin)"))
+    ax.axvline(0, color="black", lw=1)
+    for x in (-1, 1):
+        ax.axvline(x, color="0.5", lw=1, ls="--")
+    ax.set_yticks(range(n - 1, n - 1 - len(labels), -1), labels, fontsize=8)
+    ax.set_xlabel("overall effect as claimed, in units of the claim's margin (dashed: +-margin)")
+    handles = [plt.Line2D([], [], color=col, marker="o", lw=2, label=v)
+               for v, col in VERDICT_COLORS.items()]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.set_title("Claims: mean over replicates of each one's mean difference across levels, "
+                 "95% t-interval", fontsize=9)
+    fig.tight_layout()
+    return fig
