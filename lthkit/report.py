@@ -48,6 +48,7 @@ from .params import Params, ParamsError, load_params, notebook_path, parse_overr
 from .progress import ENV as PROGRESS_ENV
 from .executor import ExecutorError, UnitsFailedError
 from .paper_claims import claims_file
+from .offline_html import notebook_html
 from .replicates import replicate_dir, replicate_params
 from .store import (REPLICATE_DIR, DamagedFileError, MissingInputError, RunMismatchError,
                     RunStore, StorageError, atomic_write_bytes, load_json, save_json)
@@ -273,14 +274,14 @@ def _describe_failure(e: Exception, name: str = "", out_dir: Path | None = None)
             f"--- {ename}: {evalue} ---\n{tb}")
 
 
-def write_html(executed: Path) -> Path:
-    """An HTML copy of an executed notebook next to it."""
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
-    target = executed.with_suffix(".html")
-    atomic_write_bytes(target, lambda f: f.write(body), mode="w")
-    return target
+def write_html(executed: Path, run_dir: Path | None = None) -> Path:
+    """An HTML copy of an executed notebook next to it that renders offline (its math by the run
+    folder's own MathJax: lthkit.offline_html). `run_dir` defaults to the run folder holding it."""
+    if run_dir is None:
+        run_dir = executed.parent.parent
+        if REPLICATE_DIR.match(run_dir.name):
+            run_dir = run_dir.parent
+    return notebook_html(executed, run_dir)
 
 
 def _read_index(record: Path) -> dict[str, NotebookResult]:
@@ -338,7 +339,7 @@ def write_index(params: Params, results: list[NotebookResult],
 .failed td{{color:#b00}} .holds{{color:#070}} .does-not-hold{{color:#b00}}
 .inconclusive{{color:#666}}
 .not-run td{{color:#888}} figure{{display:inline-block;margin:.5em;width:300px}}
-img{{width:300px}} figcaption{{font-size:80%}}</style></head><body>
+img{{width:300px}} figcaption{{font-size:80%}} table.claims td:nth-child(2){{min-width:22em}}</style></head><body>
 <h1>lthkit report: {html.escape(params.run.name)}</h1>
 <p>Parameters: <code>{html.escape(params.source)}</code>; replicates: {params.run.replicates}</p>
 {claims}
@@ -380,19 +381,24 @@ def _claims_html(run_dir: Path, margins: dict[str, float] | None = None) -> str:
         verdict = str(c["verdict"])
         key = str(c["claim"])
         needed = c.get("replicates needed")
-        needed = "" if pd.isna(needed) else str(int(needed))
+        count = int(c["replicates"])
+        needed = ("" if verdict != "inconclusive" else
+                  "more than 1 (no spread yet)" if count < 2 and pd.isna(needed) else
+                  "" if pd.isna(needed) else str(int(needed)))
+        interval = (f"[{_number(c['effect low'])}, {_number(c['effect high'])}]"
+                    if _number(c["effect low"]) and _number(c["effect high"])
+                    else f"(no interval: {count} replicate{'s' if count != 1 else ''})")
         rows.append(f"<tr><td><a href=\"#claim-{html.escape(key)}\">{html.escape(key)}</a></td>"
                     f"<td>{html.escape(str(c['statement']))}</td>"
                     f"<td>{html.escape(str(c['source']))}</td><td>{link}</td>"
                     f"<td class='{verdict.replace(' ', '-')}'><b>{html.escape(verdict)}</b></td>"
-                    f"<td>{_number(c['effect'])} [{_number(c['effect low'])}, "
-                    f"{_number(c['effect high'])}]</td><td>{_number(c['margin'])}</td>"
+                    f"<td>{_number(c['effect'])} {interval}</td><td>{_number(c['margin'])}</td>"
                     f"<td>{int(c['levels held'])} / {int(c['levels failed'])} / "
                     f"{int(c['levels inconclusive'])}</td><td>{int(c['left out'])}</td>"
-                    f"<td>{int(c['replicates'])}</td><td>{needed}</td></tr>")
+                    f"<td>{count}</td><td>{needed}</td></tr>")
     kinds = [k for k in table["margin kind"].dropna().astype(str)]
     return (f"<h2>Claims</h2>\n{forest}\n"
-            "<table><tr><th>claim</th><th>statement</th><th>source</th><th>notebook</th>"
+            "<table class='claims'><tr><th>claim</th><th>statement</th><th>source</th><th>notebook</th>"
             "<th>verdict</th><th>effect A - B [95% interval]</th><th>margin</th>"
             "<th>levels held / failed / inconclusive</th><th>values left out</th>"
             f"<th>replicates</th><th>replicates needed</th></tr>\n{''.join(rows)}</table>\n"

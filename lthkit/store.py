@@ -434,7 +434,7 @@ class RunStore:
 
     # What a run folder holds besides its results: the report, the parameters it was run with.
     NOT_RESULTS = frozenset({MANIFEST, CHECKSUMS, "notebooks", "index.html", "params.yaml",
-                             "params"})
+                             "params", "_static"})  # _static: the HTML copies' MathJax
 
     def __init__(self, root: Path):
         self.root = Path(root)

@@ -129,3 +129,93 @@ def test_level_picker_changes_the_figure_in_jupyterlab(smoke, lab):
     keep = os.environ.get("LTHKIT_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / shot.name)
+
+
+MATH_SOURCE = __import__("re").compile(r"\$[^$\n]+\$")
+LOCAL_SCHEMES = ("file:", "about:", "data:", "blob:")  # none of them leaves the machine
+
+
+def _leaving(requests: list[str]) -> list[str]:
+    """The requests that would leave the machine."""
+    return [u for u in requests if not u.startswith(LOCAL_SCHEMES)]
+
+
+def _open_offline(page_file: Path, screenshot: Path | None = None) -> dict:
+    """Open a file in Chromium with every non-file request refused; wait for MathJax to finish.
+    Returns what the page showed and every request it made."""
+    requests, failed = [], []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        context.route("**/*", lambda route: route.abort() if _leaving([route.request.url])
+                      else route.continue_())
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("requestfailed", lambda r: r.url.startswith("file:") and failed.append(r.url))
+        page.goto(page_file.as_uri())
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.Hub && MathJax.Hub.queue && "
+            "MathJax.Hub.queue.pending === 0 && MathJax.Hub.queue.running === 0 && "
+            "document.querySelectorAll('.MathJax, .MathJax_Display').length > 0",
+            timeout=60_000)
+        page.wait_for_timeout(500)  # typesetting queued behind the first pass
+        shown = page.evaluate("() => Array.from(document.querySelectorAll('.jp-RenderedMarkdown'))"
+                              ".map(e => e.innerText).join('\\n')")
+        rendered = page.evaluate("() => document.querySelectorAll('.MathJax').length")
+        errors = page.evaluate("() => document.querySelectorAll('.MathJax_Error, merror').length")
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
+        browser.close()
+    return {"requests": requests, "failed": failed, "shown": shown, "rendered": rendered,
+            "errors": errors}
+
+
+@pytest.mark.notebook
+def test_executed_notebook_html_renders_math_offline(smoke, tmp_path):
+    """An executed notebook's HTML copy shows typeset math, not `$...$` source, with the network
+    refused; it asks nothing of any address but its own run folder's files."""
+    from lthkit.offline_html import MATHJAX_DIR
+    from lthkit.report import write_html
+
+    executed = smoke.run("01_train_imp")
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    notebook = run_dir / "notebooks" / "01_train_imp.ipynb"
+    nbformat.write(executed, notebook)
+    page_file = write_html(notebook)
+    source_math = sum(len(MATH_SOURCE.findall(c.source)) for c in executed.cells
+                      if c.cell_type == "markdown")
+    assert source_math >= 5, "notebook 01's prose holds math to render"
+    html_text = page_file.read_text()
+    assert "cdnjs" not in html_text and "unpkg" not in html_text
+
+    seen = _open_offline(page_file, tmp_path / "offline_math.png")
+    assert _leaving(seen["requests"]) == [], seen["requests"]
+    assert not seen["failed"], f"files the page could not load: {seen['failed']}"
+    assert all(Path(u.removeprefix("file://")).resolve().is_relative_to(run_dir.resolve())
+               for u in seen["requests"] if u.startswith("file:")), "the page loads only files of its run folder"
+    assert MATH_SOURCE.findall(seen["shown"]) == [], "math source still visible"
+    assert seen["rendered"] >= source_math and seen["errors"] == 0
+    assert (run_dir / MATHJAX_DIR / "MathJax.js").exists()
+
+
+def test_html_of_a_replicate_finds_the_run_folders_mathjax(tmp_path):
+    """A replicate's notebook (<run>/replicate_1/notebooks/) reaches <run>/_static/mathjax, and
+    the page still renders when the run folder is moved: the address is relative."""
+    from lthkit.report import write_html
+
+    run_dir = tmp_path / "run"
+    folder = run_dir / "replicate_1" / "notebooks"
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(r"The sharpness $\lambda_{max}$ and $V'(k) = \sum_{i \le k}"
+                                      r" \log \lambda_i$; $$\|W_{min(L)} - W_{rewind}\|_2$$")])
+    nbformat.write(nb, folder / "x.ipynb")
+    page_file = write_html(folder / "x.ipynb")
+    assert "../../_static/mathjax/MathJax.js" in page_file.read_text()
+    moved = tmp_path / "moved"
+    run_dir.rename(moved)
+    seen = _open_offline(moved / "replicate_1" / "notebooks" / "x.html")
+    assert _leaving(seen["requests"]) == []
+    assert not seen["failed"] and seen["errors"] == 0
+    assert MATH_SOURCE.findall(seen["shown"]) == [] and seen["rendered"] == 3

@@ -278,13 +278,16 @@ def test_claims_csv_and_index_open_with_the_claims(tiny):
                  "less", "04_hessian_volume", margin="volume")
     open_one = Claim("R1-table3", "Saleem et al.", "flips", "V'", "W_min(L-1)", "RPr", "less",
                      "04_hessian_volume", margin="volume")
+    lone = Claim("R1-table4", "Saleem et al.", "one seed", "V'", "W_min(L)", "RPr", "less",
+                 "04_hessian_volume", margin="volume")
     tables = [(held, claim_table(held, {1: Measured([1.0, 1.1, 0.9], [3.0, 3.2, 2.9])})),
-              (open_one, claim_table(open_one, {1: Measured([1.0, 2.9, 1.5], [2.0, 3.0, 2.9])}))]
+              (open_one, claim_table(open_one, {1: Measured([1.0, 2.9, 1.5], [2.0, 3.0, 2.9])})),
+              (lone, claim_table(lone, {1: Measured([1.0], [2.0])}))]
     store.save_table(claims_frame(tables), "claims_04_hessian_volume.csv")
     store.save_table(pd.concat([t for _, t in tables], ignore_index=True),
                      "claim_levels_04_hessian_volume.csv")
     claims = pd.read_csv(write_claims(params, ["04"]))  # a notebook named twice counts once
-    assert list(claims["claim"]) == ["R1-table1", "R1-table3"]
+    assert list(claims["claim"]) == ["R1-table1", "R1-table3", "R1-table4"]
     assert set(claims["verdict"]) <= VERDICTS
     assert claims.loc[1, "verdict"] == INCONCLUSIVE and claims.loc[1, "replicates needed"] > 3
     page = write_index(params, []).read_text()
@@ -295,6 +298,7 @@ def test_claims_csv_and_index_open_with_the_claims(tiny):
     assert 'href="#claim-R1-table1"' in page and 'id="claim-R1-table1"' in page
     assert f"{claims.loc[0, 'effect']:.4g} [" in page
     assert "Margins (claims.margins): volume 0.5" in page
+    assert "(no interval: 1 replicate)" in page and "more than 1 (no spread yet)" in page
 
 
 # --- figures --------------------------------------------------------------------------------------

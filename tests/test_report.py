@@ -19,6 +19,7 @@ import yaml
 import lthkit.report as report
 import lthkit.store as store_module
 from lthkit.params import load_params
+from lthkit.progress import LINES_PER_CELL
 from lthkit.report import KernelGuard, RunnerBusyError, _describe_failure, main
 from lthkit.store import StorageError, save_json
 
@@ -69,6 +70,14 @@ def _outputs_text(path: Path) -> str:
     return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
 
 
+def _cell_streams(path: Path) -> list[list[str]]:
+    """Each code cell's stream output, as its lines."""
+    nb = nbformat.read(path, as_version=4)
+    return [[line for o in c.get("outputs", []) if o.get("output_type") == "stream"
+             for line in o.get("text", "").splitlines()]
+            for c in nb.cells if c.cell_type == "code"]
+
+
 # --- kernels: IPC, progress, ended with the runner --------------------------------------------------
 
 @pytest.mark.notebook
@@ -77,13 +86,26 @@ def test_executed_notebook_keeps_finished_progress_lines_and_no_tcp_warning(pres
     _notebook(notebooks, "progress",
               "import time\nfrom lthkit.progress import bar\n"
               "for _ in bar(range(30), desc='work', mininterval=0):\n    time.sleep(0.01)\n"
-              "for _ in bar(range(5), desc='inner', leave=False):\n    pass\nprint('done')")
+              "for _ in bar(range(5), desc='inner', leave=False):\n    pass\nprint('done')",
+              "for level in bar(range(3), desc='levels'):\n"
+              "    for _ in bar(range(4), desc=f'level {level}', leave=False):\n        pass",
+              "for point in range(9):\n"
+              "    for _ in bar(range(6), desc=f'point {point}', unit='step', leave=False):\n"
+              "        pass")
     assert main([str(preset), "--only", "progress", "--no-html"]) == 0
     executed = load_params(preset).run_dir() / "notebooks" / "progress.ipynb"
     text = _outputs_text(executed)
     assert re.search(r"work: 100%\|[^\n]*\| 30/30 \[", text), text
     assert re.search(r"inner: 100%\|[^\n]*\| 5/5 \[", text), "bars that end are kept too"
     assert "\r" not in text and not re.search(r"(?<!10)0%", text), "only the finished drawing"
+    cells = _cell_streams(executed)
+    assert len(cells[-2]) == 1 and re.match(r"levels: 100%\|[^\n]*\| 3/3 \[", cells[-2][0]), \
+        "bars inside a unit of work leave no line"
+    many = cells[-1]
+    assert len(many) == LINES_PER_CELL + 1, many
+    assert all(line.startswith(f"point {i}: 100%") for i, line in enumerate(many[:-1]))
+    assert re.match(r"this cell: 9 units of work in [\d.]+ s: point x9 \(54 step, [\d.]+ s\); "
+                    rf"{9 - LINES_PER_CELL} not shown line by line$", many[-1]), many[-1]
     nb = nbformat.read(executed, as_version=4)
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                    for c in nb.cells for o in c.get("outputs", []))
@@ -288,3 +310,41 @@ def test_kernels_are_not_interrupted_on_their_way_out(tmp_path, monkeypatch):
         manager.shutting_down = True
         asyncio.run(manager._async_interrupt_kernel())  # the one before a shutdown does not
     assert sent == [False]
+
+
+def test_text_bars_inside_a_unit_of_work_leave_no_line(monkeypatch):
+    import io
+
+    from lthkit import progress
+
+    monkeypatch.setenv(progress.ENV, "text")
+    progress.cell_summary()  # a fresh cell
+    out = io.StringIO()
+    for _ in progress.bar(range(2), desc="levels", file=out):
+        for _ in progress.bar(range(3), desc="spectra", file=out, leave=False):
+            pass
+    lines = out.getvalue().replace("\r", "\n").strip().splitlines()
+    assert lines and all(line.startswith("levels") for line in lines), lines
+    assert progress.cell_summary() is None, "one unit, briefly: its line says it all"
+
+
+def test_a_cell_of_many_units_leaves_its_quota_of_lines_and_one_summary(monkeypatch):
+    import io
+
+    from lthkit import progress
+
+    monkeypatch.setenv(progress.ENV, "text")
+    progress.cell_summary()
+    out = io.StringIO()
+    for level in range(8):
+        for _ in progress.bar(range(10), desc=f"level {level}", unit="it", file=out):
+            pass
+    for _ in progress.bar(range(4), desc="radius", unit="step", file=out):
+        pass
+    finished = [line for line in out.getvalue().split("\n") if line]
+    assert len(finished) == progress.LINES_PER_CELL
+    summary = progress.cell_summary()
+    assert summary.startswith("this cell: 9 units of work in ")
+    assert "level x8 (80 it, " in summary and "radius x1 (4 step, " in summary
+    assert summary.endswith(f"{9 - progress.LINES_PER_CELL} not shown line by line")
+    assert progress.cell_summary() is None, "the summary starts the count afresh"

@@ -7,13 +7,16 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
+LINEAR_WITHIN = 5.0  # margins: the axis is linear within +-5 margins, logarithmic beyond
 VERDICT_COLORS = {"holds": "#1a7f37", "does not hold": "#b00020", "inconclusive": "#777777"}
 
 
 def claims_forest(table: pd.DataFrame) -> plt.Figure:
     """One row per claim (a claims.csv frame): the overall effect A - B taken in the claimed
     direction and its interval, in units of the claim's margin, against 0 and the margins +-1,
-    coloured by verdict. A claim whose margin is 0 is drawn in units of its interval's reach."""
+    coloured by verdict. A claim whose margin is 0 is drawn in units of its interval's reach. The axis
+    is linear within LINEAR_WITHIN margins and logarithmic beyond, so one large effect does not
+    squeeze the others onto 0."""
     n = max(len(table), 1)
     fig, ax = plt.subplots(figsize=(8, 0.32 * n + 1.2))
     labels = []
@@ -30,11 +33,13 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
         if math.isfinite(effect):
             ax.plot([effect / unit], [y], "o", color=color)
         labels.append(f"{c['claim']}" + ("" if margin > 0 else " (no margin)"))
+    ax.set_xscale("symlog", linthresh=LINEAR_WITHIN, linscale=2.0)  # far effects do not hide +-1
     ax.axvline(0, color="black", lw=1)
     for x in (-1, 1):
         ax.axvline(x, color="0.5", lw=1, ls="--")
     ax.set_yticks(range(n - 1, n - 1 - len(labels), -1), labels, fontsize=8)
-    ax.set_xlabel("overall effect as claimed, in units of the claim's margin (dashed: +-margin)")
+    ax.set_xlabel("overall effect as claimed, in units of the claim's margin "
+                  f"(dashed: +-margin; logarithmic beyond +-{LINEAR_WITHIN:g})")
     handles = [plt.Line2D([], [], color=col, marker="o", lw=2, label=v)
                for v, col in VERDICT_COLORS.items()]
     ax.legend(handles=handles, fontsize=8, loc="lower right")
