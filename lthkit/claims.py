@@ -12,6 +12,10 @@ as claimed):
   **does not hold** when it lies wholly below 0 or wholly within [-m, +m] (no effect that
   matters; a zero-width interval at 0 is such a case), **inconclusive** otherwise, and with one
   replicate (no interval);
+* a claim of no difference (A = B within the margin, e.g. "a small barrier", two optimizers
+  giving the same accuracy) is judged by two one-sided tests at the margin: **holds** when the
+  interval lies wholly inside [-m, +m], **does not hold** when it lies wholly outside it,
+  inconclusive otherwise (the same 95% interval, which is conservative for the two tests);
 * overall, one value per replicate, its mean of D over the levels that every replicate measured
   (so the replicates stay the independent unit), judged by the same rule with the mean margin of
   those levels. This is the claim's verdict; the per-level verdicts are counted beside it.
@@ -46,12 +50,15 @@ __all__ = ["Claim", "Verdict", "level_verdict", "overall_test", "overall_verdict
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 Verdict = Literal["holds", "does not hold", "inconclusive"]
-Expect = Literal["less", "greater"]
+Expect = Literal["less", "greater", "equal", "at_most"]
 
 RULE = (f"D = A - B in the claimed direction, m = the margin of the claim's quantity. Per level: "
         f"the {CONFIDENCE:.0%} t-interval of D across replicates lies wholly above +m (holds), "
         "wholly below 0 or wholly within [-m, +m] (does not hold: no effect that matters), else "
-        "inconclusive (also with one replicate). Overall: each replicate's mean D over the levels "
+        "inconclusive (also with one replicate). A claim of no difference (A = B) holds when the "
+        "interval lies wholly within [-m, +m] and does not hold when it lies wholly outside; one "
+        "of A <= B up to the margin holds when it lies wholly below +m, fails wholly above. "
+        "Overall: each replicate's mean D over the levels "
         "all replicates measured, judged by the same rule; for an inconclusive claim, replicates "
         "needed = the smallest n with t(0.975, n-1) s / sqrt(n) <= g (s: the spread of those "
         "means, g: the distance from their mean to the nearest boundary it could settle on). "
@@ -69,12 +76,17 @@ class Claim:
     quantity: str       # what is measured, e.g. "V'(100) in level L space"
     a: str              # side A, e.g. "W_min(L)"
     b: str              # side B, e.g. "Pr_L(min(L-1))", or a threshold's name
-    expect: Expect      # A is expected to be less than B, or greater
+    expect: Expect      # A is expected to be less than B, greater, or equal within the margin
     notebook: str = ""  # the notebook that measures it
     margin: str = ""    # the kind of quantity, a key of claims.margins ("" : margin 0)
+    quote: str = ""     # the paper's sentence it tests (symbols restored in brackets)
 
     @property
     def relation(self) -> str:
+        if self.expect == "equal":
+            return f"{self.a} = {self.b} within the margin"
+        if self.expect == "at_most":
+            return f"{self.a} <= {self.b} + the margin"
         return f"{self.a} {'<' if self.expect == 'less' else '>'} {self.b}"
 
 
@@ -89,11 +101,29 @@ class Measured:
     notes: Sequence[str] | None = None
 
 
-def judge(interval: Interval, margin: float, sign: float = 1.0) -> Verdict:
-    """The rule on the interval of A - B, `sign` +1 when A > B is claimed, -1 for A < B."""
+def sign_of(expect: str) -> float:
+    """+1 when A > B (or A = B) is claimed, -1 when A < B: D = sign * (A - B)."""
+    return -1.0 if expect == "less" else 1.0
+
+
+def judge(interval: Interval, margin: float, sign: float = 1.0,
+          equivalence: bool = False, at_most: bool = False) -> Verdict:
+    """The rule on the interval of A - B, `sign` +1 when A > B is claimed, -1 for A < B. With
+    `equivalence` (A = B claimed, two one-sided tests at the margin): holds when the interval
+    lies wholly inside [-m, +m], does not hold when it lies wholly outside it. With `at_most`
+    (A <= B up to the margin, a one-sided test of non-inferiority): holds when the interval lies
+    wholly below +m, does not hold when it lies wholly above it."""
     if interval.n < 2 or not (math.isfinite(interval.low) and math.isfinite(interval.high)):
         return INCONCLUSIVE
     low, high = sorted((sign * interval.low, sign * interval.high))
+    if at_most:
+        return HOLDS if high <= margin else FAILS if low > margin else INCONCLUSIVE
+    if equivalence:
+        if -margin <= low and high <= margin and margin > 0:
+            return HOLDS
+        if low > margin or high < -margin:
+            return FAILS
+        return INCONCLUSIVE
     if low > margin:
         return HOLDS
     if high < 0 or (low >= -margin and high <= margin):
@@ -102,17 +132,22 @@ def judge(interval: Interval, margin: float, sign: float = 1.0) -> Verdict:
 
 
 def replicates_needed(mean: float, spread: float, margin: float,
-                      confidence: float = CONFIDENCE, limit: int = 10_000) -> int | None:
+                      confidence: float = CONFIDENCE, limit: int = 10_000,
+                      equivalence: bool = False, at_most: bool = False) -> int | None:
     """Replicates that would likely settle a claim at measured effect `mean` (in the claimed
     direction) and spread `spread` (sd across replicates): the smallest n >= 2 whose t half-width
     t(1 - (1 - confidence)/2, n - 1) * spread / sqrt(n) is at most the distance g from the mean
     to the nearest boundary it could settle on. None when no n up to `limit` does (g = 0)."""
     gaps = []
-    if mean > margin:
+    if equivalence:  # settles inside [-m, m] (holds) or beyond it (does not hold)
+        gaps.append(abs(abs(mean) - margin))
+    elif at_most:  # settles below +m (holds) or above it (does not hold)
+        gaps.append(abs(mean - margin))
+    elif mean > margin:
         gaps.append(mean - margin)             # holds
-    if abs(mean) < margin:
+    if not (equivalence or at_most) and abs(mean) < margin:
         gaps.append(margin - abs(mean))        # within the margin: does not hold
-    if mean < 0:
+    if not (equivalence or at_most) and mean < 0:
         gaps.append(-mean)                     # the other side of 0: does not hold
     g = max(gaps, default=0.0)
     if not (math.isfinite(mean) and math.isfinite(spread)) or g <= 0:
@@ -168,15 +203,17 @@ def level_verdict(a: Sequence[float] | Measured, b: Sequence[float] | None = Non
     kept, left_out = _entering(m)
     diffs = [x - y for x, y, _ in kept]
     interval = t_interval(diffs, confidence)
-    sign = -1.0 if expect == "less" else 1.0
+    sign, equal, most = sign_of(expect), expect == "equal", expect == "at_most"
     margin = margin_of(margin_kind, margins, [s for _, _, s in kept])
-    agree = sum(1 for d in diffs if sign * d > margin)
+    agree = sum(1 for d in diffs if (abs(d) <= margin if equal else d <= margin if most
+                                     else sign * d > margin))
     return {"A": float(np.mean([x for x, _, _ in kept])) if kept else math.nan,
             "B": float(np.mean([y for _, y, _ in kept])) if kept else math.nan,
             "difference": interval.mean, "difference low": interval.low,
             "difference high": interval.high, "margin": margin, "replicates": interval.n,
             "left out": len(left_out), "why left out": _why(left_out),
-            "as claimed": f"{agree}/{interval.n}", "verdict": judge(interval, margin, sign)}
+            "as claimed": f"{agree}/{interval.n}",
+            "verdict": judge(interval, margin, sign, equal, most)}
 
 
 def _why(notes: Iterable[str]) -> str:
@@ -192,7 +229,7 @@ def overall_test(values: Mapping[int, Measured], expect: Expect, confidence: flo
     """The claim's test over its levels: each replicate's mean of A - B over the levels at which
     every replicate's value enters, its interval, the verdict by `judge`, and the replicates
     that would likely settle an inconclusive one (`replicates_needed`)."""
-    sign = -1.0 if expect == "less" else 1.0
+    sign, equal, most = sign_of(expect), expect == "equal", expect == "at_most"
     complete, margins_at = [], []
     for level in sorted(values):
         m = values[level]
@@ -207,9 +244,10 @@ def overall_test(values: Mapping[int, Measured], expect: Expect, confidence: flo
                                         for lv in complete])) for r in range(n)]
     interval = t_interval(per_replicate, confidence)
     margin = float(np.mean(margins_at)) if margins_at else 0.0
-    verdict = judge(interval, margin, sign)
+    verdict = judge(interval, margin, sign, equal, most)
     spread = float(np.std(per_replicate, ddof=1)) if len(per_replicate) > 1 else math.nan
-    needed = (replicates_needed(sign * interval.mean, spread, margin, confidence)
+    needed = (replicates_needed(sign * interval.mean, spread, margin, confidence,
+                                equivalence=equal, at_most=most)
               if verdict == INCONCLUSIVE and interval.n >= 2 else None)
     return {"difference": interval.mean, "difference low": interval.low,
             "difference high": interval.high, "margin": margin, "replicates": interval.n,
@@ -286,7 +324,8 @@ def claims_frame(tables: Iterable[tuple[Claim, pd.DataFrame]]) -> pd.DataFrame:
         per_level = table[table["level"] != "all"]
         needed = last.get("replicates needed")
         rows.append({"notebook": claim.notebook, "claim": claim.key, "source": claim.source,
-                     "statement": claim.statement, "quantity": claim.quantity,
+                     "statement": claim.statement, "quote": claim.quote,
+                     "quantity": claim.quantity,
                      "relation": claim.relation, "expect": claim.expect,
                      "margin kind": claim.margin,
                      "levels": ", ".join(str(lv) for lv in per_level["level"]),

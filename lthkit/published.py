@@ -25,6 +25,7 @@ from typing import Any, Literal, Mapping
 import pandas as pd
 
 __all__ = ["Quantity", "Recipe", "PaperTable", "RECIPES", "TABLES", "PAPER", "recipe_mismatches",
+           "NEUTRAL", "neutral_reason",
            "paper_recipe", "paper_table", "paper_columns", "paper_column", "describe",
            "published_frame", "legacy_volumes", "legacy_radii"]
 
@@ -49,6 +50,11 @@ _TRAINING = {  # Appendix I, both networks
     "train.epochs": 160, "train.batch_size": 128, "train.optimizer": "sgd", "train.lr": 0.1,
     "train.momentum": 0.9, "train.nesterov": False, "train.weight_decay": 1e-4,
     "train.milestones": [80, 120], "train.gamma": 0.1, "imp.scope": "global",
+    # The paper trains in fp32; bf16 autocast changes every weight a little.
+    "train.bf16": False,
+    # k, the rewind iteration, was lost in the extraction: 1000 is the kit's reading (README),
+    # and a run rewinding elsewhere (0: Frankle & Carbin's original) is another experiment.
+    "imp.rewind_iteration": 1000,
 }
 
 RECIPES: dict[str, Recipe] = {
@@ -58,19 +64,79 @@ RECIPES: dict[str, Recipe] = {
         **_TRAINING, "model.arch": "vgg16", "model.width": 64, "imp.prune_fraction": 0.4}),
 }
 
-# What a measurement adds to the recipe. V'(100): top-100 eigenvalues of the Hessian on 10% of
-# CIFAR-10's training set (5,000 examples). Radii: one normalized cut-off per compared pair (the
-# paper reports one per figure); the cut-off's value (eq. 5) was lost, so it cannot be checked.
+# What a measurement adds to the recipe: every key that changes the measured number. V'(100):
+# top-100 eigenvalues of the Hessian on 10% of CIFAR-10's training set (5,000 examples; for VGG-16
+# the text gives no size, 5,000 is the kit's assumption), the Lanczos iterations run to the kit's
+# tolerance, eigenvalues above 0.001 x lambda_max summed. Radii: one normalized cut-off per
+# compared pair (the paper reports one per figure; the cut-off's value, eq. 5, was lost), 100
+# random directions, the kit's bisection. Both on points whose BatchNorm statistics are
+# recomputed, in fp32.
 _MEASUREMENT: dict[str, dict[str, Any]] = {
-    "volume": {"hessian.k": 100, "hessian examples": 5000},
-    "radius": {"landscape.radius_reference": "pair_max"},
+    "volume": {"hessian.k": 100, "hessian examples": 5000, "hessian.max_iterations": 600,
+               "hessian.tol": 1e-3, "hessian.tol_relative_to": "eigenvalue",
+               "hessian.positive_threshold": 1e-3, "hessian.dtype": "float32",
+               "analysis.recalibrate_bn": True},
+    "radius": {"landscape.radius_reference": "pair_max", "landscape.radius_directions": 100,
+               "landscape.radius_cutoff": "relative", "landscape.radius_value": 1.0,
+               "landscape.radius_start": 0.01, "landscape.radius_growth": 2.0,
+               "landscape.radius_max": 50.0, "landscape.radius_tol": 1e-3,
+               "landscape examples": 5000, "landscape.dtype": "float32",
+               "landscape.one_pass_bn": True, "analysis.recalibrate_bn": True},
 }
+
+# Keys that change no published number, with the reason (tests/test_published.py walks every
+# key of data, model, train, imp, baselines, analysis, hessian and landscape from the paper's
+# presets: a key that changes a published quantity must be in the rule, or listed here).
+NEUTRAL: dict[str, str] = {
+    "data.root": "where the dataset is kept", "data.download": "whether it may be fetched",
+    "data.test_size": "the test split: no published volume or radius reads it",
+    "data.synthetic_noise": "the synthetic stand-in only (not CIFAR-10)",
+    "train.channels_last": "a memory layout: the same arithmetic to rounding",
+    "train.compile": "the same step, compiled: equal to rounding",
+    "train.cuda_graphs": "the same step, replayed: equal to rounding",
+    "train.eval_every": "how often the test split is measured", "train.eval_batch_size":
+    "the evaluation's batch size: the same losses to rounding",
+    "imp.levels": "how many levels are made; each level's values have rows of their own",
+    "imp.save_every": "which epochs' weights are kept for Fig 4",
+    "imp.trajectory_levels": "which levels' trajectories are drawn (Fig 4)",
+    "baselines": "the baselines' kinds, levels and grouping; fine-tuning's lr and epochs change "
+                 "only W_FT, which has no published value",
+    "analysis.levels": "which levels are analysed", "analysis.batch_size":
+    "the chunks a loss is summed over: the same number to rounding",
+    "hessian.ks_fig22": "Fig 22 reads the same top-k spectra (no published values)",
+    "hessian.density_iterations": "the spectral density (no published values)",
+    "hessian.density_runs": "the spectral density (no published values)",
+    "hessian.trace_samples": "the trace (no published values)",
+    "hessian.band_levels": "Fig 16's band pruning (no published values)",
+    "hessian.method": "the solver: the same eigenvalues to the tolerance (tests/test_hessian.py)",
+    "hessian.block_size": "the block solver's block: the same eigenvalues to the tolerance",
+    "landscape.line_points": "lines: no published values", "landscape.line_margin": "lines",
+    "landscape.plane_resolution": "planes: no published values",
+    "landscape.plane_margin": "planes", "landscape.surface_resolution": "surfaces (Bain)",
+    "landscape.surface_span": "surfaces (Bain)", "landscape.surface_examples": "surfaces (Bain)",
+    "landscape.surface_include_bn": "surfaces (Bain)",
+}
+
+
+def neutral_reason(key: str, quantity: Quantity) -> str | None:
+    """Why `key` changes no published `quantity`, or None where it may: the listed keys, the
+    keys that change no number at all (params.RESULT_NEUTRAL_KEYS), and for a volume every
+    landscape key, for a radius every Hessian key (the other measurement's)."""
+    from .params import RESULT_NEUTRAL_KEYS
+
+    section = key.partition(".")[0]
+    other = {"volume": "landscape", "radius": "hessian"}[quantity]
+    if section == other:
+        return f"a {other} key: the {quantity} does not read it"
+    return NEUTRAL.get(key) or NEUTRAL.get(section) or RESULT_NEUTRAL_KEYS.get(key)
 
 
 def _value(params: Any, key: str) -> Any:
     """A parameter by dotted key, with the defaults resolved (width None = the paper's)."""
     if key == "hessian examples":
         return params.hessian.subset_size or params.analysis.subset_size
+    if key == "landscape examples":
+        return params.landscape.examples or params.analysis.subset_size
     section, _, name = key.partition(".")
     value = getattr(getattr(params, section), name)
     if key == "model.width" and value is None:
@@ -116,7 +182,10 @@ def describe(params: Any, quantity: Quantity | None = None) -> str:
         return f"published values: none for {arch} (the paper has ResNet-20 and VGG-16)"
     missing = recipe_mismatches(params, arch, quantity)
     if not missing:
-        return f"published values beside ours: this run follows the paper's {RECIPES[arch].title} recipe"
+        assumed = ("; the Hessian's 5,000 examples for VGG-16 are the kit's assumption (the text "
+                   "lost the size)" if arch == "vgg16" and quantity == "volume" else "")
+        return (f"published values beside ours: this run follows the paper's "
+                f"{RECIPES[arch].title} recipe{assumed}")
     return (f"published values not shown (not the paper's {RECIPES[arch].title} recipe): "
             + ", ".join(missing))
 
@@ -136,6 +205,7 @@ class PaperTable:
     values: Mapping[int | None, tuple[float, float]]
     note: str = ""
     measure: str = field(default="")            # "V'(100)" or "mean radius"
+    presumed_level: int | None = None           # where a lost level is presumed to be
 
     @property
     def level_lost(self) -> bool:
@@ -182,10 +252,11 @@ TABLES: dict[str, PaperTable] = {t.table: t for t in [
     PaperTable("Table VIII", "vgg16", "volume_RI", "volume", "own",
                ("W_RI(L)", "W_min(L)"), {None: (442.242, 389.957)},
                "W_min(L) against random re-initialization W_RI(L) (Fig 30); " + _VGG_NOTE,
-               "V'(100)"),
+               "V'(100)", presumed_level=12),
     PaperTable("Table IX", "vgg16", "volume_RP", "volume", "own",
                ("W_RP(L)", "W_min(L)"), {None: (451.384, 389.957)},
-               "W_min(L) against random pruning W_RP(L) (Fig 32); " + _VGG_NOTE, "V'(100)"),
+               "W_min(L) against random pruning W_RP(L) (Fig 32); " + _VGG_NOTE, "V'(100)",
+               presumed_level=12),
 ]}
 
 
@@ -201,7 +272,11 @@ def paper_table(params: Any, comparison: str) -> PaperTable | None:
 
 def paper_column(table: PaperTable, point: str) -> str:
     """The column holding the paper's value of `point`: "paper W_min(L)", with " (level lost)"
-    when the table's level was lost in the extraction (its value then repeats on every row)."""
+    when the table's level was lost in the extraction (its value then repeats on every row), or
+    " (level 12, presumed)" where the lost level is presumed (the value stands at that level
+    only)."""
+    if table.level_lost and table.presumed_level is not None:
+        return f"paper {point} (level {table.presumed_level}, presumed)"
     return f"paper {point}" + (_LEVEL_LOST if table.level_lost else "")
 
 
@@ -215,6 +290,8 @@ def paper_columns(params: Any, comparison: str, level: int) -> dict[str, float]:
     table = paper_table(params, comparison)
     if table is None:
         return {}
+    if table.level_lost and table.presumed_level is not None and level != table.presumed_level:
+        return {}  # the lost row belongs to one level, presumably; not beside the others
     key = None if table.level_lost else level
     values = table.values.get(key, (math.nan, math.nan))
     return {paper_column(table, p): v for p, v in zip(table.points, values)}

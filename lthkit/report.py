@@ -59,8 +59,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FAILED = "failed"  # notebooks/failed/: executed copies of notebooks that failed
 # The kit's own errors: their message says what to do, so it is printed alone.
 # The columns of claims.csv and of the report's opening table (lthkit.claims.claims_frame).
-CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quantity", "relation", "expect",
-                 "margin kind", "levels", "effect", "effect low", "effect high", "margin",
+CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quote", "quantity", "relation",
+                 "expect", "margin kind", "levels", "effect", "effect low", "effect high", "margin",
                  "levels held", "levels failed", "levels inconclusive", "left out", "replicates",
                  "replicates needed", "verdict"]
 KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
@@ -389,7 +389,7 @@ def _claims_html(run_dir: Path, margins: dict[str, float] | None = None) -> str:
                     if _number(c["effect low"]) and _number(c["effect high"])
                     else f"(no interval: {count} replicate{'s' if count != 1 else ''})")
         rows.append(f"<tr><td><a href=\"#claim-{html.escape(key)}\">{html.escape(key)}</a></td>"
-                    f"<td>{html.escape(str(c['statement']))}</td>"
+                    f"<td>{html.escape(str(c['statement']))}{_quote_html(c.get('quote'))}</td>"
                     f"<td>{html.escape(str(c['source']))}</td><td>{link}</td>"
                     f"<td class='{verdict.replace(' ', '-')}'><b>{html.escape(verdict)}</b></td>"
                     f"<td>{_number(c['effect'])} {interval}</td><td>{_number(c['margin'])}</td>"
@@ -405,6 +405,13 @@ def _claims_html(run_dir: Path, margins: dict[str, float] | None = None) -> str:
             f"<p>{html.escape(RULE)} (<a href=\"claims.csv\">claims.csv</a>)</p>\n"
             f"<p>{html.escape(margins_note(margins, kinds))}</p>\n"
             f"{_claim_levels_html(run_dir, table)}")
+
+
+def _quote_html(quote: object) -> str:
+    """The paper's sentence a claim tests, under its statement."""
+    if not isinstance(quote, str) or not quote.strip():
+        return ""
+    return f"<br><small><i>&ldquo;{html.escape(quote)}&rdquo;</i></small>"
 
 
 def _number(x: object) -> str:

@@ -54,7 +54,7 @@ bain = None
 
 # %%
 import lthkit as lk
-from lthkit import plots, replicates
+from lthkit import paper_claims, plots, replicates
 from lthkit.baselines import SYMBOLS, run_baselines
 
 P = lk.notebook_params(params_file, globals())
@@ -105,3 +105,16 @@ def render(level: int):
 
 
 lk.level_picker(render, baseline_results.levels(), interactive)
+
+# %% [markdown]
+# ## Claims
+# Fig 2's statement that IMP-WR's solution outperforms the other solutions, as two comparisons
+# per level (test accuracy against the best other strategy's, training loss against the lowest
+# other), judged across the replicates of the run (`run.replicates`; with one replicate every
+# verdict is inconclusive). The rule is printed under the table; published numbers never enter a
+# verdict. The report's `index.html` and `claims.csv` gather the claims of every notebook.
+
+# %%
+claims_table = paper_claims.notebook_claims(ctx, "02_baselines")
+print(paper_claims.rule_text(ctx, "02_baselines"))
+claims_table

@@ -37,7 +37,10 @@
 # **What to look for.** A barrier between successive IMP solutions (Fig 12): they are distinct
 # minima, not linearly connected in the loss. Small barriers from $W_{min(L)}$ to $W_{OS(L)}$ and
 # to $W_{RP'(L)}$ (same sublevel set), a large one from $Pr_L(min(L-1))$ to $W_{RI(L)}$ and to
-# $W_{RP(L)}$ (different sublevel sets).
+# $W_{RP(L)}$ (different sublevel sets). The paper's symbols are lost in its text for Fig 17; the
+# kit reads it as the VGG-16 appendix's Fig 31 does (a huge barrier from $Pr_L(min(L-1))$ to the
+# randomly pruned $W_{RP(L)}$), and the claim's source says so. The claim of Fig 19 is one of no
+# barrier: it holds when the barrier's interval lies within the margin.
 
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml

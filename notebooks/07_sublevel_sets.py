@@ -41,7 +41,10 @@
 # its distance $d$ from the plane.
 #
 # **What to look for.** All IMP solutions inside one connected dark region (one sublevel set);
-# $W_{RI}$ and $W_{RP}$ outside it, $W_{OS}$ and $W_{RP'}$ inside (Fig 13). A marker's position is a
+# $W_{RI}$, $W_{RP}$ and $W_{RP'}$ outside it, $W_{OS}$ inside (Fig 13; the paper's symbols are
+# lost in its text: the claims table's sources quote the sentences and say how each is read, e.g.
+# $W_{RP'}$ is the one-shot random network that differs from $W_{OS}$ only by its mask, and the
+# text sets it outside while $W_{OS}$ lies inside). A marker's position is a
 # projection: a point far from the plane (large distance) can sit over the dark region without
 # being in it, so the table lists each point's own loss. The surfaces of winning tickets stay
 # convex around the solution as levels go up (Bain, Fig 6).
@@ -94,7 +97,11 @@ ctx.store.save_figure(fig, "fig13_sublevel_set.png")
 
 # %% [markdown]
 # Coordinates on the plane, distance from it, and each point's own training loss (on the same
-# examples): `loss_below_sublevel` says whether the point itself is in the shaded sublevel set.
+# examples): `loss_below_sublevel` says whether the point's loss is below c;
+# `in_connected_sublevel_set` whether it lies in the *connected* part of {loss <= c} that holds
+# the three IMP solutions spanning the plane (the paper's "same connected loss sublevel set"):
+# `joins_at` is the level at which it joins them (the lowest path loss on the plane's grid to its
+# projection, and at least its own loss). The claims of Result 5 judge `joins_at` against c.
 
 # %%
 points = ls.plane_table(plane, sublevel)

@@ -198,3 +198,56 @@ def test_replicate_summary_means_and_bounds():
     assert out.loc[1, "v low"] < 2.0 < out.loc[1, "v high"]
     assert list(out["name"]) == ["a", "b"]
     assert replicate_summary([f1]) is f1
+
+
+# --- claims of no difference (issue 26 items 7-8: a small barrier, two equal accuracies) ----------
+
+def test_an_equivalence_holds_only_inside_the_margin():
+    m = {"accuracy": 0.01}
+    inside = level_verdict([0.951, 0.949, 0.950], [0.950, 0.950, 0.951], "equal",
+                           margin_kind="accuracy", margins=m)
+    assert inside["verdict"] == HOLDS and inside["as claimed"] == "3/3"
+    apart = level_verdict([0.90, 0.91, 0.905], [0.95, 0.95, 0.951], "equal",
+                          margin_kind="accuracy", margins=m)
+    assert apart["verdict"] == FAILS, "wholly beyond -m: the two differ"
+    wide = level_verdict([0.95, 0.90, 0.99], [0.95, 0.95, 0.95], "equal",
+                         margin_kind="accuracy", margins=m)
+    assert wide["verdict"] == INCONCLUSIVE
+    same = level_verdict([0.95, 0.95], [0.95, 0.95], "equal", margin_kind="accuracy", margins=m)
+    assert same["verdict"] == HOLDS, "a zero-width interval at 0 is inside any positive margin"
+    assert level_verdict([0.95, 0.95], [0.95, 0.95], "equal")["verdict"] == INCONCLUSIVE, \
+        "with no margin nothing can be shown equal"
+    assert level_verdict([0.95], [0.95], "equal", margin_kind="accuracy",
+                         margins=m)["verdict"] == INCONCLUSIVE
+
+
+def test_replicates_needed_for_an_equivalence():
+    n = replicates_needed(0.002, 0.004, 0.01, equivalence=True)  # g = 0.01 - 0.002
+    assert n is not None and sps.t.ppf(0.975, n - 1) * 0.004 / math.sqrt(n) <= 0.008
+    assert sps.t.ppf(0.975, n - 2) * 0.004 / math.sqrt(n - 1) > 0.008, "the smallest such n"
+    assert replicates_needed(0.01, 0.004, 0.01, equivalence=True) is None, "on the boundary"
+
+
+def test_a_claim_of_equality_reads_as_one():
+    from lthkit.claims import Claim
+
+    c = Claim("k", "s", "small barrier", "barrier", "barrier", "0", "equal", margin="barrier")
+    assert c.relation == "barrier = 0 within the margin"
+    table = claim_table(c, {1: Measured([0.0, 0.0, 0.001], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0])})
+    assert list(table["verdict"]) == [HOLDS, HOLDS]
+
+
+def test_at_most_holds_below_the_margin_and_fails_above():
+    """A <= B up to the margin (Fig 13: the IMP solutions joined at no more than c + m)."""
+    m = {"loss": 0.01}  # relative to B = c
+    joined = level_verdict([1.0, 1.001, 1.002], [1.0, 1.0, 1.0], "at_most", margin_kind="loss",
+                           margins=m)
+    assert joined["verdict"] == HOLDS and joined["margin"] == pytest.approx(0.01)
+    walled = level_verdict([1.5, 1.6, 1.55], [1.0, 1.0, 1.0], "at_most", margin_kind="loss",
+                           margins=m)
+    assert walled["verdict"] == FAILS
+    unsure = level_verdict([1.0, 1.05, 0.99], [1.0, 1.0, 1.0], "at_most", margin_kind="loss",
+                           margins=m)
+    assert unsure["verdict"] == INCONCLUSIVE
+    assert replicates_needed(0.002, 0.004, 0.01, at_most=True) == replicates_needed(
+        0.002, 0.004, 0.01, equivalence=True), "the same distance to the one boundary, +m"

@@ -462,3 +462,47 @@ def test_07_sublevel_sets_on_smoke(smoke):
     if params.landscape.surface_sweep:
         assert list(store.root.glob("figures/surface_sweep_level*.png"))
     assert _images(nb) >= 2
+
+
+# --- Fig 13: membership of the connected sublevel set (issue 26 item 5) ---------------------------
+
+def test_joining_loss_is_the_minimax_path_from_the_seeds():
+    from lthkit.landscape.planes import joining_loss
+
+    # two basins (0.1) split by a wall (5.0) with a gap (1.0) in row 2
+    loss = torch.tensor([[0.1, 0.2, 5.0, 0.1, 0.1],
+                         [0.1, 0.2, 5.0, 0.1, 0.1],
+                         [0.1, 0.2, 1.0, 0.3, 0.1]])
+    reach = joining_loss(loss, [(0, 0)])
+    assert reach[0, 1] == pytest.approx(0.2) and reach[0, 4] == pytest.approx(1.0), \
+        "the far basin joins through the gap, not over the wall"
+    assert reach[0, 2] == pytest.approx(5.0)
+    both = joining_loss(loss, [(0, 0), (0, 4)])  # seeds in both basins: joined at 1.0
+    assert both[0, 0] == pytest.approx(1.0) and both[1, 1] == pytest.approx(1.0)
+
+
+def test_a_point_below_c_but_cut_off_is_not_in_the_connected_set():
+    from lthkit.landscape import plane_table
+
+    xs, ys = torch.arange(5.0, dtype=torch.float64), torch.arange(3.0, dtype=torch.float64)
+    loss = torch.tensor([[0.1, 0.2, 5.0, 0.1, 0.1],
+                         [0.1, 0.2, 5.0, 0.1, 0.1],
+                         [0.1, 0.2, 5.0, 0.3, 0.1]])
+    plane = {"x": xs, "y": ys, "loss": loss,
+             "labels": ["W_min(0)", "W_min(1)", "W_min(2)", "W_OS(2)", "W_RI(2)"],
+             "coords": torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [4.0, 1.0]]),
+             "distance": torch.zeros(5), "point_loss": torch.tensor([0.1, 0.2, 0.1, 0.2, 0.1]),
+             "point_acc": torch.zeros(5)}
+    table = plane_table(plane, sublevel=float(torch.tensor(0.2)))  # c as the kit takes it
+    assert table.loc["W_RI(2)", "loss_below_sublevel"], "its own loss is below c ..."
+    assert not table.loc["W_RI(2)", "in_connected_sublevel_set"], "... behind a wall"
+    assert table.loc["W_RI(2)", "joins_at"] == pytest.approx(5.0)
+    assert table.loc["W_OS(2)", "in_connected_sublevel_set"]
+    assert table.loc["W_min(0)", "spanning_joined_at"] == pytest.approx(0.2)
+    assert list(table["spans_plane"]) == [True, True, True, False, False]
+
+    from lthkit import paper_claims as pc
+    claims = pc.by_key()
+    assert claims["R5-fig13-RI"].extract(table) == {2: pytest.approx((5.0, 0.2))}
+    assert claims["R5-fig13-IMP"].extract(table) == {2: pytest.approx((0.2, 0.2))}
+    assert claims["R5-fig13-IMP"].claim.expect == "at_most"

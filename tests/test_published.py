@@ -74,7 +74,8 @@ def test_what_a_measurement_depends_on_is_part_of_the_rule(quantity, overrides):
     assert published.paper_recipe(params) == "resnet20"  # the trained networks are the paper's
     assert published.paper_recipe(params, quantity) is None
     other = "radius" if quantity == "volume" else "volume"
-    assert published.paper_recipe(params, other) == "resnet20"
+    if "analysis.subset_size" not in overrides:  # the analysis subset is both measurements'
+        assert published.paper_recipe(params, other) == "resnet20"
     comparison = "volume_L" if quantity == "volume" else "radius_L"
     assert published.paper_columns(params, comparison, 1) == {}
 
@@ -89,12 +90,19 @@ def test_paper_columns_per_level_and_for_a_lost_level():
     assert list(missing) == ["paper Pr_L(min(L-1))", "paper W_min(L)"]
     assert all(math.isnan(v) for v in missing.values())
     assert published.paper_columns(vgg, "volume_L", 11)["paper W_min(L)"] == 352.86
-    # Tables VIII and IX lost their level: the same values at every level, in columns saying so
+    # Tables VIII and IX lost their level, presumably 12: their values stand there only, in
+    # columns saying so, and never beside the levels the preset trains baselines at (issue 26)
     for level in (1, 6, 11):
-        assert published.paper_columns(vgg, "volume_RI", level) == {
-            "paper W_RI(L) (level lost)": 442.242, "paper W_min(L) (level lost)": 389.957}
-        assert published.paper_columns(vgg, "volume_RP", level) == {
-            "paper W_RP(L) (level lost)": 451.384, "paper W_min(L) (level lost)": 389.957}
+        assert published.paper_columns(vgg, "volume_RI", level) == {}
+        assert published.paper_columns(vgg, "volume_RP", level) == {}
+    assert published.paper_columns(vgg, "volume_RI", 12) == {
+        "paper W_RI(L) (level 12, presumed)": 442.242,
+        "paper W_min(L) (level 12, presumed)": 389.957}
+    assert published.paper_columns(vgg, "volume_RP", 12) == {
+        "paper W_RP(L) (level 12, presumed)": 451.384,
+        "paper W_min(L) (level 12, presumed)": 389.957}
+    assert "5,000 examples for VGG-16 are the kit's assumption" in published.describe(
+        vgg, "volume")
     assert published.paper_columns(resnet, "radius_L", 3) == {
         "paper W_min(L) (level lost)": 0.232314, "paper Pr_L(min(L-1)) (level lost)": 0.183428}
     # each recipe only its own tables
@@ -132,10 +140,13 @@ def test_the_older_names_read_the_same_values():
 class _Analysis:
     """Stands for HessianAnalysis: a spectrum per point name, k, and the run's parameters."""
 
-    def __init__(self, params, spectra: dict[str, list[float]]):
-        self.cfg = SimpleNamespace(k=3)
+    def __init__(self, params, spectra: dict[str, list[float]], threshold: float = 1e-3):
+        self.cfg = SimpleNamespace(k=3, positive_threshold=threshold)
         self.ctx = SimpleNamespace(params=params)
         self.spectra = spectra
+
+    def flags(self, spectrum, k):
+        return ""
 
     def spectrum(self, point):
         lam = self.spectra[point.name]
@@ -150,27 +161,38 @@ class _Baselines:
         return self.have
 
 
-def _baseline_table(params, kind="random_reinit"):
+def _baseline_table(params, kind="random_reinit", threshold=1e-3):
     spectra = {"imp_L01_min": [3.0, 2.0, 1.0], f"{kind}_L01": [30.0, 20.0, 10.0],
-               "imp_L06_min": [6.0, 5.0, 4.0], f"{kind}_L06": [60.0, 50.0, 40.0]}
-    base = _Baselines([(kind, 1), (kind, 6), ("fine_tune", 11)])
-    return hs.baseline_volume_table(_Analysis(params, spectra), object(), base, kind, [1, 6, 11])
+               "imp_L06_min": [6.0, 5.0, 4.0], f"{kind}_L06": [60.0, 50.0, 40.0],
+               "imp_L12_min": [6.0, 5.0, 4.0], f"{kind}_L12": [60.0, 50.0, 40.0]}
+    base = _Baselines([(kind, 1), (kind, 6), ("fine_tune", 11), (kind, 12)])
+    return hs.baseline_volume_table(_Analysis(params, spectra, threshold), object(), base, kind,
+                                    [1, 6, 11, 12])
 
 
 def test_tables_8_and_9_hold_both_volumes_and_the_paper_only_for_its_recipe():
     ours = _baseline_table(load_params(VGG))
-    assert list(ours.index) == [1, 6]  # level 11 has no W_RI
+    assert list(ours.index) == [1, 6, 12]  # level 11 has no W_RI
     assert ours.loc[1, "V'(3) W_RI(L)"] == pytest.approx(math.log(6000))
     assert ours.loc[1, "V'(3) W_min(L)"] == pytest.approx(math.log(6))
     assert ours["W_min(L) has the larger volume"].all()
-    assert (ours["paper W_RI(L) (level lost)"] == 442.242).all()
-    assert (ours["paper W_min(L) (level lost)"] == 389.957).all()
+    paper = "paper W_RI(L) (level 12, presumed)"
+    assert ours.loc[12, paper] == 442.242 and ours[paper].loc[[1, 6]].isna().all(), \
+        "the lost row's values stand at its presumed level only"
+    assert ours.loc[12, "paper W_min(L) (level 12, presumed)"] == 389.957
     rp = _baseline_table(load_params(VGG), "random_prune")
-    assert (rp["paper W_RP(L) (level lost)"] == 451.384).all()
+    assert rp.loc[12, "paper W_RP(L) (level 12, presumed)"] == 451.384
     other = _baseline_table(load_params(VGG, {"data.dataset": "synthetic_cifar10"}))
     assert not other.filter(like="paper").columns.size
     one_shot = _baseline_table(load_params(VGG), "one_shot")  # the paper has no such table
-    assert list(one_shot.index) == [1, 6] and not one_shot.filter(like="paper").columns.size
+    assert list(one_shot.index) == [1, 6, 12] and not one_shot.filter(like="paper").columns.size
+
+
+def test_tables_8_and_9_sum_the_eigenvalues_above_the_threshold():
+    """hessian.positive_threshold: eigenvalues below threshold x lambda_max do not enter."""
+    table = _baseline_table(load_params(VGG), threshold=0.5)
+    assert table.loc[1, "V'(3) W_RI(L)"] == pytest.approx(math.log(30 * 20))
+    assert table.loc[1, "entered W_RI(L)"] == 2 and "flags" in table
 
 
 def test_radius_table_applies_the_rule_and_prints_the_cutoff():
@@ -192,3 +214,77 @@ def test_radius_table_applies_the_rule_and_prints_the_cutoff():
     smoke = ls.radius_table(pairs, names, load_params(RESNET, {"model.width": 8}), "radius_L")
     assert not smoke.filter(like="paper").columns.size
     assert isinstance(smoke, pd.DataFrame)
+
+
+# --- every key that changes a published number is in the rule (issue 26 item 10) ----------------
+
+WALKED_FOR_PUBLISHED = ("data", "model", "train", "imp", "baselines", "analysis", "hessian",
+                        "landscape")
+
+
+def _published_candidates(key: str, value):
+    from test_cache_keys import _candidates  # the same "another valid value" as the cache walk
+
+    section, name = key.split(".")
+    extra = {"model.arch": ["vgg16"], "data.dataset": ["synthetic_cifar10"],
+             "train.optimizer": ["adam"], "imp.scope": ["layerwise"],
+             "hessian.tol_relative_to": ["lambda_max"], "landscape.radius_cutoff": ["absolute"],
+             "landscape.radius_reference": ["own"], "hessian.dtype": ["float64"],
+             "landscape.dtype": ["bfloat16"], "data.root": ["elsewhere"],
+             "data.train_size": [5000]}.get(key, [])
+    try:
+        more = _candidates(section, name, value)
+    except TypeError:  # a list of names (baselines.kinds)
+        more = [value[:1]]
+    return [*extra, *more]
+
+
+@pytest.mark.parametrize("quantity", ["volume", "radius"])
+def test_every_key_that_changes_a_published_number_is_in_the_rule(quantity):
+    from lthkit.params import ParamsError, flatten
+
+    base = load_params(RESNET)
+    assert published.paper_recipe(base, quantity) == "resnet20"
+    flat = flatten(base.model_dump(include=set(WALKED_FOR_PUBLISHED)))
+    drifting, wrongly_listed, untried = [], [], []
+    for key in sorted(flat):
+        value = flat[key]
+        changed = None
+        for candidate in _published_candidates(key, value):
+            try:
+                changed = load_params(RESNET, {key: candidate})
+            except ParamsError:
+                continue
+            if flatten(changed.model_dump(include=set(WALKED_FOR_PUBLISHED)))[key] != value:
+                break
+            changed = None
+        if changed is None:
+            untried.append(key)
+            continue
+        shown = published.paper_recipe(changed, quantity) is not None
+        reason = published.neutral_reason(key, quantity)
+        if shown and reason is None:
+            drifting.append(f"{key}: {value!r} -> {candidate!r}")
+        if not shown and reason is not None:
+            wrongly_listed.append(key)
+    assert not untried, f"no other valid value for {untried}"
+    assert not drifting, f"published {quantity} values still shown after changing {drifting}"
+    assert not wrongly_listed, f"listed as neutral but part of the rule: {wrongly_listed}"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("imp.rewind_iteration", 0), ("analysis.recalibrate_bn", False),
+    ("hessian.positive_threshold", 0.5), ("hessian.max_iterations", 100), ("train.bf16", True)])
+def test_the_issues_drifts_hide_the_published_volumes(key, value):
+    params = load_params(RESNET, {key: value})
+    assert published.paper_recipe(params, "volume") is None
+    assert published.paper_columns(params, "volume_L", 1) == {}
+
+
+@pytest.mark.parametrize("key, value", [
+    ("landscape.radius_directions", 1), ("landscape.examples", 10),
+    ("analysis.subset_size", 50), ("landscape.radius_cutoff", "absolute")])
+def test_the_issues_drifts_hide_the_published_radii(key, value):
+    params = load_params(RESNET, {key: value})
+    assert published.paper_recipe(params, "radius") is None
+    assert published.paper_columns(params, "radius_L", 1) == {}

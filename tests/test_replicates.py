@@ -189,7 +189,7 @@ def test_barrier_claims_pick_their_lines(tmp_path):
     assert _claim("R4-fig12").extract(table) == {1: pytest.approx((0.7, 0.0))}
     assert _claim("R2-fig9").extract(table) == {1: pytest.approx((3.0, 0.0))}
     assert _claim("R6-fig17").extract(table) == {1: pytest.approx((2.0, 0.1))}
-    assert _claim("R6-fig19").extract(table) == {1: pytest.approx((0.2, 3.0))}
+    assert _claim("R6-fig19").extract(table) == {1: pytest.approx((0.2, 0.0))}
     assert _claim("R6-fig17").scale(table) == {1: pytest.approx(2.0)}  # its line's end losses
 
 
@@ -231,20 +231,68 @@ def test_choice_claims_skip_levels_without_the_baseline(tmp_path):
 
 
 def test_ticket_claims_read_level_columns_and_controls(tmp_path):
-    transfer = pd.DataFrame({"task": ["labels"] * 2, "level": [1, 2],
-                             "target_ticket_test_acc": [0.9, 0.8],
-                             "transferred_ticket_test_acc": [0.7, 0.5]})  # RangeIndex
-    got = _claim("IE643-labels").extract(_csv_roundtrip(transfer, tmp_path))
-    assert got == {1: (0.7, 0.9), 2: (0.5, 0.8)}
-    bain = pd.DataFrame({"level": [0, 1], "ticket_test_acc": [0.6, 0.62],
-                         "random_test_acc": [np.nan, 0.4]}).set_index("level")
-    assert _claim("Bain-fig5").extract(bain) == {1: (0.62, 0.4)}
+    transfer = pd.DataFrame({"task": ["labels"] * 3, "level": [0, 1, 2],
+                             "weights_left_%": [100.0, 50.0, 25.0],
+                             "target_ticket_test_acc": [0.95, 0.9, 0.8],
+                             "transferred_ticket_test_acc": [0.96, 0.7, 0.5]})  # RangeIndex
+    got = _claim("IE643-task2-labels").extract(_csv_roundtrip(transfer, tmp_path))
+    assert got == {1: (0.7, 0.9), 2: (0.5, 0.8)}, "the dense level 0 is no ticket"
+    bain = pd.DataFrame({"level": [0, 1, 2, 3], "weights_left_%": [100.0, 80.0, 50.0, 30.0],
+                         "ticket_test_acc": [0.6, 0.62, 0.61, 0.6],
+                         "random_test_acc": [np.nan, 0.6, 0.5, 0.4]}).set_index("level")
+    assert _claim("Bain-fig5").extract(bain) == {2: (0.61, 0.5), 3: (0.6, 0.4)}, \
+        "Bain's gap begins around 50% of the weights left: the levels before are not judged"
+
+
+def test_ie643_claims_are_the_reports_statements(tmp_path):
+    """Issue 26 item 8: the report's own statements, at the sparsities it names."""
+    mlp = pd.DataFrame({"level": [0, 5, 11, 14], "weights_left_%": [100.0, 33.0, 8.6, 4.4],
+                        "ticket_test_acc": [0.98, 0.981, 0.975, 0.7],
+                        "ticket_vs_dense": [0.0, 0.001, -0.005, -0.28]})
+    table = _csv_roundtrip(mlp, tmp_path)
+    assert _claim("IE643-fig1-mlp-90").extract(table) == {11: pytest.approx((-0.005, 0.0))}
+    assert _claim("IE643-fig1-mlp-95").extract(table) == {14: pytest.approx((0.7, 0.8))}
+    assert _claim("IE643-fig1-mlp-90").claim.expect == "equal"
+    keys = {c.claim.key for c in pc.CLAIMS}
+    assert not {"IE643-fig1-mlp", "IE643-fig1-lenet5"} & keys, "no random re-init claim"
+    assert {"IE643-task1-halves", "IE643-task3-optimizers"} <= keys
+
+
+def test_every_claim_quotes_the_sentence_it_tests():
+    papers = ROOT.parent / "shared" / "papers"
+    for pcl in pc.all_claims():
+        assert len(pcl.claim.quote) > 30, pcl.claim.key
+    if papers.exists():  # each quote's first words stand in its paper's text (symbols aside)
+        raw = " ".join(p.read_text() for p in papers.glob("*.txt"))
+        text = " ".join(raw.replace("$", " ").replace("\\", "").split())
+        for pcl in pc.all_claims():
+            first = re.split(r"\[|\(Read as|\(W_RP|\(The symbols|\.\.\.", pcl.claim.quote)[0]
+            words = " ".join(first.split()[:5]).rstrip(";,")
+            assert words.replace("[Fig. 9 shows] ", "") in text or words.startswith("[Fig"), \
+                (pcl.claim.key, words)
+
+
+def test_paper_exceptions_and_every_k(tmp_path):
+    """Issue 26 item 7: R1-fig3 leaves out levels 2 and 3 as the paper does; Fig 22 has one
+    claim per k of hessian.ks_fig22."""
+    from lthkit.params import HessianSection
+
+    fig3 = pc.by_key()["R1-fig3"]
+    frames = [pd.DataFrame({"level": [1, 2, 3, 4], "to_projected_previous": [1.0] * 4,
+                            "to_solution": [2.0] * 4})]
+    assert sorted(pc.values_across(fig3, frames)) == [1, 4]
+    ks = HessianSection().ks_fig22
+    assert [c.claim.key for c in pc.claims_of("04_hessian_volume") if "fig22" in c.claim.key] \
+        == [f"R1-fig22-k{k}" for k in ks]
+    table = pd.DataFrame({"level": [1], "W_min(L) k=10": [1.0], "Pr_L(min(L-1)) k=10": [2.0],
+                          "W_min(L) k=25": [3.0], "Pr_L(min(L-1)) k=25": [4.0]})
+    assert pc.by_key()["R1-fig22-k25"].extract(table) == {1: (3.0, 4.0)}
 
 
 def test_every_claims_table_is_one_its_notebook_saves():
-    for claim in pc.CLAIMS:
+    for claim in pc.all_claims():
         source = (ROOT / "notebooks" / f"{claim.notebook}.py").read_text()
-        fstring = re.sub(r"_(mlp|lenet5|labels)\.csv$", "_{", claim.table)
+        fstring = re.sub(r"_(mlp|lenet5|labels|halves|sgd_to_adam)\.csv$", "_{", claim.table)
         assert f'"{claim.table}"' in source or f'"{fstring}' in source \
             or f'f"{fstring}' in source, (claim.claim.key, claim.table)
         assert f'notebook_claims(ctx, "{claim.notebook}")' in source

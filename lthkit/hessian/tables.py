@@ -203,8 +203,10 @@ def baseline_volume_table(analysis: HessianAnalysis, imp, baselines, kind: str,
     for L in baseline_levels(baselines, kind, levels):
         other = analysis.spectrum(baseline_solution(baselines, kind, L))
         mn = analysis.spectrum(imp_solution(imp, L))
-        rows.append(_pair_row(L, name, other, "W_min(L)", mn, k, analysis.ctx.params,
-                              BASELINE_COMPARISONS.get(kind)))
+        row = _pair_row(L, name, other, "W_min(L)", mn, k, analysis.ctx.params,
+                        BASELINE_COMPARISONS.get(kind), analysis.cfg.positive_threshold)
+        row.update(_quality(analysis, k, {name: other, "W_min(L)": mn}))
+        rows.append(row)
     return pd.DataFrame(rows).set_index("level") if rows else pd.DataFrame()
 
 

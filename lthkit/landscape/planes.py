@@ -3,6 +3,7 @@ directions around one (Li et al. 2018; Bain)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -12,6 +13,7 @@ from ..points import ParamLayout
 from .batch import Evaluate, evaluate_points
 
 __all__ = ["plane_basis", "project", "plane_grid", "grid_losses", "evaluate_plane",
+           "joining_loss", "joining_losses",
            "filter_normalized_direction", "evaluate_surface"]
 
 
@@ -120,4 +122,74 @@ def evaluate_surface(evaluate: Evaluate, center: Tensor, d1: Tensor, d2: Tensor,
     out = {"x": xs, "y": xs.clone(), "loss": loss}
     if acc is not None:
         out["acc"] = acc
+    return out
+
+
+def _nearest_cell(xs: Tensor, ys: Tensor, x: float, y: float) -> tuple[int, int]:
+    """The grid cell (row of y, column of x) nearest a point's projection."""
+    return int((ys - y).abs().argmin()), int((xs - x).abs().argmin())
+
+
+def joining_loss(loss: Tensor, seeds: Sequence[tuple[int, int]]) -> Tensor:
+    """For every grid cell, the lowest level c' at which it lies in the same connected component
+    of the sublevel set {loss <= c'} (4-neighbours on the grid) as all of `seeds`: the minimax
+    path loss from the seeds' joined component, i.e. a cell is in the component of {loss <= c}
+    that holds the seeds exactly when its value is <= c (and the seeds are joined at <= c).
+
+    First the seeds are joined (the value at which the last of them meets the others), then the
+    component grows from there (a Dijkstra search with max instead of sum)."""
+    import heapq
+
+    rows, cols = loss.shape
+    values = loss.double().numpy()
+    if not seeds:
+        raise ValueError("joining_loss needs at least one seed cell")
+
+    def minimax_from(start: list[tuple[int, int]]) -> "list[list[float]]":
+        best = [[float("inf")] * cols for _ in range(rows)]
+        heap = []
+        for r, c in start:
+            best[r][c] = float(values[r, c])
+            heap.append((best[r][c], r, c))
+        heapq.heapify(heap)
+        while heap:
+            level, r, c = heapq.heappop(heap)
+            if level > best[r][c]:
+                continue
+            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                if 0 <= nr < rows and 0 <= nc < cols:
+                    through = max(level, float(values[nr, nc]))
+                    if through < best[nr][nc]:
+                        best[nr][nc] = through
+                        heapq.heappush(heap, (through, nr, nc))
+        return best
+
+    first = minimax_from([seeds[0]])
+    joined = max(first[r][c] for r, c in seeds)  # all seeds in one component from this level
+    out = torch.tensor(first, dtype=torch.float64)
+    return torch.clamp(out, min=joined)
+
+
+def joining_losses(plane: Mapping[str, Any], seed_labels: Sequence[str]) -> dict[str, float]:
+    """Per point of a plane (evaluate_plane's result), the level at which it joins the connected
+    sublevel set that holds the points `seed_labels` (the IMP solutions that span the plane):
+    the larger of the minimax path loss on the grid to its projection's cell and its own loss
+    (a point off the plane is not its projection). Also "seeds joined": the level at which the
+    seeds themselves are in one connected component."""
+    xs, ys, loss = plane["x"], plane["y"], plane["loss"]
+    labels = list(plane["labels"])
+    coords = plane["coords"]
+    cells = {lab: _nearest_cell(xs, ys, float(coords[i, 0]), float(coords[i, 1]))
+             for i, lab in enumerate(labels)}
+    seeds = [cells[s] for s in seed_labels]
+    reach = joining_loss(loss, seeds)
+    own = plane.get("point_loss")
+    out = {}
+    for i, lab in enumerate(labels):
+        r, c = cells[lab]
+        own_loss = float(own[i]) if own is not None else -math.inf
+        out[lab] = max(float(reach[r, c]), own_loss)
+    joined = float(reach[seeds[0][0], seeds[0][1]])
+    out["seeds joined"] = max([joined, *(float(own[labels.index(s)]) for s in seed_labels)]
+                              if own is not None else [joined])
     return out

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import published
 from .lines import linear_barrier
+from .planes import joining_losses
 
 __all__ = ["PAPER_RADII", "is_paper_preset", "plane_table", "barrier_table", "radius_table",
            "radius_flip_table"]
@@ -27,7 +28,11 @@ def is_paper_preset(params: Any) -> bool:
 
 
 def plane_table(plane: Mapping[str, Any], sublevel: float | None = None) -> pd.DataFrame:
-    """The points of a plane: coordinates on it, distance from it, own loss (in the sublevel set?)."""
+    """The points of a plane: coordinates on it, distance from it, own loss (in the sublevel set?),
+    and, for a plane with its grid, `joins_at`: the level at which the point joins the connected
+    sublevel set that holds the three solutions spanning the plane (planes.joining_losses), so
+    `in_connected_sublevel_set` is membership of that component of {loss <= c}, not only a loss
+    below c; `spanning_joined_at`: the level at which those three are in one component."""
     coords, dist = plane["coords"], plane["distance"]
     df = pd.DataFrame({"point": plane["labels"], "u": coords[:, 0].numpy(),
                        "v": coords[:, 1].numpy(), "distance_from_plane": dist.numpy(),
@@ -35,6 +40,13 @@ def plane_table(plane: Mapping[str, Any], sublevel: float | None = None) -> pd.D
     if sublevel is not None:
         df["loss_below_sublevel"] = df["loss"] <= sublevel
         df["sublevel_loss"] = sublevel  # c, for the claims of Result 5 (lthkit.paper_claims)
+        if "x" in plane and "loss" in plane:  # connectivity on the plane's grid
+            spans = list(plane["labels"][:3])
+            joins = joining_losses(plane, spans)
+            df["spans_plane"] = df["point"].isin(spans)
+            df["joins_at"] = [joins[p] for p in df["point"]]
+            df["in_connected_sublevel_set"] = df["joins_at"] <= sublevel
+            df["spanning_joined_at"] = joins["seeds joined"]
     return df.set_index("point")
 
 

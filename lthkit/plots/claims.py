@@ -7,6 +7,8 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..claims import sign_of
+
 LINEAR_WITHIN = 5.0  # margins: the axis is linear within +-5 margins, logarithmic beyond
 VERDICT_COLORS = {"holds": "#1a7f37", "does not hold": "#b00020", "inconclusive": "#777777"}
 
@@ -21,7 +23,7 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 0.32 * n + 1.2))
     labels = []
     for i, (_, c) in enumerate(table.iterrows()):
-        sign = -1.0 if c["expect"] == "less" else 1.0
+        sign = sign_of(str(c["expect"]))
         effect, low, high = (sign * float(c[k]) for k in ("effect", "effect low", "effect high"))
         low, high = sorted((low, high))
         margin = float(c["margin"]) if not pd.isna(c["margin"]) else 0.0
