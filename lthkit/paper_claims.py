@@ -306,6 +306,28 @@ IE = "IE643 report"
 BAIN = "Bain"
 
 
+def _ie643_pruning_claims(figure: str, net: str, title: str, pruned: int,
+                          words: str) -> list[PaperClaim]:
+    """The IE643 report's two statements on one network's IMP curve (its Figs 1 and 2): past
+    `pruned`% pruned (and up to 95%) the ticket's accuracy is the dense network's, within the
+    margin; past 95% it falls below 80%."""
+    table, source = f"ie643_tickets_{net}.csv", f"{IE}, Fig {figure[3:]}"
+    return [
+        _c(f"IE643-{figure}-{net}-{pruned}", source, f"{title}: past {pruned}% pruned (and up "
+           "to 95%) the ticket's test accuracy is that of the dense network, within the margin",
+           "test accuracy, ticket minus dense", "ticket - dense", "0", "equal", NB10, table,
+           columns("ticket_vs_dense", "0", weights_left(5.0, 100.0 - pruned)),
+           margin="accuracy",
+           quote=f"We observe that even after pruning more than {pruned} % of the weights, we get "
+                 f"accuracy {words} the original dense network."),
+        _c(f"IE643-{figure}-{net}-95", source, f"{title}: past 95% pruned the test accuracy falls "
+           "below 80%", "ticket test accuracy", "ticket", "0.8", "less", NB10, table,
+           columns("ticket_test_acc", "0.8", weights_left(high=5.0)), margin="accuracy",
+           quote="Accuracy level falls drastically to a level below 80% when the network gets "
+                 "pruned by more than 95%."),
+    ]
+
+
 def fig22_claims(ks: Sequence[int]) -> list[PaperClaim]:
     """Fig 22: the volume comparison of Table I at every k the run tabulates
     (hessian.ks_fig22), one claim per k: the paper says the trend holds for each."""
@@ -482,6 +504,18 @@ CLAIMS: list[PaperClaim] = [
              "Hessian than [W_min(L)], which implies a smaller volume for the basin around "
              "[W_FT(L)]."),
     # 09: the VGG-16 appendix
+    _c("R0-fig24-accuracy", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) "
+       "has a higher test accuracy than the best of the other strategies at the same level",
+       "test accuracy", "W_min(L)", "best other strategy", "greater", NB09,
+       "fig24_strategies.csv", best_other_strategy("test_acc", "max"), margin="accuracy",
+       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) "
+             "outperforms the solutions obtained with the other strategies"),
+    _c("R0-fig24-loss", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) has a "
+       "lower training loss than the best of the other strategies at the same level",
+       "training loss", "W_min(L)", "best other strategy", "less", NB09, "fig24_strategies.csv",
+       best_other_strategy("train_loss", "min"), margin="loss",
+       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) "
+             "outperforms the solutions obtained with the other strategies"),
     _c("R1-table6", f"{S}, Appendix II (Fig 26, Table VI)",
        "VGG-16: in level L space W_min(L) has the larger volume than Pr_L(min(L-1))", VOLUME,
        "W_min(L)", "Pr_L(min(L-1))", "less", NB09, "table6.csv",
@@ -524,28 +558,8 @@ CLAIMS: list[PaperClaim] = [
        quote="the Hessian at [W_RP(L)] has larger eigen values than that at [W_min(L)], which "
              "indicates a smaller volume for the basin around [W_RP(L)] (Table IX)."),
     # 10: the IE643 report (its own statements; it has no random re-initialization result)
-    _c("IE643-fig1-mlp-90", f"{IE}, Fig 1", "MLP 300-100-10: past 90% pruned (and up to 95%) "
-       "the ticket's test accuracy is that of the dense network, within the margin",
-       "test accuracy, ticket minus dense", "ticket - dense", "0", "equal", NB10,
-       "ie643_tickets_mlp.csv", columns("ticket_vs_dense", "0", weights_left(5.0, 10.0)),
-       quote="We observe that even after pruning more than 90 % of the weights, we get accuracy "
-             "almost same as the original dense network."),
-    _c("IE643-fig1-mlp-95", f"{IE}, Fig 1", "MLP 300-100-10: past 95% pruned the test accuracy "
-       "falls below 80%", "ticket test accuracy", "ticket", "0.8", "less", NB10,
-       "ie643_tickets_mlp.csv", columns("ticket_test_acc", "0.8", weights_left(high=5.0)),
-       quote="Accuracy level falls drastically to a level below 80% when the network gets pruned "
-             "by more than 95%."),
-    _c("IE643-fig2-lenet5-85", f"{IE}, Fig 2", "LeNet-5: past 85% pruned (and up to 95%) the "
-       "ticket's test accuracy is that of the dense network, within the margin",
-       "test accuracy, ticket minus dense", "ticket - dense", "0", "equal", NB10,
-       "ie643_tickets_lenet5.csv", columns("ticket_vs_dense", "0", weights_left(5.0, 15.0)),
-       quote="We observe that even after pruning more than 85 % of the weights, we get accuracy "
-             "almost similar to the original dense network."),
-    _c("IE643-fig2-lenet5-95", f"{IE}, Fig 2", "LeNet-5: past 95% pruned the test accuracy falls "
-       "below 80%", "ticket test accuracy", "ticket", "0.8", "less", NB10,
-       "ie643_tickets_lenet5.csv", columns("ticket_test_acc", "0.8", weights_left(high=5.0)),
-       quote="Accuracy level falls drastically to a level below 80% when the network gets pruned "
-             "by more than 95%."),
+    *_ie643_pruning_claims("fig1", "mlp", "MLP 300-100-10", 90, "almost same as"),
+    *_ie643_pruning_claims("fig2", "lenet5", "LeNet-5", 85, "almost similar to"),
     _c("IE643-task1-halves", f"{IE}, Task 1 (Fig 3)", "a ticket found on one half of MNIST "
        "trains as well on the other half as that half's own ticket (equal within the margin)",
        "test accuracy on the other half", "transferred ticket", "target's own ticket", "equal",

@@ -416,3 +416,21 @@ def test_runner_runs_the_replicates_first_and_reports_across_them(tmp_path, writ
     for r in (1, 0):
         assert run_imp(open_run(params, create=True, replicate=r)).levels_done() == [0, 1]
     assert {r: f.stat().st_mtime_ns for r, f in finals.items()} == stamps
+
+
+def test_fig2_claims_compare_imp_with_the_best_other_strategy():
+    table = pd.DataFrame({"strategy": ["imp", "imp", "one_shot", "random_reinit", "one_shot"],
+                          "level": [0, 1, 1, 1, 2], "test_acc": [0.9, 0.91, 0.89, 0.7, 0.8],
+                          "train_loss": [0.1, 0.09, 0.12, 0.5, 0.2]})
+    assert _claim("R0-fig2-accuracy").extract(table) == {1: (0.91, 0.89)}, \
+        "the best other at each level with an IMP value and another strategy"
+    assert _claim("R0-fig2-loss").extract(table) == {1: (0.09, 0.12)}
+    assert _claim("R0-fig24-accuracy").notebook == "09_vgg16_appendix"
+
+
+def test_result2_claims_read_table1_losses_one_level_apart():
+    table = pd.DataFrame({"level": [1, 2, 3], "loss Pr_L(min(L-1))": [0.5, 0.6, 0.7],
+                          "loss W_min(L)": [0.2, 0.3, 0.4]})
+    assert _claim("R2-table1-projection").extract(table) == {2: (0.6, 0.2), 3: (0.7, 0.3)}
+    assert _claim("R2-table1-new-minimum").extract(table) == {1: (0.2, 0.5), 2: (0.3, 0.6),
+                                                              3: (0.4, 0.7)}
