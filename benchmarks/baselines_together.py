@@ -25,14 +25,16 @@ import time
 
 import torch
 
-from lthkit.baselines import baseline_schedule
-from lthkit.context import resolve_device
-from lthkit.data import load_data
-from lthkit.fused import FusedNetworks
-from lthkit.models import build_model
-from lthkit.params import DataSection, TrainSection, load_params
-from lthkit.pruning import full_mask, random_prune
-from lthkit.training import Member, evaluate, evaluate_group, probe_group_sizes, train, train_group
+from lthkit.config.params import load_params
+from lthkit.config.training import DataSection, TrainSection
+from lthkit.data.load import load_data
+from lthkit.nets.models import build_model
+from lthkit.nets.pruning import full_mask, random_prune
+from lthkit.train.baselines import baseline_schedule
+from lthkit.train.context import resolve_device
+from lthkit.train.fused import FusedNetworks
+from lthkit.train.training import (Member, evaluate, evaluate_group, probe_group_sizes, train,
+                                   train_group)
 
 
 def main() -> None:

@@ -43,14 +43,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from lthkit import gpu, hessian as hs, training  # noqa: E402
-from lthkit.data import load_data  # noqa: E402
-from lthkit.hessian.lanczos import _basis_device, Subspace  # noqa: E402
-from lthkit.models import build_model  # noqa: E402
-from lthkit.params import DataSection, TrainSection  # noqa: E402
-from lthkit.points import PointEvaluator  # noqa: E402
-from lthkit.pruning import full_mask, random_prune  # noqa: E402
-from lthkit.training import Checkpoint, GroupProbe, Member, train, train_group  # noqa: E402
+from lthkit import gpu
+from lthkit import hessian as hs  # noqa: E402
+from lthkit import training
+from lthkit.analysis.hessian.lanczos import Subspace, _basis_device  # noqa: E402
+from lthkit.config.training import DataSection, TrainSection  # noqa: E402
+from lthkit.data.load import load_data  # noqa: E402
+from lthkit.nets.evaluator import PointEvaluator  # noqa: E402
+from lthkit.nets.models import build_model  # noqa: E402
+from lthkit.nets.pruning import full_mask, random_prune  # noqa: E402
+from lthkit.train.training import Checkpoint, GroupProbe, Member, train, train_group  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -512,8 +514,8 @@ def check_fused_training_speed(kit: Kit, state: dict):
 
 def check_auto_choices(kit: Kit, state: dict):
     """What the kit's `auto` settings choose on this card."""
-    from lthkit.params import load_params
-    from lthkit.workload import baseline_schedule_groups, iterations_per_epoch, train_size
+    from lthkit.config.params import load_params
+    from lthkit.report.workload import baseline_schedule_groups, iterations_per_epoch, train_size
 
     p = load_params(ROOT / "params" / "resnet20_paper.yaml")
     n = train_size(p.data.dataset, p.data.train_size)

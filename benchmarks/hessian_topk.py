@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from lthkit import hessian as hs
-from lthkit.context import resolve_device
-from lthkit.data import load_data
-from lthkit.models import build_model
-from lthkit.params import DataSection
-from lthkit.points import ParamLayout, PointEvaluator
+from lthkit.config.training import DataSection
+from lthkit.data.load import load_data
+from lthkit.nets.evaluator import PointEvaluator
+from lthkit.nets.models import build_model
+from lthkit.nets.points import ParamLayout
+from lthkit.train.context import resolve_device
 
 
 def _sync(device: torch.device) -> None:

@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 
 from lthkit import landscape as ls
-from lthkit.context import resolve_device
-from lthkit.data import load_data
-from lthkit.models import build_model
-from lthkit.params import DataSection
-from lthkit.points import PointEvaluator
+from lthkit.config.training import DataSection
+from lthkit.data.load import load_data
+from lthkit.nets.evaluator import PointEvaluator
+from lthkit.nets.models import build_model
+from lthkit.train.context import resolve_device
 
 
 def _sync(device: torch.device) -> None:

@@ -5,7 +5,7 @@
     python benchmarks/paper_time.py --small                          # a few minutes on a CPU
     python benchmarks/paper_time.py params/smoke.yaml --check outputs/smoke   # against a real run
 
-`lthkit.workload.count_work` counts the units each notebook does with the preset's parameters
+`lthkit.report.workload.count_work` counts the units each notebook does with the preset's parameters
 (training steps, test-set passes, Hessian-vector products, loss evaluations at points). Each kind
 of unit is measured here on the present device at the preset's sizes (its network and width,
 batch, analysis subset, Hessian subset, synthetic data of the dataset's shape), a few repetitions
@@ -36,15 +36,16 @@ from pathlib import Path
 import torch
 
 from lthkit import hessian as hs
-from lthkit.context import resolve_device
-from lthkit.data import load_data
-from lthkit.landscape import basin_radii, cutoff_loss, random_directions
-from lthkit.models import build_model
-from lthkit.params import DataSection, Params, load_params
-from lthkit.points import PointEvaluator
-from lthkit.training import evaluate, probe_group_sizes, time_steps, train
-from lthkit.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
-                             count_work, iterations_per_epoch, train_size)
+from lthkit.analysis.landscape import basin_radii, cutoff_loss, random_directions
+from lthkit.config.params import Params, load_params
+from lthkit.config.training import DataSection
+from lthkit.data.load import load_data
+from lthkit.nets.evaluator import PointEvaluator
+from lthkit.nets.models import build_model
+from lthkit.report.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
+                                    count_work, iterations_per_epoch, train_size)
+from lthkit.train.context import resolve_device
+from lthkit.train.training import evaluate, probe_group_sizes, time_steps, train
 
 CIFAR_LIKE = {"cifar10": "synthetic_cifar10", "mnist": "synthetic_mnist"}
 

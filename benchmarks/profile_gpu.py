@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 from torch.profiler import ProfilerActivity, profile
 
-from lthkit.models import build_model
-from lthkit.points import ParamLayout, PointEvaluator
+from lthkit.nets.evaluator import PointEvaluator
+from lthkit.nets.models import build_model
+from lthkit.nets.points import ParamLayout
 
 
 def sync() -> None:

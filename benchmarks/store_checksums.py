@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from lthkit.models import build_model
-from lthkit.store import load_tensors, save_tensors
+from lthkit.nets.models import build_model
+from lthkit.store.files import load_tensors, save_tensors
 
 
 def _median(fn, repeats: int) -> float:

@@ -24,11 +24,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from lthkit.context import resolve_device
-from lthkit.data import load_data
-from lthkit.models import build_model
-from lthkit.params import DataSection, TrainSection
-from lthkit.training import train
+from lthkit.config.training import DataSection, TrainSection
+from lthkit.data.load import load_data
+from lthkit.nets.models import build_model
+from lthkit.train.context import resolve_device
+from lthkit.train.training import train
 
 
 class PilImages(Dataset):
@@ -70,7 +70,7 @@ def plain_loop_epoch(model, data, cfg: TrainSection, device, workers: int) -> fl
 
 
 def lthkit_epoch(model, data, cfg: TrainSection) -> float:
-    """One epoch through lthkit.training.train, after one untimed epoch of the same call (its
+    """One epoch through lthkit.train.training.train, after one untimed epoch of the same call (its
     warm-up steps and graph capture happen there, once per training as in a real level);
     returns the second epoch's training seconds (no evaluation)."""
     history = train(model, data, cfg.model_copy(update={"epochs": 2, "milestones": []}), seed=0,

@@ -12,7 +12,7 @@ import torch
 import yaml
 from filelock import FileLock
 
-from lthkit.params import Params, params_from_dict
+from lthkit.config.params import Params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from lthkit.baselines import (KINDS, BaselineResults, ScheduleClass, auto_group_size, baseline_plan,
-                              pack_groups, run_baselines)
-from lthkit.context import open_run
-from lthkit.geometry import pairwise_matrices, rewind_distances
-from lthkit.imp import ImpResults, run_imp
-from lthkit.points import ParamLayout
-from lthkit.data import load_data
-from lthkit.models import build_model
-from lthkit.params import DataSection, TrainSection
-from lthkit.pruning import count_alive, full_mask, is_nested, masked_state, random_prune
-from lthkit.store import RunMismatchError, load_tensors
-from lthkit.training import Checkpoint, GroupProbe, Member, group_batches, train, train_group
+from lthkit.analysis.geometry import pairwise_matrices, rewind_distances
+from lthkit.config.training import DataSection, TrainSection
+from lthkit.data.load import load_data
+from lthkit.nets.models import build_model
+from lthkit.nets.points import ParamLayout
+from lthkit.nets.pruning import count_alive, full_mask, is_nested, masked_state, random_prune
+from lthkit.store.files import load_tensors
+from lthkit.store.layout import RunMismatchError
+from lthkit.train.baselines import (KINDS, BaselineResults, ScheduleClass, auto_group_size,
+                                    baseline_plan, pack_groups, run_baselines)
+from lthkit.train.context import open_run
+from lthkit.train.imp import ImpResults, run_imp
+from lthkit.train.training import Checkpoint, GroupProbe, Member, group_batches, train, train_group
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_trained_baselines_keep_zeros_and_are_reused(imp_run, tiny, monkeypatch)
         assert results.metrics(kind, 2)["final"]["alive"] == count_alive(imp.mask(2))
     table = results.summary(imp)
     assert set(table["strategy"]) == {*KINDS, "imp"}
-    import lthkit.imp as imp_module
+    import lthkit.train.imp as imp_module
     monkeypatch.setattr(imp_module, "train", lambda *a, **k: pytest.fail("retrained"))
     monkeypatch.setattr(imp_module, "train_group", lambda *a, **k: pytest.fail("retrained"))
     run_baselines(ctx, progress=False, group_size=4)  # nothing left to train
@@ -208,7 +209,7 @@ def _copy_of_imp_run(ctx, tiny, name: str):
 
 def _trained_members(monkeypatch) -> list[list[str]]:
     """Record the tags of every training (a group, or one alone) started from now on."""
-    import lthkit.imp as imp_module
+    import lthkit.train.imp as imp_module
 
     calls: list[list[str]] = []
     group, alone = imp_module.train_group, imp_module.train
@@ -223,7 +224,7 @@ def test_a_killed_group_resumes_and_matches_an_uninterrupted_run(imp_run, tiny, 
     """Killed mid-epoch after a first training finished: the rerun retrains nothing finished,
     resumes the killed group from its members' last saved epoch, and ends bit for bit where an
     uninterrupted run ends (CPU)."""
-    import lthkit.training as training
+    import lthkit.train.training as training
 
     ctx, _ = imp_run
     kinds = ["random_reinit", "one_shot", "random_prune"]  # alone (from 0), then a pair (from k)
@@ -260,8 +261,8 @@ def test_a_killed_group_resumes_and_matches_an_uninterrupted_run(imp_run, tiny, 
 def test_a_group_killed_between_its_members_saves_regroups_by_progress(imp_run, monkeypatch):
     """Killed after saving one member's epoch but not the other's: the rerun trains each from
     its own last epoch (so in two groups), and no epoch is lost or counted twice."""
-    import lthkit.training as training
-    from lthkit.baselines import schedule_classes
+    import lthkit.train.training as training
+    from lthkit.train.baselines import schedule_classes
 
     ctx, _ = imp_run
     real, saves = training.Checkpoint.save_state, []
@@ -328,7 +329,8 @@ def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys):
 
 
 def test_old_train_together_key_still_reads(write_yaml):
-    from lthkit.params import ParamsError, load_params
+    from lthkit.config.base import ParamsError
+    from lthkit.config.params import load_params
 
     with pytest.warns(DeprecationWarning, match="group_size"):
         assert load_params(write_yaml({"baselines": {"train_together": "no"}})).baselines.group_size == 1
@@ -371,8 +373,8 @@ def test_rewind_distances_match_a_direct_computation(imp_run):
 
 @pytest.mark.notebook
 def test_02_and_03_on_smoke(smoke):
-    from lthkit.params import load_params
-    from lthkit.store import RunStore
+    from lthkit.config.params import load_params
+    from lthkit.store.layout import RunStore
 
     smoke.run("01_train_imp")
     smoke.run("02_baselines")

@@ -174,8 +174,8 @@ def _open_offline(page_file: Path, screenshot: Path | None = None) -> dict:
 def test_executed_notebook_html_renders_math_offline(smoke, tmp_path):
     """An executed notebook's HTML copy shows typeset math, not `$...$` source, with the network
     refused; it asks nothing of any address but its own run folder's files."""
-    from lthkit.offline_html import MATHJAX_DIR
-    from lthkit.report import write_html
+    from lthkit.report.offline_html import MATHJAX_DIR
+    from lthkit.report.runner import write_html
 
     executed = smoke.run("01_train_imp")
     run_dir = tmp_path / "run"
@@ -202,7 +202,7 @@ def test_executed_notebook_html_renders_math_offline(smoke, tmp_path):
 def test_html_of_a_replicate_finds_the_run_folders_mathjax(tmp_path):
     """A replicate's notebook (<run>/replicate_1/notebooks/) reaches <run>/_static/mathjax, and
     the page still renders when the run folder is moved: the address is relative."""
-    from lthkit.report import write_html
+    from lthkit.report.runner import write_html
 
     run_dir = tmp_path / "run"
     folder = run_dir / "replicate_1" / "notebooks"

@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from lthkit import geometry
-from lthkit.context import Context
-from lthkit.hessian.analysis import HessianAnalysis, HessianPoint
-from lthkit.landscape.run import Landscape, PointRef
-from lthkit.params import RESULT_NEUTRAL_KEYS, SECTIONS, ParamsError, flatten
+from lthkit.analysis.hessian.analysis import HessianAnalysis, HessianPoint
+from lthkit.analysis.landscape.run import Landscape, PointRef
+from lthkit.config.base import ParamsError, flatten
+from lthkit.config.params import RESULT_NEUTRAL_KEYS, SECTIONS
+from lthkit.train.context import Context
 
 WALKED = ("analysis", "hessian", "landscape")
 EXTRA = ("run.seed",)
@@ -126,7 +127,7 @@ def _walked_keys(base) -> list[str]:
 
 
 def test_every_analysis_parameter_is_in_the_keys_of_what_it_changes(tmp_path):
-    from lthkit.params import params_from_dict
+    from lthkit.config.params import params_from_dict
 
     def make(raw):
         raw["run"]["output_root"] = str(tmp_path)
@@ -161,7 +162,7 @@ def test_every_analysis_parameter_is_in_the_keys_of_what_it_changes(tmp_path):
 
 def test_the_walk_sees_what_it_should():
     """The recorder reaches every kind of cached analysis, so an absent key cannot pass unseen."""
-    from lthkit.params import params_from_dict
+    from lthkit.config.params import params_from_dict
 
     keys = cache_keys(params_from_dict(_base_raw(), source="walk"))
     analyses = {a for a, _ in keys}
@@ -174,7 +175,7 @@ def test_the_walk_sees_what_it_should():
 @pytest.mark.parametrize("dtype", ["tfloat32", "bfloat16"])
 def test_landscape_dtype_gives_its_own_results(dtype):
     """Issue 22 item 3: bf16 barriers were returned from an fp32 cache."""
-    from lthkit.params import params_from_dict
+    from lthkit.config.params import params_from_dict
 
     fp32 = cache_keys(params_from_dict(_base_raw(), source="walk"))
     other = cache_keys(params_from_dict(_with("landscape.dtype", dtype), source="walk"))

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from lthkit.claims import (FAILS, HOLDS, INCONCLUSIVE, Claim, Measured, claim_table,
-                           claims_frame, level_verdict, margins_note, overall_test,
-                           overall_verdict, replicates_needed)
-from lthkit.stats import replicate_summary, t_interval
+from lthkit.verdicts.claims import (FAILS, HOLDS, INCONCLUSIVE, Claim, Measured, claim_table,
+                                    claims_frame, level_verdict, margins_note, overall_test,
+                                    overall_verdict, replicates_needed)
+from lthkit.verdicts.stats import replicate_summary, t_interval
 
 CLAIM = Claim("R1-table1", "Saleem et al., Result 1 (Table I)", "W_min(L) has the larger volume",
               "V'(100), level L space", "W_min(L)", "Pr_L(min(L-1))", "less", "04_hessian_volume")
@@ -229,7 +229,7 @@ def test_replicates_needed_for_an_equivalence():
 
 
 def test_a_claim_of_equality_reads_as_one():
-    from lthkit.claims import Claim
+    from lthkit.verdicts.claims import Claim
 
     c = Claim("k", "s", "small barrier", "barrier", "barrier", "0", "equal", margin="barrier")
     assert c.relation == "barrier = 0 within the margin"

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from lthkit import gpu, training
-from lthkit.data import load_data
-from lthkit.models import build_model
-from lthkit.params import DataSection, TrainSection
-from lthkit.pruning import full_mask, random_prune
-from lthkit.training import Checkpoint, Member, train, train_group
+from lthkit.config.training import DataSection, TrainSection
+from lthkit.data.load import load_data
+from lthkit.nets.models import build_model
+from lthkit.nets.pruning import full_mask, random_prune
+from lthkit.train.training import Checkpoint, Member, train, train_group
 
 # torch 2.14.1 on the CPU: the channels_last backward of ResNet-20 at width 2 or 4 crashes the
 # process (segmentation fault, "double free or corruption"); width 8 runs (measured here).
@@ -318,7 +318,7 @@ def test_a_task_holding_part_of_a_card_sizes_itself_to_its_share(monkeypatch):
 
 
 def test_ray_tasks_on_part_of_a_gpu_are_told_their_share():
-    from lthkit.executor import task_options
+    from lthkit.platform.executor import task_options
 
     shared = task_options(0.25, 1.0, 1)
     assert shared["runtime_env"] == {"env_vars": {gpu.GPU_SHARE_ENV: "0.25"}}
@@ -358,8 +358,8 @@ def test_the_group_size_probe_measures_evaluation_too(data):
 
 
 def test_a_points_probe_that_fails_to_allocate_keeps_the_last_block_that_worked(monkeypatch):
-    from lthkit import points as points_module
-    from lthkit.points import PointEvaluator
+    from lthkit.nets import probe
+    from lthkit.nets.evaluator import PointEvaluator
 
     x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
     evaluator = PointEvaluator(build_model("resnet20", 2, "synthetic_cifar10", seed=0), x, y,
@@ -373,15 +373,15 @@ def test_a_points_probe_that_fails_to_allocate_keeps_the_last_block_that_worked(
         return real(points, own)
 
     monkeypatch.setattr(evaluator, "_evaluate_block", failing)
-    monkeypatch.setattr(points_module, "_timed", lambda device, fn: (fn(), 1.0)[1])  # P points/s
-    p, why = evaluator._probe_speed(64, "memory: test")
+    monkeypatch.setattr(probe, "_timed", lambda device, fn: (fn(), 1.0)[1])  # P points/s
+    p, why = probe.probe_speed(evaluator, 64, "memory: test")
     assert p == 2 and "4 points failed to allocate" in why and "stopped at 2" in why
 
 
 # --- run.deterministic ---------------------------------------------------------------------------
 
 def test_run_deterministic_sets_deterministic_algorithms_and_is_not_part_of_the_training(tiny):
-    from lthkit.context import open_run
+    from lthkit.train.context import open_run
 
     try:
         ctx = open_run(tiny(run={"name": "det", "seed": 0, "deterministic": True}), create=True)

@@ -6,8 +6,10 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from lthkit.data import DatasetMissingError, crop_and_flip, load_data, synthetic_images
-from lthkit.params import DataSection
+from lthkit.config.training import DataSection
+from lthkit.data.images import DatasetMissingError, crop_and_flip
+from lthkit.data.load import load_data
+from lthkit.data.synthetic import synthetic_images
 
 
 def test_synthetic_cifar_has_cifar_shapes_and_balanced_labels():

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY, merge
-from lthkit.analysis_units import ANALYSIS_NOTEBOOKS, analysis_units, run_analyses_replicates
-from lthkit.baselines import BaselineResults, run_baselines, run_baselines_replicates
-from lthkit.context import open_run
-from lthkit.executor import (RAY_MISSING, ExecutorError, LocalExecutor, UnitsFailedError,
-                             make_executor)
-from lthkit.imp import ImpResults, ImpUnit, run_imp, run_imp_replicates, train_imp_unit
-from lthkit.params import Params, params_from_dict
-from lthkit.store import load_tensors, value_differences, verify_folder
+
+from lthkit.analysis.units import ANALYSIS_NOTEBOOKS, analysis_units, run_analyses_replicates
+from lthkit.config.params import Params, params_from_dict
+from lthkit.platform.executor import (RAY_MISSING, ExecutorError, LocalExecutor, UnitsFailedError,
+                                      make_executor)
+from lthkit.store.compare import value_differences
+from lthkit.store.files import load_tensors, verify_folder
+from lthkit.train.baselines import BaselineResults, run_baselines, run_baselines_replicates
+from lthkit.train.context import open_run
+from lthkit.train.imp import ImpResults, ImpUnit, run_imp, run_imp_replicates, train_imp_unit
 
 # Two replicates of two levels (0 and 1) of two epochs: the smallest chain that prunes and rewinds.
 SMALL = {"run": {"replicates": 2, "num_threads": 1}, "train": {"epochs": 2, "milestones": [1]},
@@ -173,7 +174,7 @@ def _notebook_analyses(ctx) -> None:
     """What notebooks 04-09 compute, through the same lthkit calls they make."""
     from lthkit import hessian as hs
     from lthkit import landscape as ls
-    from lthkit.landscape import PointRef
+    from lthkit.analysis.landscape import PointRef
 
     p = ctx.params
     imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
@@ -268,9 +269,9 @@ def test_unit_failures_name_their_units():
 def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatch):
     import papermill
 
-    import lthkit.baselines as baselines_module
-    import lthkit.executor as executor_module
-    import lthkit.imp as imp_module
+    import lthkit.platform.executor as executor_module
+    import lthkit.train.baselines as baselines_module
+    import lthkit.train.imp as imp_module
     from lthkit import analysis_units, report
 
     calls = []
@@ -313,7 +314,7 @@ def _dies_in_replicate_1(unit):
     """train_imp_unit, whose worker process dies when replicate 1's level 1 is trained but not
     yet sent (mid-chain: level 0 was sent)."""
     if unit.replicate == 1:
-        import lthkit.imp as imp
+        import lthkit.train.imp as imp
 
         finish, finished = imp.finish_solution, []
 
@@ -382,7 +383,7 @@ def test_analyses_on_ray_equal_the_notebooks_and_a_failed_unit_is_done_by_a_reru
 
 def _fails_on_a_radius_pair_of_replicate_1(unit, given):
     """compute_analysis_unit, except on the radius pair of W_min(2) in replicate 1."""
-    from lthkit.analysis_units import compute_analysis_unit
+    from lthkit.analysis.units import compute_analysis_unit
 
     call = unit.call
     if unit.replicate == 1 and call.method == "radius_pair" and call.args[1].kind == "proj":

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch import nn
 
 from lthkit import geometry
-from lthkit.points import ParamLayout
-from torch import nn
+from lthkit.nets.points import ParamLayout
 
 
 class _Imp:

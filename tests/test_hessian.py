@@ -15,15 +15,18 @@ from torch.func import functional_call
 
 matplotlib.use("Agg")
 
-import lthkit.hessian as hs  # noqa: E402
+import lthkit.analysis.hessian as hs  # noqa: E402
 from lthkit import plots  # noqa: E402
-from lthkit.context import open_run  # noqa: E402
-from lthkit.imp import ImpResults  # noqa: E402
-from lthkit.models import build_model  # noqa: E402
-from lthkit.params import ParamsError, load_params, params_from_dict  # noqa: E402
-from lthkit.points import ParamLayout, PointEvaluator  # noqa: E402
-from lthkit.pruning import count_alive, full_mask, magnitude_prune, masked_state  # noqa: E402
-from lthkit.store import RunStore, save_json, save_tensors  # noqa: E402
+from lthkit.config.base import ParamsError
+from lthkit.config.params import load_params, params_from_dict  # noqa: E402
+from lthkit.nets.evaluator import PointEvaluator  # noqa: E402
+from lthkit.nets.models import build_model  # noqa: E402
+from lthkit.nets.points import ParamLayout
+from lthkit.nets.pruning import count_alive, full_mask, magnitude_prune, masked_state  # noqa: E402
+from lthkit.store.files import save_json, save_tensors  # noqa: E402
+from lthkit.store.layout import RunStore
+from lthkit.train.context import open_run  # noqa: E402
+from lthkit.train.imp import ImpResults  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -461,7 +464,7 @@ def test_04_hessian_volume_on_smoke(smoke):
 
 @pytest.mark.notebook
 def test_08_pruning_choices_on_smoke(smoke):
-    pytest.importorskip("lthkit.baselines")
+    pytest.importorskip("lthkit.train.baselines")
     smoke.run("01_train_imp")
     smoke.run("02_baselines")
     smoke.run("08_pruning_choices")

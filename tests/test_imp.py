@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import lthkit.imp as imp_module
-from lthkit.context import open_run
-from lthkit.imp import ImpResults, run_imp
-from lthkit.pruning import count_alive, count_total, is_nested, masked_state, prune_count
-from lthkit.params import ParamsError
-from lthkit.store import MissingInputError, RunMismatchError, save_json
-from lthkit.training import Checkpoint, train
+import lthkit.train.imp as imp_module
+from lthkit.config.base import ParamsError
+from lthkit.nets.pruning import count_alive, count_total, is_nested, masked_state, prune_count
+from lthkit.store.files import save_json
+from lthkit.store.layout import MissingInputError, RunMismatchError
+from lthkit.train.context import open_run
+from lthkit.train.imp import ImpResults, run_imp
+from lthkit.train.training import Checkpoint, train
 
 
 class Killed(Exception):

@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from lthkit import landscape as ls
-from lthkit.data import synthetic_images
-from lthkit.models import build_model
-from lthkit.params import load_params, ParamsError
-from lthkit.points import ParamLayout, PointEvaluator
-from lthkit.pruning import full_mask, random_prune
-from lthkit.store import RunStore
+from lthkit.config.base import ParamsError
+from lthkit.config.params import load_params
+from lthkit.data.synthetic import synthetic_images
+from lthkit.nets.evaluator import PointEvaluator
+from lthkit.nets.models import build_model
+from lthkit.nets.points import ParamLayout
+from lthkit.nets.pruning import full_mask, random_prune
+from lthkit.store.layout import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -351,6 +353,7 @@ def test_a_pair_shares_one_cutoff_by_default_and_own_can_invert_the_comparison(t
 
 def test_radius_figure_states_the_cutoff_rule(tiny):
     import matplotlib.pyplot as plt
+
     from lthkit import plots
 
     losses = {"imp03": 1.0, "proj03": 4.0}
@@ -467,7 +470,7 @@ def test_07_sublevel_sets_on_smoke(smoke):
 # --- Fig 13: membership of the connected sublevel set (issue 26 item 5) ---------------------------
 
 def test_joining_loss_is_the_minimax_path_from_the_seeds():
-    from lthkit.landscape.planes import joining_loss
+    from lthkit.analysis.landscape.planes import joining_loss
 
     # two basins (0.1) split by a wall (5.0) with a gap (1.0) in row 2
     loss = torch.tensor([[0.1, 0.2, 5.0, 0.1, 0.1],
@@ -482,7 +485,7 @@ def test_joining_loss_is_the_minimax_path_from_the_seeds():
 
 
 def test_a_point_below_c_but_cut_off_is_not_in_the_connected_set():
-    from lthkit.landscape import plane_table
+    from lthkit.analysis.landscape import plane_table
 
     xs, ys = torch.arange(5.0, dtype=torch.float64), torch.arange(3.0, dtype=torch.float64)
     loss = torch.tensor([[0.1, 0.2, 5.0, 0.1, 0.1],

@@ -9,10 +9,10 @@ import nbformat
 import pytest
 from jupytext.compare import compare_notebooks
 
-from lthkit.imp import ImpResults
-from lthkit.params import load_params
-from lthkit.pruning import count_alive, count_total, prune_count
-from lthkit.store import RunStore
+from lthkit.config.params import load_params
+from lthkit.nets.pruning import count_alive, count_total, prune_count
+from lthkit.store.layout import RunStore
+from lthkit.train.imp import ImpResults
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lthkit.params import ParamsError, load_params, main, notebook_params, params_from_dict
+from lthkit.config.base import ParamsError
+from lthkit.config.cli import main
+from lthkit.config.params import load_params, notebook_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "params").glob("*.yaml"))
@@ -157,7 +159,7 @@ def test_run_name_through_a_link_pointing_out_is_refused(write_yaml, tmp_path):
 
 
 def test_link_made_after_reading_is_refused_when_the_run_folder_is_used(tmp_path):
-    from lthkit.params import ParamsError as Error
+    from lthkit.config.base import ParamsError as Error
 
     params = params_from_dict({"run": {"name": "r", "output_root": str(tmp_path / "out")}},
                               source="p.yaml")

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lthkit import plots  # noqa: E402
-from lthkit.landscape import PointRef  # noqa: E402
+from lthkit.analysis.landscape import PointRef  # noqa: E402
 from lthkit.plots.imp import percent_axis  # noqa: E402
 
 

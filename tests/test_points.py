@@ -9,10 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lthkit.data import synthetic_images
-from lthkit.models import build_model
-from lthkit.points import CPU_POINTS_PER_PASS, ParamLayout, PointEvaluator
-from lthkit.pruning import full_mask, random_prune
+from lthkit.data.synthetic import synthetic_images
+from lthkit.nets.evaluator import PointEvaluator
+from lthkit.nets.models import build_model
+from lthkit.nets.points import ParamLayout
+from lthkit.nets.probe import CPU_POINTS_PER_PASS, choose_points_per_pass
+from lthkit.nets.pruning import full_mask, random_prune
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +205,8 @@ def test_points_per_pass_auto(setup, capsys):
     ev = _evaluator(setup, points_per_pass="auto", use_vmap=True)
     assert ev.points_per_pass == CPU_POINTS_PER_PASS, "CPU: the fixed size, memory permitting"
     assert "points_per_pass auto: 8" in capsys.readouterr().out, "the choice is printed"
-    probed, why = _evaluator(setup, points_per_pass="auto", use_vmap=True, verbose=False
-                             )._choose_points_per_pass(probe=True)
+    probed, why = choose_points_per_pass(_evaluator(setup, points_per_pass="auto", use_vmap=True,
+                                                    verbose=False), probe=True)
     assert probed in (1, 2, 4, 8, 16, 32, 64, 128, 256) and "points/s by block size" in why
     assert _evaluator(setup, points_per_pass="auto", use_vmap=False).points_per_pass == 1
     with pytest.raises(ValueError, match="points_per_pass"):
@@ -216,7 +218,7 @@ def test_points_per_pass_auto(setup, capsys):
 
 def test_grouped_call_equals_each_model(setup):
     """The reusable piece: P models stacked and run as one grouped network."""
-    from lthkit.points import grouped_call, stack_states
+    from lthkit.nets.points import grouped_call, stack_states
 
     x = setup[1][:8]
     models = [build_model("resnet20", 2, "synthetic_cifar10", seed=s).eval() for s in range(3)]
@@ -240,7 +242,7 @@ def test_grouped_call_equals_each_model(setup):
 def test_bf16_normalization_of_the_accelerator_path_under_vmap():
     """The bf16 BatchNorm used on GPUs (fp32 scale and shift applied in bf16) equals eval-mode
     F.batch_norm to bf16 rounding, for a stack of points under vmap."""
-    from lthkit.points import _normalize_low_precision
+    from lthkit.nets.batchnorm import _normalize_low_precision
 
     g = torch.Generator().manual_seed(5)
     bn = torch.nn.BatchNorm2d(6).eval()

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from lthkit.data import load_data
-from lthkit.models import build_model, prunable_names, prunable_sizes
-from lthkit.params import DataSection, TrainSection
-from lthkit.pruning import (apply_mask, count_alive, count_total, full_mask, hamming_distance,
-                            is_nested, keep_counts, magnitude_prune, masked_state, prune_count,
-                            random_prune, sparsity)
-from lthkit.training import train
+from lthkit.config.training import DataSection, TrainSection
+from lthkit.data.load import load_data
+from lthkit.nets.models import build_model, prunable_names, prunable_sizes
+from lthkit.nets.pruning import (apply_mask, count_alive, count_total, full_mask, hamming_distance,
+                                 is_nested, keep_counts, magnitude_prune, masked_state, prune_count,
+                                 random_prune, sparsity)
+from lthkit.train.training import train
 
 
 def _toy_weights() -> dict[str, torch.Tensor]:
@@ -176,7 +176,7 @@ def test_fused_group_replayed_from_cuda_graphs_equals_the_eager_group():
     """On a GPU only: K networks fused (`train_group`), their step replayed from CUDA graphs (two
     lr values: two graphs), match the same group stepped eagerly, keep zeros, and stay near each
     network trained alone."""
-    from lthkit.training import Member, train_group
+    from lthkit.train.training import Member, train_group
 
     device = torch.device("cuda")
     data = load_data(DataSection(dataset="synthetic_cifar10", train_size=512, test_size=64), device)

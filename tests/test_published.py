@@ -14,7 +14,7 @@ import torch
 from lthkit import hessian as hs
 from lthkit import landscape as ls
 from lthkit import published
-from lthkit.params import load_params
+from lthkit.config.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESNET = ROOT / "params" / "resnet20_paper.yaml"
@@ -241,7 +241,7 @@ def _published_candidates(key: str, value):
 
 @pytest.mark.parametrize("quantity", ["volume", "radius"])
 def test_every_key_that_changes_a_published_number_is_in_the_rule(quantity):
-    from lthkit.params import ParamsError, flatten
+    from lthkit.config.base import ParamsError, flatten
 
     base = load_params(RESNET)
     assert published.paper_recipe(base, quantity) == "resnet20"

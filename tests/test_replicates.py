@@ -16,17 +16,21 @@ from scipy import stats as sps
 
 from lthkit import paper_claims as pc
 from lthkit import plots
-from lthkit.claims import FAILS, HOLDS, INCONCLUSIVE
-from lthkit.params import ClaimsSection
-from lthkit.context import open_run
-from lthkit.data import derive_seed
-from lthkit.hessian.lanczos import log_volume
-from lthkit.hessian.tables import _pair_row
-from lthkit.landscape.tables import barrier_table, plane_table, radius_table
-from lthkit.params import ParamsError
-from lthkit.replicates import (replicate_dir, replicate_params, summary_frame, tables_across)
-from lthkit.report import write_claims, write_index
-from lthkit.store import MANIFEST, RunStore, _damage_message, save_json
+from lthkit.analysis.hessian.lanczos import log_volume
+from lthkit.analysis.hessian.tables import _pair_row
+from lthkit.analysis.landscape.tables import barrier_table, plane_table, radius_table
+from lthkit.config.base import ParamsError
+from lthkit.config.report import ClaimsSection
+from lthkit.config.seeds import derive_seed, replicate_params
+from lthkit.report.runner import write_claims, write_index
+from lthkit.store.files import save_json
+from lthkit.store.layout import RunStore
+from lthkit.store.paths import MANIFEST
+from lthkit.store.paths import damage_message as _damage_message
+from lthkit.store.paths import replicate_dir
+from lthkit.train.context import open_run
+from lthkit.verdicts.claims import FAILS, HOLDS, INCONCLUSIVE
+from lthkit.verdicts.replicates import summary_frame, tables_across
 
 ROOT = Path(__file__).resolve().parents[1]
 VERDICTS = {HOLDS, FAILS, INCONCLUSIVE}
@@ -169,7 +173,7 @@ def test_radius_claims_read_the_solution_as_side_a(tmp_path):
 
 def _line(series: str, bump: float, loss_a: float = 1.0, loss_b: float = 1.0) -> dict:
     """A line whose loss rises `bump` above the straight line between its end losses at α = 0.5."""
-    from lthkit.landscape import alpha_grid, barrier_height
+    from lthkit.analysis.landscape import alpha_grid, barrier_height
 
     alpha = alpha_grid(11, 0.2)
     loss = (1 - alpha) * loss_a + alpha * loss_b + bump * 4 * alpha * (1 - alpha)
@@ -275,7 +279,7 @@ def test_every_claim_quotes_the_sentence_it_tests():
 def test_paper_exceptions_and_every_k(tmp_path):
     """Issue 26 item 7: R1-fig3 leaves out levels 2 and 3 as the paper does; Fig 22 has one
     claim per k of hessian.ks_fig22."""
-    from lthkit.params import HessianSection
+    from lthkit.config.analysis import HessianSection
 
     fig3 = pc.by_key()["R1-fig3"]
     frames = [pd.DataFrame({"level": [1, 2, 3, 4], "to_projected_previous": [1.0] * 4,
@@ -318,7 +322,7 @@ def test_notebook_claims_judge_across_replicates_and_save(tmp_path):
 def test_claims_csv_and_index_open_with_the_claims(tiny):
     """Issue 23 item 5: the claims page opens with a forest plot, shows each claim's effect,
     interval, margin and replicates needed, and links each claim to its table level by level."""
-    from lthkit.claims import Claim, Measured, claim_table, claims_frame
+    from lthkit.verdicts.claims import Claim, Measured, claim_table, claims_frame
 
     params = tiny(report={"notebooks": ["01_train_imp", "04_hessian_volume"]})
     store = RunStore(params.run_dir())
@@ -367,12 +371,12 @@ def test_per_level_figures_draw_the_other_replicates_faintly():
 
 @pytest.mark.notebook
 def test_runner_runs_the_replicates_first_and_reports_across_them(tmp_path, write_yaml):
-    from lthkit.imp import ImpResults, run_imp
-    from lthkit.params import load_params
-    from lthkit.report import main
-    from lthkit.store import load_tensors
-
     import nbformat
+
+    from lthkit.config.params import load_params
+    from lthkit.report.runner import main
+    from lthkit.store.files import load_tensors
+    from lthkit.train.imp import ImpResults, run_imp
 
     path = write_yaml({
         "run": {"name": "reps", "output_root": str(tmp_path / "outputs"), "replicates": 2,

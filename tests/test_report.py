@@ -16,12 +16,12 @@ import nbformat
 import pytest
 import yaml
 
-import lthkit.report as report
-import lthkit.store as store_module
-from lthkit.params import load_params
-from lthkit.progress import LINES_PER_CELL
-from lthkit.report import KernelGuard, RunnerBusyError, _describe_failure, main
-from lthkit.store import StorageError, save_json
+import lthkit.report.runner as report
+import lthkit.store.files as store_files
+from lthkit.config.params import load_params
+from lthkit.platform.progress import LINES_PER_CELL
+from lthkit.report.runner import KernelGuard, RunnerBusyError, _describe_failure, main
+from lthkit.store.files import StorageError, save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 psutil = pytest.importorskip("psutil")
@@ -146,7 +146,7 @@ def test_second_runner_on_the_same_run_folder_is_refused(tmp_path):
 RUNNER = """
 import sys
 from pathlib import Path
-import lthkit.report as r
+import lthkit.report.runner as r
 real = r.resolve_notebook
 r.resolve_notebook = lambda n: Path(n) if Path(n).is_file() else real(n)
 sys.exit(r.main(sys.argv[1:]))
@@ -215,7 +215,7 @@ def test_failed_run_goes_beside_the_good_copy(preset, notebooks):
 
 def test_refused_run_changes_nothing(preset, tmp_path, capsys):
     """A run whose training parameters differ stops before anything is written."""
-    from lthkit.context import open_run
+    from lthkit.train.context import open_run
 
     params = load_params(preset)
     ctx = open_run(params, create=True)
@@ -242,14 +242,14 @@ def test_unknown_notebook_name_is_an_error_before_anything_runs(preset, capsys):
 
 def test_read_only_run_folder_is_one_line(preset, monkeypatch, capsys):
     run_dir = load_params(preset).run_dir()
-    real = store_module._atomic_write
+    real = store_files._atomic_write
 
     def read_only(path, data, checksum):
         if run_dir in path.parents:
             raise StorageError(path, PermissionError(13, "Permission denied"))
         real(path, data, checksum)
 
-    monkeypatch.setattr(store_module, "_atomic_write", read_only)
+    monkeypatch.setattr(store_files, "_atomic_write", read_only)
     assert main([str(preset), "--only", "01"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: permission denied writing ") and "\n" not in err
@@ -276,7 +276,7 @@ def test_kit_errors_are_reported_in_one_line():
 def test_text_progress_bar_leaves_its_finished_line(monkeypatch):
     import io
 
-    from lthkit.progress import ENV, bar
+    from lthkit.platform.progress import ENV, bar
 
     monkeypatch.setenv(ENV, "text")
     out = io.StringIO()

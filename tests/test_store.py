@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import lthkit.store as store_module
-from lthkit.context import open_run
-from lthkit.imp import ImpResults, run_imp
-from lthkit.store import (CHECKSUMS, DamagedFileError, RunMismatchError, RunStore, StorageError,
-                          load_json, load_tensors, remove_stale_temp_files, save_json, save_tensors,
-                          verify_folder)
+import lthkit.store.compare as store_compare
+import lthkit.store.files as store_files
+from lthkit.store.files import (DamagedFileError, StorageError, load_json, load_tensors,
+                                remove_stale_temp_files, save_json, save_tensors, verify_folder)
+from lthkit.store.layout import RunMismatchError, RunStore
+from lthkit.store.paths import CHECKSUMS
+from lthkit.train.context import open_run
+from lthkit.train.imp import ImpResults, run_imp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,14 +120,14 @@ def test_overwrite_killed_at_any_moment_leaves_a_file_that_verifies(tmp_path, mo
     class Killed(BaseException):
         pass
 
-    real_replace, real_sums = os.replace, store_module._write_sums
+    real_replace, real_sums = os.replace, store_files._write_sums
     # killed after the new digest is recorded, before the rename: the old file stays
-    monkeypatch.setattr(store_module.os, "replace",
+    monkeypatch.setattr(store_files.os, "replace",
                         lambda a, b: (_ for _ in ()).throw(Killed()) if Path(b) == path
                         else real_replace(a, b))
     with pytest.raises(Killed):
         save_tensors(path, {"epoch": torch.tensor(2)})
-    monkeypatch.setattr(store_module.os, "replace", real_replace)
+    monkeypatch.setattr(store_files.os, "replace", real_replace)
     assert int(load_tensors(path)["epoch"]) == 1
     # killed after the rename, before the old digest is dropped: the new file stays
     calls = []
@@ -136,10 +138,10 @@ def test_overwrite_killed_at_any_moment_leaves_a_file_that_verifies(tmp_path, mo
             raise Killed
         real_sums(folder, sums)
 
-    monkeypatch.setattr(store_module, "_write_sums", sums_then_kill)
+    monkeypatch.setattr(store_files, "_write_sums", sums_then_kill)
     with pytest.raises(Killed):
         save_tensors(path, {"epoch": torch.tensor(3)})
-    monkeypatch.setattr(store_module, "_write_sums", real_sums)
+    monkeypatch.setattr(store_files, "_write_sums", real_sums)
     assert int(load_tensors(path)["epoch"]) == 3
     save_tensors(path, {"epoch": torch.tensor(4)})
     assert len((tmp_path / CHECKSUMS).read_text().splitlines()) == 1
@@ -147,9 +149,9 @@ def test_overwrite_killed_at_any_moment_leaves_a_file_that_verifies(tmp_path, mo
 
 
 def test_verify_command_lists_damaged_files(run, capsys):
-    assert store_module.main(["verify", str(run.store.root)]) == 0
+    assert store_compare.main(["verify", str(run.store.root)]) == 0
     _flip_one_byte(ImpResults(run.store).level(1).final_file)
-    assert store_module.main(["verify", str(run.store.root)]) == 1
+    assert store_compare.main(["verify", str(run.store.root)]) == 1
     out = capsys.readouterr().out
     assert "imp/level_01/final.pt" in out and "1 damaged" in out
     assert len(verify_folder(run.store.root)) == 1
@@ -197,7 +199,7 @@ def test_killed_write_leaves_no_temp_file_after_the_rerun(tiny, monkeypatch):
 
 def test_run_that_failed_before_training_can_be_rerun_with_corrected_parameters(tiny, tmp_path,
                                                                                   capsys):
-    from lthkit.data import DatasetMissingError
+    from lthkit.data.images import DatasetMissingError
 
     broken = tiny(imp={"levels": 0}, data={"dataset": "cifar10", "root": str(tmp_path / "none"),
                                            "download": False})
@@ -259,14 +261,14 @@ def test_full_disk_stops_with_one_line_and_keeps_earlier_results(tiny, tmp_path,
     mounted = _mount_tmpfs(disk, "1m")  # a tiny run's level takes about 0.5 MB
     params = _on(disk, tiny()) if mounted else tiny()
     if not mounted:  # a stub: the disk fills up at the third epoch file of level 1
-        real = store_module._write_all
+        real = store_files._write_all
 
         def full(f, data, path):
             if path.match("imp/level_01/epochs/epoch_0003.pt"):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             real(f, data, path)
 
-        monkeypatch.setattr(store_module, "_write_all", full)
+        monkeypatch.setattr(store_files, "_write_all", full)
     try:
         with pytest.raises(StorageError) as info:
             run_imp(open_run(params, create=True), progress=False)
@@ -281,7 +283,7 @@ def test_full_disk_stops_with_one_line_and_keeps_earlier_results(tiny, tmp_path,
         if mounted:  # more room, and the same command resumes
             subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
         else:
-            monkeypatch.setattr(store_module, "_write_all", real)
+            monkeypatch.setattr(store_files, "_write_all", real)
         resumed = run_imp(open_run(params, create=True), progress=False)
         assert resumed.levels_done() == [0, 1, 2] and done != [0, 1, 2]
     finally:
@@ -300,14 +302,14 @@ def test_read_only_folder_stops_with_one_line(tiny, tmp_path, monkeypatch):
     if os.geteuid() != 0:
         level1.chmod(0o555)
     else:
-        real = store_module._atomic_write
+        real = store_files._atomic_write
 
         def refused(path, data, checksum):
             if level1 in path.parents:
                 raise StorageError(path, PermissionError(errno.EACCES, "Permission denied"))
             real(path, data, checksum)
 
-        monkeypatch.setattr(store_module, "_atomic_write", refused)
+        monkeypatch.setattr(store_files, "_atomic_write", refused)
     try:
         with pytest.raises(StorageError) as info:
             run_imp(open_run(params, create=True), progress=False)
@@ -370,12 +372,12 @@ def _artifact_folder(root: Path, weight: float, seconds: float, extra: bool = Fa
 def test_run_differences_compares_artifacts_by_value_ignoring_timings(tmp_path):
     a = _artifact_folder(tmp_path / "a", 2.0, seconds=1.0)
     b = _artifact_folder(tmp_path / "b", 2.0, seconds=9.0, extra=True)
-    found = store_module.run_differences(a, b)
+    found = store_compare.run_differences(a, b)
     assert found == {"differ": [], "only_a": [], "only_b": ["cache/landscape/line.pt"],
                      "same": ["cache/hessian/top2.pt", "imp/level_00/final.pt",
                               "imp/level_00/metrics.json"]}
     _artifact_folder(tmp_path / "b", 2.0 + 1e-6, seconds=9.0)  # one weight moved
-    assert store_module.run_differences(a, b)["differ"] == ["imp/level_00/final.pt"]
+    assert store_compare.run_differences(a, b)["differ"] == ["imp/level_00/final.pt"]
     done = subprocess.run([sys.executable, "-m", "lthkit.store", "compare", str(a), str(b)],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "differs: imp/level_00/final.pt" in done.stdout

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
-import pandas as pd
-
 from lthkit import tickets
-from lthkit.baselines import BaselineResults
-from lthkit.context import open_run, sub_run
-from lthkit.imp import ImpResults, SolutionFiles, run_imp
-from lthkit.landscape import Landscape, PointRef
-from lthkit.models import build_model
-from lthkit.params import EarlyBirdSection, Params, ParamsError, params_from_dict
-from lthkit.pruning import count_alive, hamming_distance, keep_counts, magnitude_prune, prune_count
-from lthkit.store import RunMismatchError, save_json, save_tensors
-from lthkit.training import Checkpoint, evaluate, train
+from lthkit.analysis.landscape import Landscape, PointRef
+from lthkit.config.base import ParamsError
+from lthkit.config.params import Params, params_from_dict
+from lthkit.config.tickets import EarlyBirdSection
+from lthkit.nets.models import build_model
+from lthkit.nets.pruning import (count_alive, hamming_distance, keep_counts, magnitude_prune,
+                                 prune_count)
+from lthkit.store.files import save_json, save_tensors
+from lthkit.store.layout import RunMismatchError
+from lthkit.tickets import bain, transfer
+from lthkit.train.baselines import BaselineResults
+from lthkit.train.context import open_run, sub_run
+from lthkit.train.imp import ImpResults, SolutionFiles, run_imp
+from lthkit.train.training import Checkpoint, evaluate, train
 
 ADAM = {"optimizer": "adam", "lr": 2e-3, "batch_size": 32, "momentum": 0.0, "weight_decay": 0.0,
         "epochs": 1, "milestones": [], "eval_batch_size": 128}
@@ -36,7 +40,7 @@ def test_label_split_ticket_sees_only_its_classes(tiny):
     ctx = open_run(tiny(mnist=MNIST), create=True)
     task = _labels_task()
     for config, classes in [(task.source, {0, 1, 2, 3, 4}), (task.target, {5, 6, 7, 8, 9})]:
-        data = tickets._config_run(ctx, task, config).data
+        data = transfer._config_run(ctx, task, config).data
         assert set(data.train_y.unique().tolist()) == classes
         assert set(data.test_y.unique().tolist()) == classes
         assert data.num_train > 0
@@ -45,8 +49,8 @@ def test_label_split_ticket_sees_only_its_classes(tiny):
 def test_halves_are_disjoint_and_cover_the_training_set(tiny):
     ctx = open_run(tiny(mnist=MNIST), create=True)
     task = next(t for t in tickets.transfer_tasks(seed=0) if t.name == "halves")
-    a = tickets._config_run(ctx, task, task.source).data
-    b = tickets._config_run(ctx, task, task.target).data
+    a = transfer._config_run(ctx, task, task.source).data
+    b = transfer._config_run(ctx, task, task.target).data
     assert a.num_train + b.num_train == 200
     rows_a = {tuple(x.flatten()[:64].tolist()) for x in a.train_x}
     rows_b = {tuple(x.flatten()[:64].tolist()) for x in b.train_x}
@@ -56,14 +60,14 @@ def test_halves_are_disjoint_and_cover_the_training_set(tiny):
 def test_transfer_retrains_the_source_mask_from_the_source_init(tiny, monkeypatch):
     ctx = open_run(tiny(mnist=MNIST), create=True)
     calls = []
-    real = tickets.train_solution
+    real = transfer.train_solution
 
     def spy(sub, files, **kw):
         if kw["tag"].startswith("transfer/"):
             calls.append((sub, files, kw))
         return real(sub, files, **kw)
 
-    monkeypatch.setattr(tickets, "train_solution", spy)
+    monkeypatch.setattr(transfer, "train_solution", spy)
     result = tickets.run_transfer(ctx, _labels_task(), progress=False)
     src = ImpResults(result.source.store)
     assert [c[2]["tag"] for c in calls] == ["transfer/labels/level_00", "transfer/labels/level_01"]
@@ -187,15 +191,15 @@ def test_main_run_without_trajectory_says_which_keys_to_set(tiny):
 def test_task3_sgd_defaults_to_the_report_lr_and_the_tuned_one_is_an_option(tiny):
     ctx = open_run(tiny(mnist=MNIST), create=True)
     task = next(t for t in tickets.transfer_tasks(seed=0) if t.name == "sgd_to_adam")
-    sgd = tickets._config_run(ctx, task, task.source).params.train
-    adam = tickets._config_run(ctx, task, task.target).params.train
+    sgd = transfer._config_run(ctx, task, task.source).params.train
+    adam = transfer._config_run(ctx, task, task.target).params.train
     assert (sgd.optimizer, sgd.lr, sgd.momentum) == ("sgd", 1.2e-3, 0.0)
     assert Params().mnist.transfer.train.lr == 1.2e-3 == Params().mnist.transfer.sgd_lr
     assert adam.optimizer == "adam"
     tuned = open_run(tiny(run={"name": "tuned"}, mnist={
         **MNIST, "transfer": {**MNIST["transfer"], "sgd_lr": 0.05, "sgd_momentum": 0.9}}),
         create=True)
-    sgd = tickets._config_run(tuned, task, task.source).params.train
+    sgd = transfer._config_run(tuned, task, task.source).params.train
     assert (sgd.lr, sgd.momentum) == (0.05, 0.9)
 
 
@@ -349,7 +353,7 @@ def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(stopped_params
     sub = tickets.bain_tickets(open_run(stopped_params, create=True), progress=False)
     imp, base = ImpResults(sub.store), BaselineResults(sub.store)
     assert sub.data.num_train == 128 - 32, "the validation split is not trained on"
-    validation = tickets._validation_of(sub, sub.select)
+    validation = bain._validation_of(sub, sub.select)
     for files in (imp.level(0), imp.level(2), base.files(tickets.RANDOM_TICKET, 1)):
         es = _val_losses(files)
         losses = [h["val_loss"] for h in es["history"]]
@@ -402,7 +406,7 @@ def test_early_stopping_resumes_after_a_kill_as_if_uninterrupted(tiny, tmp_path,
     killed_params = tiny(run={"name": "killed"}, bain=stop)
     calls = {"n": 0}
     if where == "mid_epoch":  # a kill in the middle of level 1's third epoch
-        real = tickets.train
+        real = bain.train
 
         def kill_in_train(*a, **kw):
             if kw["tag"] == "imp/level_01":
@@ -415,7 +419,7 @@ def test_early_stopping_resumes_after_a_kill_as_if_uninterrupted(tiny, tmp_path,
                         hook(i, m)
                 kw["on_iteration"] = on_iteration
             return real(*a, **kw)
-        monkeypatch.setattr(tickets, "train", kill_in_train)
+        monkeypatch.setattr(bain, "train", kill_in_train)
     elif where == "between_hook_and_checkpoint":  # the best state is saved, the checkpoint not
         real_save = Checkpoint.save
 
@@ -426,14 +430,14 @@ def test_early_stopping_resumes_after_a_kill_as_if_uninterrupted(tiny, tmp_path,
             return real_save(self, model, optimizer, epoch, iteration, history)
         monkeypatch.setattr(Checkpoint, "save", kill_save)
     else:  # the round is over (stopped or not), its solution not yet written
-        real_finish = tickets.finish_solution
+        real_finish = bain.finish_solution
 
         def kill_finish(*a, **kw):
             calls["n"] += 1
             if calls["n"] == 2:  # level 1
                 raise _Kill()
             return real_finish(*a, **kw)
-        monkeypatch.setattr(tickets, "finish_solution", kill_finish)
+        monkeypatch.setattr(bain, "finish_solution", kill_finish)
     with pytest.raises(_Kill):
         tickets.bain_tickets(open_run(killed_params, create=True), progress=False)
     monkeypatch.undo()

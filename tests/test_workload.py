@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from lthkit import hessian as hs
-from lthkit.baselines import run_baselines
-from lthkit.context import open_run
-from lthkit.imp import run_imp
-from lthkit.landscape import alpha_grid
-from lthkit.params import load_params
-from lthkit.workload import (count_work, line_points, spectra_of_notebook08, trajectory_points,
-                             volume_point_count)
+from lthkit.analysis.landscape import alpha_grid
+from lthkit.config.params import load_params
+from lthkit.report.workload import (count_work, line_points, spectra_of_notebook08,
+                                    trajectory_points, volume_point_count)
+from lthkit.train.baselines import run_baselines
+from lthkit.train.context import open_run
+from lthkit.train.imp import run_imp
 
 
 def _iterations_run(metrics: dict) -> int:

@@ -7,7 +7,7 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..claims import sign_of
+from lthkit.verdicts.claims import sign_of
 
 LINEAR_WITHIN = 5.0  # margins: the axis is linear within +-5 margins, logarithmic beyond
 VERDICT_COLORS = {"holds": "#1a7f37", "does not hold": "#b00020", "inconclusive": "#777777"}

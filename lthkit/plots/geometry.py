@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .imp import plain_log_ticks
+from lthkit.plots.imp import plain_log_ticks
 
 __all__ = ["fig03_distances", "fig04_trajectory", "matrix_heatmap", "fig14_15_matrices"]
 

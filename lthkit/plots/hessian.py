@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .replicates import faint_replicates, replicates_note
+from lthkit.plots.replicates import faint_replicates, replicates_note
 
 __all__ = ["eigenvalue_comparison", "volume_by_level", "flip_figure", "fig22_volume_k",
            "density_figure", "trace_figure"]

@@ -1,7 +1,8 @@
 """Figures of the loss landscape: lines (Figs 9, 12, 17, 19), basin radii (Figs 6, 8), the plane
 through three solutions (Fig 13) and filter-normalized surfaces (Li et al. 2018; Bain).
 
-Each takes the plain dicts that `lthkit.landscape` returns (and caches) and returns a Figure.
+Each takes the plain dicts that `lthkit.analysis.landscape` returns (and caches) and returns a
+Figure.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
-from .imp import STRATEGY_STYLE, percent_axis, plain_log_ticks
-from .replicates import FAINT, faint_replicates, replicates_note
+from lthkit.plots.imp import STRATEGY_STYLE, percent_axis, plain_log_ticks
+from lthkit.plots.replicates import FAINT, faint_replicates, replicates_note
 
 __all__ = ["line_figure", "barrier_summary", "radius_histograms", "radius_summary",
            "cutoff_rule_text",

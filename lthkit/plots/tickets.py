@@ -124,7 +124,7 @@ def _relabel_split(fig: plt.Figure, split: str) -> plt.Figure:
 def ticket_surfaces(pair: Mapping[str, tuple[Mapping, str]], suptitle: str = "") -> plt.Figure:
     """Bain's Figs 6 and 7 for one sparsity: the IMP and the random ticket's surfaces side by
     side on one colour scale, the loss named after the examples' split."""
-    from .landscape import surfaces_side_by_side
+    from lthkit.plots.landscape import surfaces_side_by_side
 
     surfaces = [s for s, _ in pair.values()]
     fig = surfaces_side_by_side(surfaces, [t for _, t in pair.values()], suptitle=suptitle)
@@ -133,14 +133,14 @@ def ticket_surfaces(pair: Mapping[str, tuple[Mapping, str]], suptitle: str = "")
 
 def ticket_surface(surface: Mapping, title: str = "") -> plt.Figure:
     """One filter-normalized surface (contours and 3D), the loss named after its split."""
-    from .landscape import surface_figure
+    from lthkit.plots.landscape import surface_figure
 
     return _relabel_split(surface_figure(surface, title=title), surface.get("split", "train"))
 
 
 def ticket_surface_sweep(surfaces: Sequence[Mapping], title: str = "") -> plt.Figure:
     """One surface on more and more examples (Bain's Fig 2), the loss named after its split."""
-    from .landscape import surface_sweep
+    from lthkit.plots.landscape import surface_sweep
 
     return _relabel_split(surface_sweep(surfaces, title=title), surfaces[0].get("split", "train"))
 

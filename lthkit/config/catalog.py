@@ -1,0 +1,50 @@
+"""What the parameters need to know of datasets and networks without loading or building them:
+image shapes, split sizes, iterations per epoch, and the size of each prunable layer.
+
+The networks live above the parameters (lthkit.nets), so the one fact that needs a network built,
+its prunable layer sizes, is provided by `lthkit.nets.models` when it is imported (which
+`import lthkit` always does) through `provide_prunable_sizes`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["NUM_CLASSES", "SPLIT_SIZES", "input_shape", "known_train_size", "iterations_per_epoch",
+           "prunable_sizes", "provide_prunable_sizes"]
+
+NUM_CLASSES = 10
+SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
+
+PrunableSizes = Callable[[str, "int | None", str], list[int]]
+_prunable_sizes: list[PrunableSizes] = []
+
+
+def input_shape(dataset: str) -> tuple[int, int, int]:
+    """(channels, height, width) of a dataset's images."""
+    return (1, 28, 28) if dataset.endswith("mnist") else (3, 32, 32)
+
+
+def known_train_size(dataset: str, train_size: int | None) -> int:
+    """Training examples a run of `dataset` (with `data.train_size`) trains on, without loading it."""
+    full = SPLIT_SIZES[dataset.removeprefix("synthetic_")][0]
+    return full if train_size is None else min(full, train_size)
+
+
+def iterations_per_epoch(num_train: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped); at least one."""
+    return max(1, num_train // batch_size)
+
+
+def provide_prunable_sizes(sizes: PrunableSizes) -> PrunableSizes:
+    """Register the function that gives a network's prunable layer sizes (lthkit.nets.models)."""
+    _prunable_sizes[:] = [sizes]
+    return sizes
+
+
+def prunable_sizes(arch: str, width: int | None, dataset: str) -> list[int]:
+    """Number of weights in each prunable layer of `arch` at `width` for `dataset`'s images."""
+    if not _prunable_sizes:
+        raise RuntimeError("no network catalog: import lthkit (lthkit.nets.models provides the "
+                           "prunable layer sizes the level checks need)")
+    return _prunable_sizes[0](arch, width, dataset)

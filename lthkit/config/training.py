@@ -1,0 +1,214 @@
+"""The sections that decide what a run trains: the run itself, data, network, training, IMP, and
+the comparison solutions (baselines), with the checks that the schedule and the levels fit."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lthkit.config.base import LevelSelection, _KeyError, _Section
+from lthkit.config.catalog import iterations_per_epoch, known_train_size, prunable_sizes
+
+if TYPE_CHECKING:
+    from lthkit.config.params import Params
+
+def _check_levels_fit(p: "Params") -> None:
+    _check_levels_fit_for(p.model, p.data.dataset, p.imp, "imp")
+
+
+def _check_levels_fit_for(model: "ModelSection", dataset: str, imp: "ImpSection", key: str) -> None:
+    """More levels than the sparsity allows: some layer (or the net) would be left with no weight."""
+    sizes = prunable_sizes(model.arch, model.width, dataset)
+    keep = (1.0 - imp.prune_fraction) ** imp.levels
+    smallest = min(sizes) if imp.scope == "layerwise" else sum(sizes)
+    if smallest * keep < 1.0:
+        what = "the smallest layer" if imp.scope == "layerwise" else "the network"
+        raise _KeyError(f"{key}.levels", f"{imp.levels} levels of {imp.prune_fraction:.0%} leave "
+                        f"{what} ({smallest} weights) with less than one weight")
+
+
+def _check_rewind_fits(data: "DataSection", train: "TrainSection", imp: "ImpSection",
+                       key: str) -> None:
+    """k must come before the end of the schedule: epochs x iterations per epoch, the latter from
+    the dataset's known training-set size (or data.train_size) and train.batch_size."""
+    n = known_train_size(data.dataset, data.train_size)
+    per_epoch = iterations_per_epoch(n, train.batch_size)
+    total = train.epochs * per_epoch
+    if imp.rewind_iteration >= total:
+        raise _KeyError(f"{key}.rewind_iteration",
+                        f"{imp.rewind_iteration} is not before the end of training: {train.epochs} "
+                        f"epochs x {per_epoch} iterations ({n} training examples at batch "
+                        f"{train.batch_size}) = {total} iterations")
+
+
+
+class RunSection(_Section):
+    name: str = Field("resnet20_paper", pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="run folder name: everything goes to <output_root>/<name>/")
+    output_root: str = Field("outputs", description="folder of run folders; relative paths are "
+                             "taken from the project root")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$",
+                        description="auto picks cuda when present, else cpu")
+    seed: int = Field(0, ge=0, description="seeds initialization, data order, subsets, directions")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
+    replicates: int = Field(1, ge=1, description="independent repeats of the whole series, each "
+                            "with its own seed derived from run.seed: replicate 0 is the run "
+                            "folder, replicate r >= 1 lives in <run folder>/replicate_<r>/; the "
+                            "report shows means and 95% t-intervals across them")
+    executor: Literal["local", "ray"] = Field("local", description="where independent units (the "
+                                              "replicates' IMP chains) run: local, one after "
+                                              "another in this process; ray, as Ray tasks in "
+                                              "parallel (pip install -e '.[ray]')")
+    ray_address: str | None = Field(None, description="with executor ray: None starts a local Ray "
+                                    "on this machine; 'auto' joins the Ray cluster running here; "
+                                    "else a cluster address (ray://host:10001 or host:6379)")
+    ray_gpus_per_task: float | Literal["auto"] = Field(
+        "auto", description="GPUs each Ray task holds (fractions share a GPU: 0.5 runs two per "
+        "GPU); auto: 1 where the cluster has GPUs, else 0")
+    ray_cpus_per_task: float = Field(1.0, gt=0, description="CPU cores each Ray task holds")
+    ray_max_retries: int = Field(1, ge=0, description="times Ray runs a task again when its "
+                                 "worker dies (0: never; a rerun of the report resumes anyway)")
+    deterministic: bool = Field(False, description="deterministic algorithms on CUDA (torch's "
+                                "use_deterministic_algorithms, cuDNN benchmark off, a fixed cuBLAS "
+                                "workspace): slower, and needed for a resumed or repeated CUDA "
+                                "run to repeat bit for bit (the CPU always does; "
+                                "benchmarks/gpu_check.py measures what holds on a GPU)")
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_of_its_own(cls, v: str) -> str:
+        if set(v) == {"."}:
+            raise ValueError(f"{v!r} is not a folder of its own: name the run (letters, digits, "
+                             f"'_', '-', '.')")
+        return v
+
+    @field_validator("ray_gpus_per_task")
+    @classmethod
+    def _gpus_not_negative(cls, v: float | str) -> float | str:
+        if v != "auto" and v < 0:
+            raise ValueError(f"{v} is negative: give a number of GPUs >= 0 (fractions share one), "
+                             f"or auto")
+        return v
+
+
+class DataSection(_Section):
+    dataset: Literal["cifar10", "synthetic_cifar10", "mnist", "synthetic_mnist"] = Field(
+        "cifar10", description="torchvision dataset, or a learnable synthetic stand-in of its shapes")
+    root: str = Field("data", description="where torchvision datasets live (relative: project root)")
+    download: bool = Field(True, description="download a torchvision dataset on first use")
+    train_size: int | None = Field(None, ge=1, description="use a seeded subset of this many "
+                                   "training examples (None: all)")
+    test_size: int | None = Field(None, ge=1, description="use a seeded subset of the test set")
+    augment: bool = Field(True, description="random crop (4-pixel padding) and horizontal flip, "
+                          "done on the device in batch (CIFAR-shaped data only)")
+    synthetic_noise: float = Field(0.5, ge=0.0, description="pixel noise of the synthetic stand-in "
+                                   "relative to its class signal (higher: harder)")
+
+
+class ModelSection(_Section):
+    arch: Literal["resnet20", "vgg16", "mlp", "lenet5"] = Field(
+        "resnet20", description="resnet20 / vgg16 (BatchNorm) for CIFAR, mlp 300-100-10, lenet5")
+    width: int | None = Field(None, ge=1, description="base width: resnet20 16, vgg16 64, mlp 300, "
+                              "lenet5 6 (None: the paper's); other layers scale with it")
+
+
+class TrainSection(_Section):
+    epochs: int = Field(160, ge=1)
+    batch_size: int = Field(128, ge=2)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(1e-4, ge=0)
+    milestones: list[int] = Field([80, 120], description="epochs at which lr is multiplied by gamma")
+    gamma: float = Field(0.1, gt=0, le=1)
+    bf16: bool = Field(True, description="bf16 autocast for training on CUDA (ignored on CPU)")
+    channels_last: bool = Field(True, description="channels_last memory format on CUDA")
+    compile: bool = Field(False, description="torch.compile the model on CUDA (no CUDA graph then)")
+    cuda_graphs: bool = Field(True, description="replay the SGD training step from a CUDA graph on "
+                              "CUDA (removes the launch overhead that bounds small networks)")
+    eval_every: int = Field(1, ge=1, description="test accuracy every n epochs (and the last)")
+    eval_batch_size: int = Field(1000, ge=1)
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if any(m < 1 for m in v) or v != sorted(set(v)):
+            raise ValueError("milestones must be strictly increasing positive epochs")
+        return v
+
+    @model_validator(mode="after")
+    def _milestones_in_schedule(self) -> "TrainSection":
+        if any(m > self.epochs for m in self.milestones):
+            raise _KeyError("milestones", f"milestone after the last epoch ({self.epochs})")
+        return self
+
+
+class ImpSection(_Section):
+    levels: int = Field(10, ge=0, description="pruning levels after the dense level 0")
+    prune_fraction: float = Field(0.2, gt=0, lt=1, description="fraction of alive weights pruned "
+                                  "per level")
+    scope: Literal["global", "layerwise"] = Field("global", description="one ranking over all "
+                                                  "prunable layers, or one per layer")
+    rewind_iteration: int = Field(1000, ge=0, description="k: level-0 iteration whose weights are "
+                                  "the rewind point (the paper's value was lost; 0 = initialization)")
+    save_every: int = Field(1, ge=0, description="keep the weights every n epochs (Fig 4 "
+                            "trajectories); 0 keeps none")
+    trajectory_levels: LevelSelection = Field("all", description="levels whose per-epoch weights "
+                                              "are kept")
+
+
+BaselineKind = Literal["one_shot", "fine_tune", "lr_rewind", "random_reinit", "random_prune",
+                       "random_prune_oneshot"]
+
+
+class BaselinesSection(_Section):
+    kinds: list[BaselineKind] = Field(
+        ["one_shot", "fine_tune", "lr_rewind", "random_reinit", "random_prune",
+         "random_prune_oneshot"], description="comparison solutions to train (REPRODUCTION.md)")
+    levels: LevelSelection = Field("all", description="IMP levels (>= 1) at whose sparsity they are "
+                                   "trained")
+    fine_tune_lr: float = Field(1e-3, gt=0, description="fixed lr of fine-tuning")
+    fine_tune_epochs: int = Field(40, ge=1, description="epochs of fine-tuning")
+    group_size: Literal["auto"] | int = Field(
+        "auto", description="baseline trainings of one schedule trained at once as one fused "
+        "network (training.train_group), up to this many per group; 1 = one after another; auto "
+        "= the K a short probe of speed and memory on the device projects fastest (it prints "
+        "why; K = 1 unless fusing is projected group_min_speedup times faster there)")
+    group_memory: float = Field(0.8, gt=0, le=1, description="auto group size: keep a group's "
+                                "peak GPU memory under this fraction of the free GPU memory")
+    group_min_speedup: float = Field(
+        1.2, ge=1.0, description="auto group size: fuse only where the probe projects at least "
+        "this speedup over one after another. Fused and separate training agree to fp32 rounding "
+        "only, which training amplifies, so a group size chosen by timing noise would make two "
+        "runs of one parameter file differ (measured: 1.04x on 2 CPU cores picked K = 2 in one "
+        "replicate and K = 1 in another)")
+
+    @field_validator("group_size", mode="before")
+    @classmethod
+    def _int_or_auto(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"must be a whole number >= 1 or auto (got {v!r})")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_train_together(cls, raw: Any) -> Any:
+        """Old files: train_together yes/no/auto reads as group_size auto/1/auto."""
+        if isinstance(raw, dict) and "train_together" in raw:
+            raw = dict(raw)
+            old = raw.pop("train_together")
+            if "group_size" in raw:
+                raise _KeyError("train_together", "replaced by baselines.group_size; give only "
+                                "group_size")
+            if old not in ("auto", "yes", "no"):
+                raise _KeyError("train_together", f"replaced by baselines.group_size (an int, or "
+                                f"auto); got {old!r}")
+            raw["group_size"] = 1 if old == "no" else "auto"
+            warnings.warn(f"baselines.train_together: {old} is now baselines.group_size: "
+                          f"{raw['group_size']}", DeprecationWarning, stacklevel=2)
+        return raw
+
+

@@ -1,0 +1,691 @@
+"""The papers' statements that notebooks 03-11 test, each read off the tables those notebooks save.
+
+Every entry of `CLAIMS` is a `lthkit.verdicts.claims.Claim` (the statement, its two sides, the
+expected direction) with the saved table it reads and a function that pulls both sides per level out
+of one replicate's copy of that table: `{level: (A, B)}`. `notebook_claims` gathers those values
+over the replicates (`lthkit.verdicts.replicates.tables_across`), judges each claim with
+`lthkit.verdicts.claims.claim_table` (the rule is `lthkit.verdicts.claims.RULE`) and saves the
+result in the run folder, where the report runner collects every notebook's claims into
+`claims.csv`.
+
+Published numbers are never read here: the verdicts rest on this run's replicates only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from lthkit.verdicts.claims import RULE, Claim, Measured, claim_table, claims_frame, margins_note
+from lthkit.verdicts.replicates import tables_across
+
+__all__ = ["PaperClaim", "CLAIMS", "claims_of", "values_across", "notebook_claims",
+           "claims_file", "claim_levels_file", "margins_used", "rule_text", "BARRIER"]
+
+Values = dict[int, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class PaperClaim:
+    """A claim, the table (under tables/) it is measured in, and how to read both sides; with
+    `scale`, the per-level scale of a relative margin (default |B|); with `flagged`, the levels
+    whose values cannot enter (a flagged spectrum) and why."""
+
+    claim: Claim
+    table: str
+    extract: Callable[[pd.DataFrame], Values]
+    scale: Callable[[pd.DataFrame], dict[int, float]] | None = None
+    flagged: Callable[[pd.DataFrame], dict[int, str]] | None = None
+    skip_levels: tuple[int, ...] = ()  # levels the paper itself excepts from the statement
+
+    @property
+    def notebook(self) -> str:
+        return self.claim.notebook
+
+
+# --- reading both sides out of a table ------------------------------------------------------------
+
+def _finite(a: Any, b: Any) -> bool:
+    try:
+        return not (math.isnan(float(a)) or math.isnan(float(b)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _level(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _levels(table: pd.DataFrame) -> Sequence[Any]:
+    """The level of each row: a `level` column where the table has one, else its index."""
+    return list(table["level"]) if "level" in table.columns else list(table.index)
+
+
+Rows = Callable[[pd.DataFrame], "pd.Series[bool]"]
+
+
+def weights_left(low: float = 0.0, high: float = 100.0) -> Rows:
+    """The rows (levels) whose `weights_left_%` lies in [low, high): the sparsities a statement
+    names ("after pruning more than 90%": weights_left(high=10))."""
+    def rows(table: pd.DataFrame) -> "pd.Series[bool]":
+        if "weights_left_%" not in table:
+            return pd.Series(False, index=table.index)
+        left = pd.to_numeric(table["weights_left_%"], errors="coerce")
+        return (left >= low) & (left < high)
+    return rows
+
+
+def columns(a: str, b: str, where: Rows | None = None) -> Callable[[pd.DataFrame], Values]:
+    """Side A from column `a`, side B from column `b` (or the number `b` names, a threshold), per
+    level (the `level` column, else the index), on the rows `where` picks; a level where either
+    is missing (a baseline not trained there) is left out."""
+    def extract(table: pd.DataFrame) -> Values:
+        threshold = _number(b)
+        if a not in table or (threshold is None and b not in table):
+            return {}
+        rows = table if where is None else table[where(table).to_numpy(dtype=bool)]
+        other = rows[b] if threshold is None else [threshold] * len(rows)
+        return {int(lv): (float(x), float(y))
+                for lv, x, y in zip(_levels(rows), rows[a], other)
+                if _level(lv) is not None and _finite(x, y)}
+    return extract
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def against_previous_level(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
+    """Side A from column `a` at level L, side B from column `b` at level L-1 (e.g. the loss of
+    Pr_L(min(L-1)) against that of W_min(L-1), the previous row's W_min(L))."""
+    def extract(table: pd.DataFrame) -> Values:
+        if a not in table or b not in table:
+            return {}
+        by_level = {int(lv): (x, y) for lv, x, y in zip(_levels(table), table[a], table[b])
+                    if _level(lv) is not None}
+        return {lv: (float(x), float(by_level[lv - 1][1])) for lv, (x, _) in by_level.items()
+                if lv - 1 in by_level and _finite(x, by_level[lv - 1][1])}
+    return extract
+
+
+def best_other_strategy(column: str, best: str = "max",
+                        own: str = "imp") -> Callable[[pd.DataFrame], Values]:
+    """Fig 2's long table (strategy, level, metrics): IMP-WR's value against the best other
+    strategy's at each level (`best` "max" for accuracy, "min" for a loss)."""
+    def extract(table: pd.DataFrame) -> Values:
+        if not {"strategy", "level", column} <= set(table.columns):
+            return {}
+        out = {}
+        for lv, rows in table.groupby("level"):
+            mine = rows.loc[rows["strategy"] == own, column]
+            others = pd.to_numeric(rows.loc[rows["strategy"] != own, column], errors="coerce")
+            others = others.dropna()
+            if len(mine) and len(others) and _level(lv) is not None:
+                out[int(lv)] = (float(mine.iloc[0]),
+                                float(others.max() if best == "max" else others.min()))
+        return out
+    return extract
+
+
+def trend_over_levels(column: str) -> Callable[[pd.DataFrame], Values]:
+    """A quantity at level L against itself at level L-1 (a trend as pruning continues)."""
+    return against_previous_level(column, column)
+
+
+def volume_columns(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
+    """Columns "V'(k) <a>" and "V'(k) <b>" of a volume table, whatever its k."""
+    def extract(table: pd.DataFrame) -> Values:
+        ks = {m.group(1) for c in table.columns if (m := re.fullmatch(r"V'\((\d+)\) .*", str(c)))}
+        if len(ks) != 1:
+            return {}
+        k = ks.pop()
+        return columns(f"V'({k}) {a}", f"V'({k}) {b}")(table)
+    return extract
+
+
+def spectrum_flags(a: str, b: str) -> Callable[[pd.DataFrame], dict[int, str]]:
+    """Levels of a volume table whose `flags` column flags the spectrum of side a or b (not
+    converged, limited by the dtype, fewer than k eigenvalues entered): their V'(k) cannot enter
+    a verdict unnoticed."""
+    def flagged(table: pd.DataFrame) -> dict[int, str]:
+        if "flags" not in table:
+            return {}
+        out = {}
+        for lv, text in zip(_levels(table), table["flags"]):
+            if _level(lv) is None or not isinstance(text, str):
+                continue
+            if any(f"{name}: " in text for name in (a, b)):
+                out[int(lv)] = "flagged spectrum"
+        return out
+    return flagged
+
+
+def at_k(a: str, b: str, k: int) -> Callable[[pd.DataFrame], Values]:
+    """Fig 22's table: columns "<a> k=K" and "<b> k=K" at one K (none where it lacks that K)."""
+    return columns(f"{a} k={k}", f"{b} k={k}")
+
+
+# Which barrier the claims judge: the height above the straight line between the end losses
+# (Frankle et al. 2020), where the table has it. The endpoints of the paper's lines have unequal
+# losses (a level and the next, a solution and a baseline), and max minus the higher endpoint
+# hides a bump that stays below the higher end.
+BARRIER = "barrier_linear"
+
+
+def _barrier_rows(table: pd.DataFrame, figure: str, series_start: str = "") -> pd.DataFrame:
+    return table[(table["figure"] == figure)
+                 & table["series"].astype(str).str.startswith(series_start)]
+
+
+def _barriers(table: pd.DataFrame, figure: str, series_start: str = "") -> dict[int, float]:
+    """Each level's barrier of a figure's line; NaN kept (a NaN loss on the line): it is
+    counted as left out, not dropped."""
+    rows = _barrier_rows(table, figure, series_start)
+    column = BARRIER if BARRIER in rows else "barrier"
+    return {int(lv): float(v) for lv, v in zip(rows["level"], rows[column])}
+
+
+def barrier_scale(figure: str, series_start: str = "") -> Callable[[pd.DataFrame],
+                                                                    dict[int, float]]:
+    """The scale of a barrier's margin: the mean of its line's two end losses, per level."""
+    def scale(table: pd.DataFrame) -> dict[int, float]:
+        if not {"loss_A", "loss_B"} <= set(table.columns):
+            return {}
+        rows = _barrier_rows(table, figure, series_start)
+        return {int(lv): (float(x) + float(y)) / 2
+                for lv, x, y in zip(rows["level"], rows["loss_A"], rows["loss_B"])}
+    return scale
+
+
+def barrier_above(figure: str, threshold: float = 0.0,
+                  series_start: str = "") -> Callable[[pd.DataFrame], Values]:
+    """A barrier table (notebook 06): the barrier height of `figure`'s line (the one whose series
+    starts with `series_start`) per level, against a threshold."""
+    def extract(table: pd.DataFrame) -> Values:
+        if not {"figure", "series", "level", "barrier"} <= set(table.columns):
+            return {}
+        return {lv: (v, threshold) for lv, v in _barriers(table, figure, series_start).items()}
+    return extract
+
+
+def barriers_of(a: tuple[str, str], b: tuple[str, str]) -> Callable[[pd.DataFrame], Values]:
+    """Two lines' barrier heights per level: a and b are (figure, series prefix)."""
+    def extract(table: pd.DataFrame) -> Values:
+        if not {"figure", "series", "level", "barrier"} <= set(table.columns):
+            return {}
+        first, second = _barriers(table, *a), _barriers(table, *b)
+        return {lv: (first[lv], second[lv]) for lv in sorted(set(first) & set(second))}
+    return extract
+
+
+def point_loss_against_sublevel(symbol: str) -> Callable[[pd.DataFrame], Values]:
+    """Fig 13's points (notebook 07): the level at which the point `<symbol>(L)` joins the
+    connected sublevel set of the IMP solutions spanning the plane (`joins_at`: the component of
+    {loss <= c} that holds them, not only a loss below c), against the sublevel set's loss c, per
+    level L. A table without the plane's grid (an older one) gives the point's own loss."""
+    pattern = re.compile(re.escape(symbol) + r"\((\d+)\)")
+
+    def extract(table: pd.DataFrame) -> Values:
+        column = "joins_at" if "joins_at" in table else "loss"
+        if column not in table or "sublevel_loss" not in table:
+            return {}
+        return {int(m.group(1)): (float(value), float(c))
+                for point, value, c in zip(table.index, table[column], table["sublevel_loss"])
+                if (m := pattern.fullmatch(str(point))) and _finite(value, c)}
+    return extract
+
+
+def spanning_solutions_joined(table: pd.DataFrame) -> Values:
+    """Fig 13: the level at which the IMP solutions spanning the plane lie in one connected
+    sublevel set, against c; keyed by the highest level among them."""
+    if not {"spanning_joined_at", "spans_plane", "sublevel_loss"} <= set(table.columns):
+        return {}
+    spans = table[table["spans_plane"].astype(str).str.lower() == "true"]
+    levels = [int(m.group(1)) for p in spans.index
+              if (m := re.fullmatch(r"W_min\((\d+)\)", str(p)))]
+    if not levels or spans.empty:
+        return {}
+    joined, c = float(spans["spanning_joined_at"].iloc[0]), float(spans["sublevel_loss"].iloc[0])
+    return {max(levels): (joined, c)} if _finite(joined, c) else {}
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+S = "Saleem et al."
+NB03, NB04, NB05, NB06 = ("03_distances_trajectories", "04_hessian_volume", "05_basin_radius",
+                          "06_barriers")
+NB07, NB08, NB09, NB10, NB11 = ("07_sublevel_sets", "08_pruning_choices", "09_vgg16_appendix",
+                                "10_ticket_transfer", "11_ticket_landscapes")
+VOLUME = "V'(k), level L space"
+VOLUME_PREV = "V'(k), level L-1 space"
+OWN_SPACE = "V'(k), each point in its own mask's space"
+
+
+def _c(key: str, source: str, statement: str, quantity: str, a: str, b: str, expect: str,
+       notebook: str, table: str, extract: Callable[[pd.DataFrame], Values],
+       margin: str = "", scale: Callable | None = None,
+       flagged: Callable | None = None, quote: str = "",
+       skip: tuple[int, ...] = ()) -> PaperClaim:
+    margin = margin or _MARGIN_KIND[key]
+    claim = Claim(key, source, statement, quantity, a, b,
+                  expect, notebook, margin, " ".join(quote.split()))  # type: ignore[arg-type]
+    if margin == "volume" and flagged is None:
+        flagged = spectrum_flags(a, b)
+    return PaperClaim(claim, table, extract, scale or _BARRIER_SCALE.get(key), flagged, skip)
+
+
+# The kind of quantity each claim compares: its margin is claims.margins[kind].
+_MARGIN_KIND = {
+    "R1-fig3": "distance", "R1-table2": "radius", "R1-table4": "radius",
+    **{k: "volume" for k in ("R1-table1", "R1-table3", "R1-fig22", "R2-fig10", "R3-fig11",
+                             "R6-fig16", "R6-fig18", "R7-fig21", "R1-table6", "R1-table7",
+                             "R2-table8", "R6-table9")},
+    **{k: "barrier" for k in ("R4-fig12", "R2-fig9", "R6-fig17", "R6-fig19", "R4-fig28",
+                              "R2-fig29", "R6-fig31")},
+    **{k: "loss" for k in ("R5-fig13-RI", "R5-fig13-RP", "R5-fig13-RP'", "R5-fig13-OS",
+                           "R2-table1-projection", "R2-table1-new-minimum", "R0-fig2-loss")},
+    **{k: "accuracy" for k in ("IE643-fig1-mlp-90", "IE643-fig1-mlp-95", "IE643-fig2-lenet5-85",
+                               "IE643-fig2-lenet5-95", "IE643-task1-halves", "IE643-task2-labels",
+                               "IE643-task3-optimizers", "Bain-fig5", "R0-fig2-accuracy")},
+    **{k: "surface" for k in ("Bain-fig6-7-rise", "Bain-fig6-7-curvature", "Bain-fig6-shallower")},
+}
+_BARRIER_SCALE = {"R4-fig12": barrier_scale("fig12"), "R2-fig9": barrier_scale("fig09"),
+                  "R6-fig17": barrier_scale("fig17", "Pr_"), "R6-fig19": barrier_scale("fig19"),
+                  "R4-fig28": barrier_scale("fig28"), "R2-fig29": barrier_scale("fig29"),
+                  "R6-fig31": barrier_scale("fig31")}
+IE = "IE643 report"
+BAIN = "Bain"
+
+
+def _ie643_pruning_claims(figure: str, net: str, title: str, pruned: int,
+                          words: str) -> list[PaperClaim]:
+    """The IE643 report's two statements on one network's IMP curve (its Figs 1 and 2): past
+    `pruned`% pruned (and up to 95%) the ticket's accuracy is the dense network's, within the
+    margin; past 95% it falls below 80%."""
+    table, source = f"ie643_tickets_{net}.csv", f"{IE}, Fig {figure[3:]}"
+    return [
+        _c(f"IE643-{figure}-{net}-{pruned}", source, f"{title}: past {pruned}% pruned (and up "
+           "to 95%) the ticket's test accuracy is that of the dense network, within the margin",
+           "test accuracy, ticket minus dense", "ticket - dense", "0", "equal", NB10, table,
+           columns("ticket_vs_dense", "0", weights_left(5.0, 100.0 - pruned)),
+           margin="accuracy",
+           quote=f"We observe that even after pruning more than {pruned} % of the weights, we get "
+                 f"accuracy {words} the original dense network."),
+        _c(f"IE643-{figure}-{net}-95", source, f"{title}: past 95% pruned the test accuracy falls "
+           "below 80%", "ticket test accuracy", "ticket", "0.8", "less", NB10, table,
+           columns("ticket_test_acc", "0.8", weights_left(high=5.0)), margin="accuracy",
+           quote="Accuracy level falls drastically to a level below 80% when the network gets "
+                 "pruned by more than 95%."),
+    ]
+
+
+def fig22_claims(ks: Sequence[int]) -> list[PaperClaim]:
+    """Fig 22: the volume comparison of Table I at every k the run tabulates
+    (hessian.ks_fig22), one claim per k: the paper says the trend holds for each."""
+    return [_c(f"R1-fig22-k{k}", f"{S}, Result 1 (Fig 22)",
+               f"the volume comparison of Table I holds at k = {k} too",
+               f"V'({k}), level L space", "W_min(L)", "Pr_L(min(L-1))", "less", NB04,
+               "fig22_volume_k.csv", at_k("W_min(L)", "Pr_L(min(L-1))", k), margin="volume",
+               quote="Fig. 22 shows that the trend with top-[k] is consistent with top-[100].")
+            for k in ks]
+
+
+CLAIMS: list[PaperClaim] = [
+    # 02: Fig 2 (the kit's key R0: the observation that opens Section IV)
+    _c("R0-fig2-accuracy", f"{S}, Fig 2", "IMP-WR's solution W_min(L) has a higher test accuracy "
+       "than the best of the other strategies (OS, FT, RI, RP, RP') at the same level",
+       "test accuracy", "W_min(L)", "best other strategy", "greater", "02_baselines",
+       "fig02_strategies.csv", best_other_strategy("test_acc", "max"),
+       quote="A comparison of training loss and test accuracy between [W_min, W_OS, W_FT, W_RI, "
+             "W_RP and W_RP'] presented in Fig. 2 shows that [W_min] outperforms the other "
+             "solutions."),
+    _c("R0-fig2-loss", f"{S}, Fig 2", "IMP-WR's solution W_min(L) has a lower training loss "
+       "than the best of the other strategies at the same level", "training loss", "W_min(L)",
+       "best other strategy", "less", "02_baselines", "fig02_strategies.csv",
+       best_other_strategy("train_loss", "min"),
+       quote="A comparison of training loss and test accuracy between [W_min, W_OS, W_FT, W_RI, "
+             "W_RP and W_RP'] presented in Fig. 2 shows that [W_min] outperforms the other "
+             "solutions."),
+    # 03: Result 1, Fig 3
+    _c("R1-fig3", f"{S}, Result 1 (Fig 3)",
+       "the projected previous solution is closer to the projected rewind point than the "
+       "solution SGD finds, at every level but 2 and 3 (the paper's exception)",
+       "distance from Pr_L(rewind)", "Pr_L(min(L-1))", "W_min(L)", "less",
+       NB03, "fig03_distances.csv", columns("to_projected_previous", "to_solution"), skip=(2, 3),
+       quote="A comparison of the euclidean distance between [Pr_L(rewind)] and [Pr_L(min(L-1))], "
+             "and the euclidean distance between [Pr_L(rewind)] and [W_min(L)] given in Fig. 3 "
+             "shows that for all [L] except [2] and [3], [Pr_L(min(L-1))] is closer to "
+             "[Pr_L(rewind)] than [W_min(L)]."),
+    # 04: Result 1, Tables I, III; Result 2 on Table I's losses
+    _c("R1-table1", f"{S}, Result 1 (Fig 5, Table I)",
+       "in level L space W_min(L) has the larger volume (smaller V') than Pr_L(min(L-1))",
+       VOLUME, "W_min(L)", "Pr_L(min(L-1))", "less", NB04, "table1.csv",
+       volume_columns("W_min(L)", "Pr_L(min(L-1))"),
+       quote="the volume of basin around [W_min(L)] is seen to be larger than the volume of the "
+             "basin around [Pr_L(min(L-1))]. This is demonstrated in Fig. 5 and Table I."),
+    _c("R1-table3", f"{S}, Result 1 (Fig 7, Table III)",
+       "in level L-1 space the comparison flips: W_min(L-1) has the larger volume than "
+       "RPr_L-1(min(L))", VOLUME_PREV, "W_min(L-1)", "RPr_L-1(min(L))", "less", NB04,
+       "table3.csv", volume_columns("W_min(L-1)", "RPr_L-1(min(L))"),
+       quote="if we consider the reverse projection of level [L] solution on level [L-1], and the "
+             "level [L-1] solution, [W_min(L-1)], the volume of basin around [W_min(L-1)] is seen "
+             "to be larger than the volume of basin around [RPr_L-1(min(L))]. This is "
+             "demonstrated in Fig. 7 and Table III."),
+    _c("R2-table1-projection", f"{S}, Result 2 (Table I's losses)",
+       "pruning the smallest weights raises the loss: Pr_L(min(L-1)) has a higher training loss "
+       "than W_min(L-1)", "training loss", "Pr_L(min(L-1))", "W_min(L-1)", "greater", NB04,
+       "table1.csv", against_previous_level("loss Pr_L(min(L-1))", "loss W_min(L)"),
+       quote="Pruning out the smaller weights leads to a new minimum or a saddle point with a "
+             "slightly larger training loss value and a smaller volume."),
+    _c("R2-table1-new-minimum", f"{S}, Result 2 (Table I's losses)",
+       "retraining with rewinding converges to a lower loss than the pruned point: W_min(L) "
+       "below Pr_L(min(L-1))", "training loss", "W_min(L)", "Pr_L(min(L-1))", "less", NB04,
+       "table1.csv", columns("loss W_min(L)", "loss Pr_L(min(L-1))"),
+       quote="Retraining from this point via learning rate rewinding or from a point in close "
+             "proximity (via weight rewinding) leads SGD to converge to a new minimum, which has "
+             "a larger volume (compared to the earlier minimum) and a lower training loss."),
+    # 05: Result 1, Tables II, IV
+    _c("R1-table2", f"{S}, Result 1 (Fig 6, Table II)",
+       "in level L space the basin around W_min(L) is wider than around Pr_L(min(L-1))",
+       "mean basin radius, level L space", "W_min(L)", "Pr_L(min(L-1))", "greater", NB05,
+       "table2.csv", columns("mean_radius W_min(L)", "mean_radius Pr_L(min(L-1))"),
+       quote="It is clear from the figure and the table that the average radius of the basin "
+             "around [W_min(L)] is larger than that around [Pr_L(min(L-1))]."),
+    _c("R1-table4", f"{S}, Result 1 (Fig 8, Table IV)",
+       "in level L-1 space the basin around W_min(L-1) is wider than around RPr_L-1(min(L))",
+       "mean basin radius, level L-1 space", "W_min(L-1)", "RPr_L-1(min(L))", "greater", NB05,
+       "table4.csv", columns("mean_radius W_min(L-1)", "mean_radius RPr_L-1(min(L))"),
+       quote="It is clear from the figure and the table that the average radius of the basin "
+             "for [W_min(L-1)] is larger than that for [RPr_L-1(min(L))]."),
+    # 06: Results 2, 4, 6 (barriers above the straight line between the end losses, BARRIER)
+    _c("R4-fig12", f"{S}, Result 4 (Fig 12)",
+       "there is a loss barrier that matters (above the margin) between IMP solutions of "
+       "successive levels", "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0",
+       "greater", NB06, "barriers.csv", barrier_above("fig12"),
+       quote="The barriers between successive minima are clearly visible."),
+    _c("R2-fig9", f"{S}, Result 2 (Fig 9)",
+       "a significant barrier separates Pr_L(min(L-1)) from W_RI(L) (different sublevel sets)",
+       "barrier on the line Pr_L(min(L-1)) - W_RI(L)", "barrier", "0", "greater", NB06,
+       "barriers.csv", barrier_above("fig09"),
+       quote="[Fig. 9 shows] a significant barrier between [Pr_L(min(L-1))] and [W_RI(L)], which "
+             "demonstrates that these two points lie in different loss sublevel sets."),
+    _c("R6-fig17", f"{S}, Result 6 (Fig 17)",
+       "the barrier from Pr_L(min(L-1)) to W_RP(L) is larger than from W_min(L) to W_RP'(L)",
+       "barrier", "Pr_L(min(L-1)) - W_RP(L)", "W_min(L) - W_RP'(L)", "greater", NB06,
+       "barriers.csv", barriers_of(("fig17", "Pr_"), ("fig17", "W_min")),
+       quote="The figure shows a small barrier between [W_min(L)] and [W_RP'(L)], and a huge "
+             "barrier between [Pr_L(min(L-1))] and [W_RP(L)]. (The symbols are lost in the "
+             "text; read as the appendix's Fig. 31 reads, where the line from [Pr_L(min(L-1))] "
+             "(baseline for [W_min(L)]) to the randomly pruned [W_RP(L)] shows a huge "
+             "barrier.)"),
+    _c("R6-fig19", f"{S}, Result 6 (Fig 19)",
+       "the barrier from W_min(L) to one-shot pruning's W_OS(L) is small: within the margin "
+       "(the same sublevel set)", "barrier on the line W_min(L) - W_OS(L)", "barrier", "0",
+       "equal", NB06, "barriers.csv", barrier_above("fig19"),
+       quote="The figure shows a small barrier between [W_min(L)] and [W_OS(L)], indicating "
+             "that they lie in the same sublevel set."),
+    # 07: Result 5
+    _c("R5-fig13-IMP", f"{S}, Result 5 (Fig 13)",
+       "the IMP solutions spanning the plane lie in one connected sublevel set: a path on the "
+       "plane joins them with a loss at most the margin above c", "the level at which they are "
+       "joined on the plane, against the sublevel set's loss c", "joined at", "c", "at_most",
+       NB07, "fig13_points.csv", spanning_solutions_joined, margin="loss",
+       quote="The figure clearly shows that all the IMP solutions ([W_min(0)] to [W_min(L)]) lie "
+             "within the same connected loss sublevel set (dark green region)."),
+    _c("R5-fig13-RI", f"{S}, Result 5 (Fig 13)",
+       "W_RI(L) lies outside the sublevel set of the IMP solutions",
+       "level at which the point joins the IMP solutions' connected sublevel set, against c", "loss W_RI(L)", "c",
+       "greater", NB07, "fig13_points.csv", point_loss_against_sublevel("W_RI"),
+       quote="The figure clearly shows that all the IMP solutions ([W_min(0)] to [W_min(L)]) lie "
+             "within the same connected loss sublevel set (dark green region). However, [W_RI] "
+             "lies outside the sublevel set."),
+    _c("R5-fig13-RP", f"{S}, Result 5 (Fig 13)",
+       "W_RP(L) (random pruning from W_min(L-1)) lies outside the sublevel set",
+       "level at which the point joins the IMP solutions' connected sublevel set, against c", "loss W_RP(L)", "c",
+       "greater", NB07, "fig13_points.csv", point_loss_against_sublevel("W_RP"),
+       quote="Similarly, random pruning of a large number of weights also takes SGD outside the "
+             "sublevel set. (Read as W_RP: the phrase the paper uses for [W_RP] in Figs. 17-18 "
+             "and, with one random pruning only, for VGG-16's Fig. 31.)"),
+    _c("R5-fig13-RP'", f"{S}, Result 5 (Fig 13)",
+       "W_RP'(L) (one-shot random pruning of the dense network) lies outside the sublevel set, "
+       "while W_OS(L), which differs from it only by the magnitude mask, lies inside",
+       "level at which the point joins the IMP solutions' connected sublevel set, against c", "loss W_RP'(L)", "c",
+       "greater", NB07, "fig13_points.csv", point_loss_against_sublevel("W_RP'"),
+       quote="It is interesting to see that [W_OS] also lies in the same sublevel set as the IMP "
+             "solutions; however, [W_RP'] lies outside the sublevel set. (Read as W_RP': the "
+             "paper introduces [W_RP'] as the network whose only difference from [W_OS] is the "
+             "random mask.)"),
+    _c("R5-fig13-OS", f"{S}, Result 5 (Fig 13)",
+       "W_OS(L) (one-shot pruning) lies inside the sublevel set of the IMP solutions",
+       "level at which the point joins the IMP solutions' connected sublevel set, against c", "loss W_OS(L)", "c",
+       "less", NB07, "fig13_points.csv", point_loss_against_sublevel("W_OS"),
+       quote="It is interesting to see that [W_OS] also lies in the same sublevel set as the IMP "
+             "solutions"),
+    # 08: Results 2, 3, 6, 7
+    _c("R2-fig10", f"{S}, Result 2 (Fig 10)",
+       "random re-initialization leads to a smaller volume than rewinding", OWN_SPACE,
+       "W_min(L)", "W_RI(L)", "less", NB08, "pruning_choices_volume.csv",
+       columns("W_min(L)", "W_RI(L)"),
+       quote="a comparison of top-100 positive eigen values of the Hessian at [W_min(L)] and "
+             "[W_RI(L)] (Fig. 10) shows that [W_RI(L)] has larger eigen values than [W_min(L)], "
+             "which indicates a smaller volume for the basin around [W_RI(L)]."),
+    _c("R3-fig11", f"{S}, Result 3 (Figs 11, 20)",
+       "one-shot pruning leads to a smaller volume than iterative pruning", OWN_SPACE,
+       "W_min(L)", "W_OS(L)", "less", NB08, "pruning_choices_volume.csv",
+       columns("W_min(L)", "W_OS(L)"),
+       quote="A comparison of top-100 positive eigen values of the Hessian between [W_min(L)] "
+             "and [W_OS(L)] (Fig. 11) shows that [W_OS(L)] has larger eigen values than "
+             "[W_min(L)], which implies a smaller volume for the basin around [W_OS(L)]."),
+    _c("R6-fig16", f"{S}, Result 6 (Fig 16)",
+       "pruning a band of slightly larger weights gives a much smaller volume than pruning the "
+       "smallest", OWN_SPACE, "Pr_L(min(L-1))", "band Pr_L(min(L-1))", "less", NB08,
+       "pruning_choices_volume.csv", columns("Pr_L(min(L-1))", "band Pr_L(min(L-1))"),
+       quote="The volume of minimum in the latter case is generally reduced by a great deal, as "
+             "seen in Fig. 16."),
+    _c("R6-fig18", f"{S}, Result 6 (Fig 18)",
+       "random pruning leads to a smaller volume than magnitude pruning", OWN_SPACE, "W_min(L)",
+       "W_RP(L)", "less", NB08, "pruning_choices_volume.csv", columns("W_min(L)", "W_RP(L)"),
+       quote="It can be observed from the figure that [W_RP(L)] has larger eigen values of "
+             "Hessian than that at [W_min(L)], which implies a smaller volume for the basin "
+             "around [W_RP(L)]. (W_RP as in Fig. 17's huge barrier and VGG-16's Fig. 32.)"),
+    _c("R7-fig21", f"{S}, Result 7 (Fig 21)",
+       "fine-tuning leads to a smaller volume than rewinding", OWN_SPACE, "W_min(L)", "W_FT(L)",
+       "less", NB08, "pruning_choices_volume.csv", columns("W_min(L)", "W_FT(L)"),
+       quote="It can be observed from the figure that [W_FT(L)] has larger eigen values of the "
+             "Hessian than [W_min(L)], which implies a smaller volume for the basin around "
+             "[W_FT(L)]."),
+    # 09: the VGG-16 appendix
+    _c("R0-fig24-accuracy", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) "
+       "has a higher test accuracy than the best of the other strategies at the same level",
+       "test accuracy", "W_min(L)", "best other strategy", "greater", NB09,
+       "fig24_strategies.csv", best_other_strategy("test_acc", "max"), margin="accuracy",
+       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) "
+             "outperforms the solutions obtained with the other strategies"),
+    _c("R0-fig24-loss", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) has a "
+       "lower training loss than the best of the other strategies at the same level",
+       "training loss", "W_min(L)", "best other strategy", "less", NB09, "fig24_strategies.csv",
+       best_other_strategy("train_loss", "min"), margin="loss",
+       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) "
+             "outperforms the solutions obtained with the other strategies"),
+    _c("R1-table6", f"{S}, Appendix II (Fig 26, Table VI)",
+       "VGG-16: in level L space W_min(L) has the larger volume than Pr_L(min(L-1))", VOLUME,
+       "W_min(L)", "Pr_L(min(L-1))", "less", NB09, "table6.csv",
+       volume_columns("W_min(L)", "Pr_L(min(L-1))"),
+       quote="the eigen values of the Hessian at [W_min(L)] are smaller than that at "
+             "[Pr_L(min(L-1))], which means larger volume for the basin around [W_min(L)] ... "
+             "This is also depicted in Table VI."),
+    _c("R1-table7", f"{S}, Appendix II (Fig 27, Table VII)",
+       "VGG-16: in level L-1 space W_min(L-1) has the larger volume than RPr_L-1(min(L))",
+       VOLUME_PREV, "W_min(L-1)", "RPr_L-1(min(L))", "less", NB09, "table7.csv",
+       volume_columns("W_min(L-1)", "RPr_L-1(min(L))"),
+       quote="the eigen values of the Hessian at [W_min(L-1)] are smaller than that at "
+             "[RPr_L-1(min(L))], which means larger volume for the basin around [W_min(L-1)] ... "
+             "This is also depicted in table VII."),
+    _c("R4-fig28", f"{S}, Appendix II (Fig 28)",
+       "VGG-16: a loss barrier that matters between IMP solutions of successive levels",
+       "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0", "greater", NB09,
+       "appendix_barriers.csv", barrier_above("fig28"),
+       quote="The barriers between successive minima are clearly visible."),
+    _c("R2-fig29", f"{S}, Appendix II (Fig 29)",
+       "VGG-16: a huge barrier between Pr_L(min(L-1)) and W_RI(L)",
+       "barrier on the line Pr_L(min(L-1)) - W_RI(L)", "barrier", "0", "greater", NB09,
+       "appendix_barriers.csv", barrier_above("fig29"),
+       quote="The figure shows a huge barrier between the two points, which demonstrates that "
+             "these two points lie in different loss sublevel sets."),
+    _c("R6-fig31", f"{S}, Appendix II (Fig 31)",
+       "VGG-16: a huge barrier between Pr_L(min(L-1)) and W_RP(L)",
+       "barrier on the line Pr_L(min(L-1)) - W_RP(L)", "barrier", "0", "greater", NB09,
+       "appendix_barriers.csv", barrier_above("fig31"),
+       quote="The figure shows a huge barrier between the two points, which demonstrates that "
+             "these two points lie in different loss sublevel sets."),
+    _c("R2-table8", f"{S}, Appendix II (Fig 30, Table VIII)",
+       "VGG-16: random re-initialization leads to a smaller volume", OWN_SPACE, "W_min(L)",
+       "W_RI(L)", "less", NB09, "table8.csv", volume_columns("W_min(L)", "W_RI(L)"),
+       quote="the Hessian at [W_RI(L)] has larger eigen values than that at [W_min(L)], which "
+             "indicates a smaller volume for the basin around [W_RI(L)] (Table VIII)."),
+    _c("R6-table9", f"{S}, Appendix II (Fig 32, Table IX)",
+       "VGG-16: random pruning leads to a smaller volume", OWN_SPACE, "W_min(L)", "W_RP(L)",
+       "less", NB09, "table9.csv", volume_columns("W_min(L)", "W_RP(L)"),
+       quote="the Hessian at [W_RP(L)] has larger eigen values than that at [W_min(L)], which "
+             "indicates a smaller volume for the basin around [W_RP(L)] (Table IX)."),
+    # 10: the IE643 report (its own statements; it has no random re-initialization result)
+    *_ie643_pruning_claims("fig1", "mlp", "MLP 300-100-10", 90, "almost same as"),
+    *_ie643_pruning_claims("fig2", "lenet5", "LeNet-5", 85, "almost similar to"),
+    _c("IE643-task1-halves", f"{IE}, Task 1 (Fig 3)", "a ticket found on one half of MNIST "
+       "trains as well on the other half as that half's own ticket (equal within the margin)",
+       "test accuracy on the other half", "transferred ticket", "target's own ticket", "equal",
+       NB10, "ie643_transfer_halves.csv",
+       columns("transferred_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
+       quote="Test Accuracy on S_1 (one half of data containing all labels)= 95.74; Observed "
+             "Test Accuracy on S_2 (remaining half of data containing all labels) = 96.14. We "
+             "conclude that the winning ticket T_1 trained over S_1 generalized well when trained "
+             "over S_2."),
+    _c("IE643-task2-labels", f"{IE}, Task 2 (Fig 4)",
+       "a ticket found on digits 0-4 does worse on digits 5-9 than their own ticket",
+       "test accuracy on the target", "transferred ticket", "target's own ticket", "less", NB10,
+       "ie643_transfer_labels.csv",
+       columns("transferred_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
+       quote="Test accuracy of winning ticket (T_1) on S_1 (data set containing labels 0-4) = "
+             "97.23; Test accuracy of T_1 trained over S_2 (data set containing labels 5-9): "
+             "21.1479"),
+    _c("IE643-task3-optimizers", f"{IE}, Task 3 (Fig 5)", "a ticket found with SGD trains with "
+       "Adam as well as Adam's own ticket (equal within the margin)", "test accuracy with Adam",
+       "SGD's ticket", "Adam's own ticket", "equal", NB10, "ie643_transfer_sgd_to_adam.csv",
+       columns("transferred_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
+       quote="Test accuracy of winning ticket on O_1(SGD) = 97.52; Observed test accuracy of "
+             "winning ticket on O_2(ADAM) = 97.17"),
+    # 11: Bain
+    _c("Bain-fig5", f"{BAIN}, Fig 5 and Section 7",
+       "from about 50% of the weights left on, the IMP ticket's test accuracy is above the "
+       "random ticket's of the same sparsity", "test accuracy", "IMP ticket", "random ticket",
+       "greater", NB11, "bain_accuracy.csv",
+       columns("ticket_test_acc", "random_test_acc", weights_left(high=50.0 + 1e-9)),
+       quote="After around P_m = 50% the gap in performance shows."),
+    _c("Bain-fig6-7-rise", f"{BAIN}, Figs 6 and 7",
+       "the random ticket's surface is more shallow than the IMP ticket's",
+       "rise of the loss surface (border mean - center)", "IMP ticket", "random ticket",
+       "greater", NB11, "bain_surfaces.csv", columns("ticket_rise", "random_rise"),
+       quote="These tickets perform much worse relative to the WLTs obtained using IMP. They are "
+             "also vastly more shallow."),
+    _c("Bain-fig6-7-curvature", f"{BAIN}, Figs 6 and 7",
+       "the IMP ticket's surface is sharper at the solution than the random ticket's",
+       "curvature of the loss surface at the solution", "IMP ticket", "random ticket",
+       "greater", NB11, "bain_surfaces.csv", columns("ticket_curvature", "random_curvature"),
+       quote="The IMP method consistently produced more convex and sharper minimizers relative "
+             "to random masking."),
+    _c("Bain-fig6-shallower", f"{BAIN}, Fig 6",
+       "the IMP tickets' surfaces get shallower as pruning continues: the rise at level L is "
+       "below that at level L-1", "rise of the loss surface (border mean - center)",
+       "IMP ticket at L", "IMP ticket at L-1", "less", NB11, "bain_surfaces.csv",
+       trend_over_levels("ticket_rise"),
+       quote="The tickets perform comparably yet the landscapes get flatter and shallower as "
+             "pruning continues."),
+]
+
+
+def claims_of(notebook: str, params: Any = None) -> list[PaperClaim]:
+    """The claims a notebook tests (its name without .ipynb, e.g. '04_hessian_volume'); Fig 22's
+    one per k of `params.hessian.ks_fig22` (the default ks without params)."""
+    if params is not None:
+        ks = params.hessian.ks_fig22
+    else:
+        from lthkit.config.analysis import HessianSection
+        ks = HessianSection().ks_fig22
+    every = [*CLAIMS[:_FIG22_AT], *fig22_claims(ks), *CLAIMS[_FIG22_AT:]]
+    return [c for c in every if c.notebook == notebook]
+
+
+def values_across(claim: PaperClaim, frames: Sequence[pd.DataFrame]) -> dict[int, Measured]:
+    """{level: Measured} over the replicates' tables: both sides, the margin's scale, and why a
+    value cannot enter ("not measured" where a replicate lacks that level, "flagged spectrum")."""
+    per = [claim.extract(f) for f in frames]
+    scales = [claim.scale(f) if claim.scale else {} for f in frames]
+    flags = [claim.flagged(f) if claim.flagged else {} for f in frames]
+    levels = sorted({lv for values in per for lv in values} - set(claim.skip_levels))
+    out = {}
+    for lv in levels:
+        a = [v[lv][0] if lv in v else math.nan for v in per]
+        b = [v[lv][1] if lv in v else math.nan for v in per]
+        notes = [flag.get(lv, "") if lv in v else "not measured" for v, flag in zip(per, flags)]
+        out[lv] = Measured(a, b, [s.get(lv, math.nan) for s in scales], notes)
+    return out
+
+
+_FIG22_AT = next(i for i, c in enumerate(CLAIMS) if c.claim.key == "R2-table1-projection")
+
+
+def claims_file(notebook: str) -> str:
+    return f"claims_{notebook}.csv"
+
+
+def claim_levels_file(notebook: str) -> str:
+    return f"claim_levels_{notebook}.csv"
+
+
+def notebook_claims(ctx: Any, notebook: str,
+                    claims: Sequence[PaperClaim] | None = None) -> pd.DataFrame:
+    """Judge the claims of `notebook` over the replicates' saved tables; save the verdicts
+    (tables/claims_<notebook>.csv, one row per claim; claim_levels_<notebook>.csv, per level)
+    and return the per-level table (a row 'all' per claim holds its overall verdict)."""
+    chosen = list(claims) if claims is not None else claims_of(notebook)
+    judged: list[tuple[Claim, pd.DataFrame]] = []
+    margins = ctx.params.claims.margins
+    for pc in chosen:
+        judged.append((pc.claim, claim_table(pc.claim, values_across(
+            pc, tables_across(ctx, pc.table)), margins=margins)))
+    per_level = (pd.concat([t for _, t in judged], ignore_index=True) if judged
+                 else pd.DataFrame())
+    summary = claims_frame(judged)
+    ctx.store.save_table(summary, claims_file(notebook))
+    ctx.store.save_table(per_level, claim_levels_file(notebook))
+    return per_level
+
+
+def rule_text(ctx: Any, notebook: str) -> str:
+    """What goes under a notebook's claims table: the rule, then the margins its claims use."""
+    return f"{RULE}\n{margins_used(ctx, notebook)}"
+
+
+def margins_used(ctx: Any, notebook: str) -> str:
+    """The margins of the quantities `notebook`'s claims compare, one line (under its table)."""
+    return margins_note(ctx.params.claims.margins, [c.claim.margin for c in claims_of(notebook)])
+
+
+def all_claims(params: Any = None) -> list[PaperClaim]:
+    """Every claim of every notebook, in the series' order (Fig 22's at `params`' ks)."""
+    books = dict.fromkeys(c.notebook for c in CLAIMS)
+    return [c for nb in books for c in claims_of(nb, params)]
+
+
+def by_key(params: Any = None) -> Mapping[str, PaperClaim]:
+    return {c.claim.key: c for c in all_claims(params)}
