@@ -202,7 +202,7 @@ class UnitCosts:
             cfg = p.train.model_copy(update={"epochs": max(1, math.ceil(
                 steps / data.iterations_per_epoch(p.train.batch_size))), "milestones": [],
                 "eval_every": 1000})
-            model = build_model(p.model.arch, width, data.name, seed=0).to(self.device)
+            model = build_model(p.model.network, width, data.name, seed=0).to(self.device)
             train(model, data, cfg, seed=0, tag="probe", progress=False)
             x, y = data.analysis_subset(n, 0)
             self._probe = (model, x, y, width, n, cfg.epochs * data.iterations_per_epoch(
@@ -383,7 +383,7 @@ def _group_size(params: Params, device: torch.device) -> int:
     n_train = train_size(params.data.dataset, params.data.train_size)
     work = [(len(group), cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size) - start)
             for start, cfg, group in baseline_schedule_groups(params)]
-    probe = probe_group_sizes(lambda: build_model(params.model.arch, params.model.width, name,
+    probe = probe_group_sizes(lambda: build_model(params.model.network, params.model.width, name,
                                                   seed=0), shape, params.train, device,
                               max_k=max(n for n, _ in work),
                               memory_fraction=params.baselines.group_memory)

@@ -81,7 +81,7 @@ def test_exact_counts_and_nesting_over_many_levels(scope):
             dropped = torch.cat([weights[n].abs()[mask[n] & ~new[n]] for n in mask])
             assert kept.min() >= dropped.max()
         mask = new
-    assert count_total(mask) == sum(prunable_sizes("resnet20", 4, "synthetic_cifar10"))
+    assert count_total(mask) == sum(prunable_sizes("resnet20", "synthetic_cifar10", width=4))
 
 
 def test_prunable_parameters_are_conv_and_linear_weights_only():

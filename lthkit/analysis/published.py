@@ -55,6 +55,8 @@ _TRAINING = {  # Appendix I, both networks
     # k, the rewind iteration, was lost in the extraction: 1000 is the kit's reading (README),
     # and a run rewinding elsewhere (0: Frankle & Carbin's original) is another experiment.
     "imp.rewind_iteration": 1000,
+    # the paper's networks as the kit builds them: every conv and linear weight prunable
+    "model.depth": None, "model.prunable": None, "model.not_prunable": None,
 }
 
 RECIPES: dict[str, Recipe] = {

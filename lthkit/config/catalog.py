@@ -8,21 +8,27 @@ its prunable layer sizes, is provided by `lthkit.nets.models` when it is importe
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["NUM_CLASSES", "SPLIT_SIZES", "input_shape", "known_train_size", "iterations_per_epoch",
+__all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "num_classes", "input_shape", "known_train_size", "iterations_per_epoch",
            "prunable_sizes", "provide_prunable_sizes"]
 
 NUM_CLASSES = 10
 SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
+CLASSES = {"cifar10": 10, "mnist": 10}
 
-PrunableSizes = Callable[[str, "int | None", str], list[int]]
+PrunableSizes = Callable[[Any, str], list[int]]
 _prunable_sizes: list[PrunableSizes] = []
 
 
 def input_shape(dataset: str) -> tuple[int, int, int]:
     """(channels, height, width) of a dataset's images."""
     return (1, 28, 28) if dataset.endswith("mnist") else (3, 32, 32)
+
+
+def num_classes(dataset: str) -> int:
+    """Classes of a dataset (its synthetic stand-in has as many)."""
+    return CLASSES[dataset.removeprefix("synthetic_")]
 
 
 def known_train_size(dataset: str, train_size: int | None) -> int:
@@ -42,9 +48,10 @@ def provide_prunable_sizes(sizes: PrunableSizes) -> PrunableSizes:
     return sizes
 
 
-def prunable_sizes(arch: str, width: int | None, dataset: str) -> list[int]:
-    """Number of weights in each prunable layer of `arch` at `width` for `dataset`'s images."""
+def prunable_sizes(model: Any, dataset: str) -> list[int]:
+    """Number of weights in each prunable layer of the network a `ModelSection` names, for
+    `dataset`'s images."""
     if not _prunable_sizes:
         raise RuntimeError("no network catalog: import lthkit (lthkit.nets.models provides the "
                            "prunable layer sizes the level checks need)")
-    return _prunable_sizes[0](arch, width, dataset)
+    return _prunable_sizes[0](model, dataset)

@@ -129,8 +129,13 @@ class Params(_Section):
                           minimum=0)
         if self.hessian.k > self.hessian.max_iterations:
             raise _KeyError("hessian.max_iterations", "must be at least hessian.k")
-        if self.data.dataset.endswith("mnist") and self.model.arch in ("resnet20", "vgg16"):
+        if self.data.dataset.endswith("mnist") and self.model.arch in ("resnet20", "vgg16", "vgg"):
             raise _KeyError("model.arch", f"{self.model.arch} expects CIFAR-shaped data")
+        if not self.model.kit_network and self.baselines.group_size not in ("auto", 1):
+            raise _KeyError("baselines.group_size", f"{self.baselines.group_size}: networks "
+                            f"trained as one fused network are proven for the kit's own "
+                            f"architectures only, not {self.model.arch}; set 1 (auto trains "
+                            f"them one after another)")
         _check_rewind_fits(self.data, self.train, self.imp, "imp")
         for name in ("mlp", "lenet5"):
             spec = getattr(self.mnist, name)

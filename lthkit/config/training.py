@@ -20,7 +20,12 @@ def _check_levels_fit(p: "Params") -> None:
 
 def _check_levels_fit_for(model: "ModelSection", dataset: str, imp: "ImpSection", key: str) -> None:
     """More levels than the sparsity allows: some layer (or the net) would be left with no weight."""
-    sizes = prunable_sizes(model.arch, model.width, dataset)
+    try:
+        sizes = prunable_sizes(model, dataset)
+    except ValueError as e:  # lthkit.nets.models.NetworkError: "<key>: <what to change>"
+        where, _, message = str(e).partition(": ")
+        raise _KeyError(where if where.startswith("model.") else "model.arch",
+                        message if where.startswith("model.") else str(e)) from None
     keep = (1.0 - imp.prune_fraction) ** imp.levels
     smallest = min(sizes) if imp.scope == "layerwise" else sum(sizes)
     if smallest * keep < 1.0:
@@ -107,11 +112,61 @@ class DataSection(_Section):
                                    "relative to its class signal (higher: harder)")
 
 
+KIT_NETWORKS = ("resnet20", "vgg16", "mlp", "lenet5", "resnet", "vgg", "wrn")
+FAMILY_DEPTHS = {"resnet": "6n+2 (20, 32, 44, 56, 110)", "vgg": "11, 13, 16 or 19",
+                 "wrn": "6n+4 (16, 22, 28, 40)"}
+_ARCH_PATTERN = r"^(resnet20|vgg16|mlp|lenet5|resnet|vgg|wrn|torchvision:[A-Za-z0-9_]+|" \
+                r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$"
+
+
 class ModelSection(_Section):
-    arch: Literal["resnet20", "vgg16", "mlp", "lenet5"] = Field(
-        "resnet20", description="resnet20 / vgg16 (BatchNorm) for CIFAR, mlp 300-100-10, lenet5")
-    width: int | None = Field(None, ge=1, description="base width: resnet20 16, vgg16 64, mlp 300, "
-                              "lenet5 6 (None: the paper's); other layers scale with it")
+    arch: str = Field(
+        "resnet20", pattern=_ARCH_PATTERN,
+        description="the network: resnet20 / vgg16 (BatchNorm, CIFAR), mlp 300-100-10, lenet5 (the "
+        "papers'); resnet, vgg, wrn (a ResNet, VGG or WideResNet for CIFAR of model.depth); "
+        "torchvision:<name> (any torchvision classification network, untrained); "
+        "<module.path>:<factory> (a function of yours returning an nn.Module, imported from your "
+        "environment; it gets num_classes, in_channels, image_size and width if it takes them). "
+        "The output has as many classes as the dataset")
+    depth: int | None = Field(None, ge=1, description="layers of resnet (6n+2: 20, 32, 56, 110), "
+                              "vgg (11, 13, 16, 19) and wrn (6n+4: 16, 28, 40); None: 20, 16, 16")
+    width: int | None = Field(None, ge=1, description="base width: resnet20/resnet 16, vgg16/vgg 64, "
+                              "mlp 300, lenet5 6 (None: the paper's), wrn the widen factor k "
+                              "(None: 4); other layers scale with it")
+    prunable: list[str] | None = Field(None, description="parameter names (glob patterns, e.g. "
+                                       "'features.*.weight') that IMP prunes (None: the weight of "
+                                       "every convolution and linear layer; biases and BatchNorm "
+                                       "never)")
+    not_prunable: list[str] | None = Field(None, description="patterns of parameter names left out "
+                                           "of the prunable ones (e.g. 'fc.weight', the last "
+                                           "layer)")
+
+    @model_validator(mode="after")
+    def _depth_fits(self) -> "ModelSection":
+        if self.depth is not None and self.arch not in FAMILY_DEPTHS:
+            raise _KeyError("depth", f"{self.arch} has a fixed depth; model.depth is for "
+                            f"{', '.join(FAMILY_DEPTHS)}")
+        depth = self.depth
+        if depth is not None and not (
+                (self.arch == "resnet" and depth >= 8 and (depth - 2) % 6 == 0)
+                or (self.arch == "vgg" and depth in (11, 13, 16, 19))
+                or (self.arch == "wrn" and depth >= 10 and (depth - 4) % 6 == 0)):
+            raise _KeyError("depth", f"{depth} is not a depth of {self.arch}: "
+                            f"{FAMILY_DEPTHS[self.arch]}")
+        return self
+
+    @property
+    def network(self) -> str:
+        """The network's full name: resnet56, vgg11, wrn16, or `arch` as given."""
+        defaults = {"resnet": 20, "vgg": 16, "wrn": 16}
+        if self.arch in defaults:
+            return f"{self.arch}{self.depth or defaults[self.arch]}"
+        return self.arch
+
+    @property
+    def kit_network(self) -> bool:
+        """Whether the network is one of the kit's own (not torchvision's or the user's)."""
+        return self.arch in KIT_NETWORKS
 
 
 class TrainSection(_Section):

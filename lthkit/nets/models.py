@@ -1,22 +1,53 @@
-"""The networks of the papers: ResNet-20 and VGG-16 (BatchNorm) for CIFAR, MLP 300-100-10, LeNet-5.
+"""The networks: the papers' ResNet-20 and VGG-16 (BatchNorm) for CIFAR, MLP 300-100-10 and LeNet-5;
+ResNets, VGGs and WideResNets for CIFAR of other depths; any torchvision classification network;
+and the user's own (a factory function).
 
 `width` scales a network so smoke runs stay small: ResNet-20's stages are (w, 2w, 4w) channels
 (paper: w = 16), VGG-16's layers are the usual 64..512 times w/64, the MLP's hidden layers are
 (w, w/3) (300-100), LeNet-5's convolutions are (w, 16w/6) channels (w = 6).
-ResNet-20 follows open_lth: 1x1 convolution + BatchNorm shortcuts where the shape changes.
+ResNet-20 follows open_lth: 1x1 convolution + BatchNorm shortcuts where the shape changes; a ResNet
+of depth 6n+2 has n blocks per stage, VGG-11/13/16/19 are open_lth's cifar_vgg layouts, and WRN-d-k
+is Zagoruyko & Komodakis' pre-activation WideResNet (n = (d-4)/6 blocks per stage of 16k, 32k, 64k
+channels; `width` is k).
+
+What IMP prunes: the weight of every convolution and linear layer (biases and BatchNorm never),
+for every network, unless `model.prunable` / `model.not_prunable` name the parameters (glob
+patterns). The kit's networks are initialized as open_lth's (Kaiming-normal weights, zero biases);
+torchvision's and the user's keep their own initialization, drawn from the run's seed.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
+import inspect
+import re
+from typing import Any, Callable, Sequence
+
 import torch
 from torch import nn
 
-from lthkit.config.catalog import input_shape, provide_prunable_sizes
+from lthkit.config.catalog import input_shape, num_classes, provide_prunable_sizes
+from lthkit.platform.errors import first_line
 
-__all__ = ["build_model", "prunable_names", "prunable_sizes", "DEFAULT_WIDTH", "input_shape"]
+__all__ = ["build_model", "model_from", "prunable_names", "prunable_sizes", "DEFAULT_WIDTH",
+           "input_shape", "NetworkError", "VGG_LAYOUTS"]
 
-DEFAULT_WIDTH = {"resnet20": 16, "vgg16": 64, "mlp": 300, "lenet5": 6}
-VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+DEFAULT_WIDTH = {"resnet20": 16, "vgg16": 64, "mlp": 300, "lenet5": 6, "resnet": 16, "vgg": 64,
+                 "wrn": 4}
+VGG_LAYOUTS = {  # open_lth's cifar_vgg_<depth>: channels, "M" a 2x2 max-pool
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512,
+         512, 512],
+}
+VGG16_LAYOUT = VGG_LAYOUTS[16]
+PRUNABLE_KEY = "_lthkit_prunable"  # set on a network whose prunable names a parameter file chose
+
+
+class NetworkError(ValueError):
+    """A network the kit cannot build or use, with the key to change."""
 
 
 class BasicBlock(nn.Module):
@@ -42,9 +73,10 @@ class BasicBlock(nn.Module):
 class ResNetCifar(nn.Module):
     """ResNet-(6n+2) for 32x32 images; n = 3 gives ResNet-20."""
 
-    def __init__(self, width: int = 16, blocks_per_stage: int = 3, num_classes: int = 10):
+    def __init__(self, width: int = 16, blocks_per_stage: int = 3, num_classes: int = 10,
+                 in_channels: int = 3):
         super().__init__()
-        self.conv = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(width)
         layers: list[nn.Module] = []
         c_in = width
@@ -64,13 +96,14 @@ class ResNetCifar(nn.Module):
 
 
 class VGGCifar(nn.Module):
-    """VGG-16 with BatchNorm for CIFAR (open_lth's cifar_vgg_16): 13 conv layers, one linear."""
+    """VGG with BatchNorm for CIFAR (open_lth's cifar_vgg_<depth>; 16: 13 conv layers, one linear)."""
 
-    def __init__(self, width: int = 64, num_classes: int = 10):
+    def __init__(self, width: int = 64, num_classes: int = 10, depth: int = 16,
+                 in_channels: int = 3):
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 3
-        for item in VGG16_LAYOUT:
+        c_in = in_channels
+        for item in VGG_LAYOUTS[depth]:
             if item == "M":
                 layers.append(nn.MaxPool2d(2))
                 continue
@@ -83,6 +116,50 @@ class VGGCifar(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = nn.functional.avg_pool2d(self.features(x), 2)
         return self.fc(torch.flatten(out, 1))
+
+
+class WideBlock(nn.Module):
+    """A pre-activation block of a WideResNet: BN-ReLU-conv twice, a 1x1 shortcut where the
+    shape changes (Zagoruyko & Komodakis 2016)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+                         if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + skip
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-k for 32x32 images: (depth - 4) / 6 blocks per stage of 16k, 32k, 64k channels."""
+
+    def __init__(self, depth: int = 16, k: int = 4, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        n = (depth - 4) // 6
+        self.conv = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        layers: list[nn.Module] = []
+        c_in = 16
+        for stage, c_out in enumerate((16 * k, 32 * k, 64 * k)):
+            for block in range(n):
+                layers.append(WideBlock(c_in, c_out, 2 if stage > 0 and block == 0 else 1))
+                c_in = c_out
+        self.blocks = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm2d(c_in)
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn(self.blocks(self.conv(x))))
+        out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+        return self.fc(out)
 
 
 class MLP(nn.Module):
@@ -133,39 +210,144 @@ def _kaiming_init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_model(arch: str, width: int | None, dataset: str, seed: int | None = None) -> nn.Module:
-    """A freshly initialized network; with `seed`, the initialization is that seed's."""
-    w = width or DEFAULT_WIDTH[arch]
+def build_model(arch: str, width: int | None, dataset: str, seed: int | None = None, *,
+                prunable: Sequence[str] | None = None, not_prunable: Sequence[str] | None = None
+                ) -> nn.Module:
+    """A freshly initialized network named as `ModelSection.network` names it (resnet20, resnet56,
+    vgg11, wrn16, mlp, lenet5, torchvision:<name>, <module>:<factory>); with `seed`, the
+    initialization is that seed's. `prunable` / `not_prunable` (glob patterns of parameter names)
+    choose what IMP prunes instead of the convolutions' and linear layers' weights."""
     channels, size, _ = input_shape(dataset)
-    if arch == "resnet20":
-        model: nn.Module = ResNetCifar(w)
-    elif arch == "vgg16":
-        model = VGGCifar(w)
-    elif arch == "mlp":
-        model = MLP(w, in_features=channels * size * size)
-    elif arch == "lenet5":
-        model = LeNet5(w, in_channels=channels, image_size=size)
-    else:
-        raise ValueError(f"unknown architecture {arch!r}")
-    if seed is not None:
+    classes = num_classes(dataset)
+    kit = _kit_network(arch, width, channels, size, classes)
+    if kit is not None:
+        model = kit()
+        if seed is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                _kaiming_init(model)
+        else:
+            _kaiming_init(model)
+    elif seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            _kaiming_init(model)
+            model = _foreign_network(arch, width, channels, size, classes)
     else:
-        _kaiming_init(model)
+        model = _foreign_network(arch, width, channels, size, classes)
+    if prunable is not None or not_prunable:
+        setattr(model, PRUNABLE_KEY, tuple(_chosen_prunable(model, prunable, not_prunable, arch)))
     return model
 
 
-def prunable_names(model: nn.Module) -> list[str]:
-    """Names of the prunable parameters: the weight of every convolution and linear layer."""
+def model_from(spec: Any, dataset: str, seed: int | None = None) -> nn.Module:
+    """The network a `ModelSection` names, for `dataset`'s images."""
+    return build_model(spec.network, spec.width, dataset, seed, prunable=spec.prunable,
+                       not_prunable=spec.not_prunable)
+
+
+def _kit_network(arch: str, width: int | None, channels: int, size: int, classes: int
+                 ) -> Callable[[], nn.Module] | None:
+    """A builder of one of the kit's own networks, or None when `arch` is not one."""
+    family = re.fullmatch(r"(resnet|vgg|wrn)(\d+)", arch)
+    if family:
+        name, depth = family.group(1), int(family.group(2))
+        w = width or DEFAULT_WIDTH[name]
+        if name == "resnet":
+            return lambda: ResNetCifar(w, (depth - 2) // 6, classes, in_channels=channels)
+        if name == "vgg":
+            return lambda: VGGCifar(w, classes, depth=depth, in_channels=channels)
+        return lambda: WideResNet(depth, w, classes, in_channels=channels)
+    if arch == "mlp":
+        w = width or DEFAULT_WIDTH[arch]
+        return lambda: MLP(w, in_features=channels * size * size, num_classes=classes)
+    if arch == "lenet5":
+        w = width or DEFAULT_WIDTH[arch]
+        return lambda: LeNet5(w, in_channels=channels, image_size=size, num_classes=classes)
+    return None
+
+
+def _foreign_network(arch: str, width: int | None, channels: int, size: int, classes: int
+                     ) -> nn.Module:
+    """A torchvision network (untrained) or the module a user's factory returns."""
+    if arch.startswith("torchvision:"):
+        import torchvision
+
+        name = arch.removeprefix("torchvision:")
+        try:
+            model = torchvision.models.get_model(name, weights=None, num_classes=classes)
+        except Exception as e:  # an unknown name, or one that refuses these settings
+            known = ", ".join(sorted(torchvision.models.list_models(torchvision.models))[:12])
+            raise NetworkError(f"model.arch: torchvision cannot build {name!r} ({first_line(e, 160)}); its "
+                               f"classification networks include {known}, ...") from None
+        if channels != 3:
+            raise NetworkError(f"model.arch: {arch} takes 3-channel images, the dataset has "
+                               f"{channels}: use a 3-channel dataset or a network of your own")
+        return model
+    module_name, _, factory_name = arch.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise NetworkError(f"model.arch: cannot import {module_name!r} ({first_line(e, 160)}): install it, "
+                           f"or put its folder on PYTHONPATH") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise NetworkError(f"model.arch: {module_name} has no function {factory_name!r}")
+    offered = {"num_classes": classes, "in_channels": channels, "image_size": size, "width": width}
+    accepted = inspect.signature(factory).parameters
+    kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise NetworkError(f"model.arch: {arch} returned a {type(model).__name__}, not an "
+                           f"nn.Module")
+    return model
+
+
+def default_prunable_names(model: nn.Module) -> list[str]:
+    """The weight of every convolution and linear layer, in module order."""
     return [f"{name}.weight" if name else "weight" for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear))]
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and getattr(m, "weight", None) is not None]
+
+
+def prunable_names(model: nn.Module) -> list[str]:
+    """Names of the prunable parameters: the parameter file's choice when it made one, else the
+    weight of every convolution and linear layer."""
+    chosen = getattr(model, PRUNABLE_KEY, None)
+    return list(chosen) if chosen is not None else default_prunable_names(model)
+
+
+def _chosen_prunable(model: nn.Module, prunable: Sequence[str] | None,
+                     not_prunable: Sequence[str] | None, arch: str) -> list[str]:
+    """The parameter names the patterns choose, in parameter order; a NetworkError naming a
+    pattern that matches nothing (a typo would silently prune something else)."""
+    names = [n for n, _ in model.named_parameters()]
+    for key, patterns in (("model.prunable", prunable or []),
+                          ("model.not_prunable", not_prunable or [])):
+        for pattern in patterns:
+            if not fnmatch.filter(names, pattern):
+                raise NetworkError(f"{key}: {pattern!r} matches no parameter of {arch} (its "
+                                   f"parameters: {', '.join(names[:8])}, ...)")
+    chosen = (set(default_prunable_names(model)) if prunable is None else
+              {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in prunable)})
+    chosen -= {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in not_prunable or [])}
+    out = [n for n in names if n in chosen]
+    if not out:
+        raise NetworkError(f"model.prunable / model.not_prunable leave {arch} with no parameter to "
+                           f"prune")
+    return out
 
 
 @provide_prunable_sizes  # the level checks of lthkit.config use it, without importing networks
-def prunable_sizes(arch: str, width: int | None, dataset: str) -> list[int]:
-    """Number of weights in each prunable layer, computed without allocating the model."""
-    with torch.device("meta"):
-        model = build_model(arch, width, dataset)
-    params = dict(model.named_parameters())
-    return [params[n].numel() for n in prunable_names(model)]
+def prunable_sizes(model: Any, dataset: str, width: int | None = None) -> list[int]:
+    """Number of weights in each prunable layer of the network a `ModelSection` names (or of the
+    kit's network `model` at `width`), computed without allocating it."""
+    try:
+        with torch.device("meta"):
+            net = (model_from(model, dataset) if not isinstance(model, str)
+                   else build_model(model, width, dataset))
+    except NetworkError:
+        raise
+    except Exception:  # a factory that cannot build on the meta device: build it for real
+        net = model_from(model, dataset) if not isinstance(model, str) else build_model(
+            model, width, dataset)
+    params = dict(net.named_parameters())
+    return [params[n].numel() for n in prunable_names(net)]

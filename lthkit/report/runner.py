@@ -66,7 +66,7 @@ CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quote", "quantity"
                  "levels held", "levels failed", "levels inconclusive", "left out", "replicates",
                  "replicates needed", "verdict"]
 KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
-              "StorageError", "DatasetMissingError"}
+              "StorageError", "DatasetMissingError", "NetworkError"}
 
 
 class RunnerBusyError(RuntimeError):

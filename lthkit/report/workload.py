@@ -79,7 +79,7 @@ def iterations_per_epoch(n_train: int, batch: int) -> int:
 def _train_spec(p: Params, cfg: TrainSection, unit: str = "train_iter", group: int = 1,
                 arch: str | None = None, width: int | None = None, dataset: str | None = None
                 ) -> UnitSpec:
-    return UnitSpec(unit, arch or p.model.arch, width if arch else p.model.width,
+    return UnitSpec(unit, arch or p.model.network, width if arch else p.model.width,
                     dataset or p.data.dataset, batch=cfg.batch_size, group=group,
                     optimizer=cfg.optimizer)
 
@@ -160,11 +160,11 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
     h_n = min(hp.subset_size or subset, subset)
     h_chunk = hp.batch_size or a.batch_size
     evals_per_run = lambda cfg: math.ceil(cfg.epochs / cfg.eval_every) + 2  # noqa: E731
-    point = UnitSpec("point", p.model.arch, p.model.width, p.data.dataset, examples=land_n,
+    point = UnitSpec("point", p.model.network, p.model.width, p.data.dataset, examples=land_n,
                      chunk=land_chunk)
-    hvp = UnitSpec("hvp", p.model.arch, p.model.width, p.data.dataset, examples=h_n,
+    hvp = UnitSpec("hvp", p.model.network, p.model.width, p.data.dataset, examples=h_n,
                    chunk=h_chunk)
-    test_eval = UnitSpec("test_eval", p.model.arch, p.model.width, p.data.dataset,
+    test_eval = UnitSpec("test_eval", p.model.network, p.model.width, p.data.dataset,
                          examples=n_test, chunk=p.train.eval_batch_size)
     levels = p.levels(a.levels, minimum=1)
 
@@ -186,7 +186,7 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
                 trajectory_points(lv - 1, p.imp, p.train.epochs, ipe)
                 for lv in levels if lv in kept and lv - 1 in kept)
         items.append(WorkItem(nb, "Fig 4 trajectories", UnitSpec(
-            "point", p.model.arch, p.model.width, p.data.dataset, examples=subset,
+            "point", p.model.network, p.model.width, p.data.dataset, examples=subset,
             chunk=a.batch_size), n))
 
     if {"04_hessian_volume", "09_vgg16_appendix"} & notebooks:
@@ -226,14 +226,14 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
     if "07_sublevel_sets" in notebooks:
         items.append(WorkItem("07_sublevel_sets", "Fig 13 plane", point,
                               lp.plane_resolution ** 2 + p.imp.levels + 1 + 4))
-        surf = UnitSpec("point", p.model.arch, p.model.width, p.data.dataset,
+        surf = UnitSpec("point", p.model.network, p.model.width, p.data.dataset,
                         examples=min(lp.surface_examples, subset),
                         chunk=min(lp.surface_examples, subset))
         items.append(WorkItem("07_sublevel_sets", "filter-normalized surfaces", surf,
                               (len(levels) + 1) * lp.surface_resolution ** 2))
         for n in lp.surface_sweep:
             items.append(WorkItem("07_sublevel_sets", f"surface on {n} examples", UnitSpec(
-                "point", p.model.arch, p.model.width, p.data.dataset, examples=min(n, subset),
+                "point", p.model.network, p.model.width, p.data.dataset, examples=min(n, subset),
                 chunk=min(n, subset)), lp.surface_resolution ** 2))
 
     if "08_pruning_choices" in notebooks:
@@ -299,7 +299,7 @@ def _notebook10_items(p: Params) -> list[WorkItem]:
         its = _sub_run_iterations(spec.imp, spec.train, n)
         control = spec.imp.levels * spec.train.epochs * iterations_per_epoch(n, spec.train.batch_size)
         items.append(WorkItem("10_ticket_transfer", f"{name}: IMP and re-initialized controls",
-                              _train_spec(p, spec.train, arch=spec.model.arch,
+                              _train_spec(p, spec.train, arch=spec.model.network,
                                           width=spec.model.width, dataset=m.data.dataset),
                               its + control))
     t = m.transfer
@@ -327,13 +327,13 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     random_levels = [lv for lv in p.levels(b.random_levels) if 1 <= lv <= b.imp.levels] \
         if b.random_levels != "all" else list(range(1, b.imp.levels + 1))
     its += len(random_levels) * b.train.epochs * ipe
-    spec = UnitSpec("train_iter", b.model.arch, b.model.width, b.data.dataset,
+    spec = UnitSpec("train_iter", b.model.network, b.model.width, b.data.dataset,
                     batch=b.train.batch_size, optimizer=b.train.optimizer)
     items = [WorkItem("11_ticket_landscapes", "LeNet-5 IMP rounds and random tickets", spec, its)]
     if es.enabled:  # the validation loss after every epoch of every round (patience None)
         epochs = (b.imp.levels + 1 + len(random_levels)) * b.train.epochs
         items.append(WorkItem("11_ticket_landscapes", "validation losses (early stopping)",
-                              UnitSpec("test_eval", b.model.arch, b.model.width, b.data.dataset,
+                              UnitSpec("test_eval", b.model.network, b.model.width, b.data.dataset,
                                        examples=es.validation_size,
                                        chunk=b.train.eval_batch_size), epochs))
     shown = [lv for lv in (b.show_levels if b.show_levels != "all" else range(b.imp.levels + 1))]
@@ -341,10 +341,10 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     pool = test_size(b.data.dataset, b.data.test_size) if b.surface_split == "test" else subset
     ex = min(lp.surface_examples, pool)
     items.append(WorkItem("11_ticket_landscapes", "surfaces", UnitSpec(
-        "point", b.model.arch, b.model.width, b.data.dataset, examples=ex, chunk=ex),
+        "point", b.model.network, b.model.width, b.data.dataset, examples=ex, chunk=ex),
         surfaces * lp.surface_resolution ** 2))
     for size in sorted({min(s, pool) for s in b.subsample_sizes}):
         items.append(WorkItem("11_ticket_landscapes", f"surface on {size} examples", UnitSpec(
-            "point", b.model.arch, b.model.width, b.data.dataset, examples=size, chunk=size),
+            "point", b.model.network, b.model.width, b.data.dataset, examples=size, chunk=size),
             lp.surface_resolution ** 2))
     return items

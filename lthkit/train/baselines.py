@@ -282,6 +282,8 @@ def _resolve_group_size(ctx: Context, classes: list[ScheduleClass], together: bo
         setting = "auto"
     if setting != "auto":
         return int(setting)
+    if not ctx.params.model.kit_network:
+        return 1  # horizontal fusion is proven for the kit's own networks only (lthkit.train.fused)
     if max((len(c.members) for c in classes), default=0) <= 1:
         return 1  # nothing to group: no probe
     return auto_group_size(ctx, classes)

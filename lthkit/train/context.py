@@ -15,7 +15,9 @@ from lthkit.config.seeds import derive_seed, replicate_params
 from lthkit.data.images import ImageData
 from lthkit.data.load import load_data
 from lthkit.nets.evaluator import PointEvaluator
-from lthkit.nets.models import build_model
+from lthkit.nets.checks import check_network, resolve_hvp_mode
+from lthkit.nets.models import model_from
+from lthkit.nets.points import fused_by_default
 from lthkit.platform.device import set_deterministic
 from lthkit.store.layout import RunStore
 from lthkit.store.paths import replicate_dir
@@ -97,7 +99,7 @@ class Context:
         """A freshly initialized network on the device (seed: the run's initialization)."""
         p = self.params
         seed = derive_seed(p.run.seed, "init") if init_seed is None else init_seed
-        return build_model(p.model.arch, p.model.width, p.data.dataset, seed=seed).to(self.device)
+        return model_from(p.model, p.data.dataset, seed=seed).to(self.device)
 
 
 @lru_cache(maxsize=2)
@@ -131,6 +133,9 @@ def open_run(params: Params, create: bool = False, needed_by: str = "this notebo
     if params.run.num_threads:
         torch.set_num_threads(params.run.num_threads)
     set_deterministic(params.run.deterministic)
+    device = resolve_device(params.run.device)
+    if create and not params.model.kit_network:
+        check_foreign_network(params, device)  # before anything is written or trained
     own = replicate_params(params, replicate)
     if replicate == 0:
         store = RunStore.create(params) if create else RunStore.existing(params, needed_by)
@@ -141,5 +146,25 @@ def open_run(params: Params, create: bool = False, needed_by: str = "this notebo
             store = RunStore.create(own, root=folder)
         else:
             store = RunStore.existing(own, needed_by, root=folder)
-    return Context(params=own, store=store, device=resolve_device(params.run.device),
-                   replicate=replicate, data_seed=params.run.seed)
+    return Context(params=own, store=store, device=device, replicate=replicate,
+                   data_seed=params.run.seed)
+
+
+_CHECKED: set[tuple] = set()  # networks checked in this process, with what decided the checks
+
+
+def check_foreign_network(params: Params, device: torch.device) -> None:
+    """Refuse, in one line naming the module and the key to change, a torchvision or user network
+    the analyses cannot use (lthkit.nets.checks); two examples of the run's data, once per
+    process and setting."""
+    hvp = resolve_hvp_mode(params.hessian.hvp, device)
+    use_vmap = params.analysis.use_vmap
+    fused = fused_by_default(device) if use_vmap is None else use_vmap
+    key = (params.model.model_dump_json(), params.data.dataset, hvp, fused, str(device))
+    if key in _CHECKED:
+        return
+    data = _load_data_cached(params.data, str(device), params.run.seed)
+    x, y = data.analysis_subset(2, params.run.seed)
+    model = model_from(params.model, params.data.dataset, seed=0).to(device)
+    check_network(model, x, y, hvp=hvp, fused_points=fused, name=params.model.arch)
+    _CHECKED.add(key)

@@ -5,20 +5,18 @@ time (and a dense matrix as an operator)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Literal, Mapping, Protocol
+from typing import Iterator, Mapping, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
+from lthkit.nets.checks import HvpMode, resolve_hvp_mode
 from lthkit.nets.points import ParamLayout
 
 __all__ = ["Operator", "HvpMode", "resolve_hvp_mode", "strict_fp32", "HessianOperator",
            "DenseOperator"]
-
-HvpMode = Literal["auto", "double_backward", "forward_over_reverse"]
-
 
 class Operator(Protocol):
     """What the Lanczos routines need: a symmetric linear map on flat vectors, one vector
@@ -34,15 +32,6 @@ class Operator(Protocol):
     def __call__(self, v: torch.Tensor) -> torch.Tensor: ...
 
     def matmat(self, vectors: torch.Tensor) -> torch.Tensor: ...
-
-
-def resolve_hvp_mode(mode: HvpMode, device: torch.device) -> str:
-    """'auto': double backward on the CPU (ResNet-20 width 8, 256 images: 2.0 s against 2.9 s per
-    product), forward-over-reverse on CUDA (H100, ResNet-20, 5,000 images: 0.52 s against 3.3 s;
-    benchmarks/hessian_topk.py)."""
-    if mode != "auto":
-        return mode
-    return "forward_over_reverse" if torch.device(device).type == "cuda" else "double_backward"
 
 
 @contextlib.contextmanager
