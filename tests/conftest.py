@@ -127,3 +127,14 @@ def smoke(tmp_path_factory) -> SmokeSeries:
 @pytest.fixture(scope="session")
 def smoke_vgg16(tmp_path_factory) -> SmokeSeries:
     return SmokeSeries(session_folder(tmp_path_factory, "smoke_vgg16"), preset="smoke_vgg16")
+
+
+@pytest.fixture(scope="session")
+def smoke_torchvision(tmp_path_factory) -> SmokeSeries:
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke_torchvision"),
+                       preset="smoke_torchvision")
+
+
+@pytest.fixture(scope="session")
+def smoke_factory(tmp_path_factory) -> SmokeSeries:
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke_factory"), preset="smoke_factory")

@@ -133,3 +133,65 @@ def test_unreadable_mnist_files_are_named(tmp_path):
     spec = DataSection(dataset="mnist", root=str(tmp_path), download=False)
     with pytest.raises(DatasetMissingError, match=f"the mnist files in {raw} cannot be read"):
         load_data(spec)
+
+
+# --- the datasets beyond the papers' (issue 25) ----------------------------------------------------
+
+@pytest.mark.parametrize("name, shape, classes", [("cifar100", (3, 32, 32), 100),
+                                                  ("svhn", (3, 32, 32), 10),
+                                                  ("fashion_mnist", (1, 28, 28), 10)])
+def test_each_stand_in_has_its_datasets_shapes_and_classes(name, shape, classes):
+    data = load_data(DataSection(dataset=f"synthetic_{name}", train_size=1200, test_size=300))
+    assert tuple(data.train_x.shape[1:]) == shape and data.train_x.dtype == torch.uint8
+    assert set(data.train_y.tolist()) == set(range(classes))
+    again = load_data(DataSection(dataset=f"synthetic_{name}", train_size=1200, test_size=300))
+    assert torch.equal(data.train_x, again.train_x), "deterministic"
+    twin = "synthetic_cifar10" if shape[0] == 3 else "synthetic_mnist"
+    other = load_data(DataSection(dataset=twin, train_size=1200, test_size=300))
+    assert not torch.equal(data.train_x, other.train_x), "a stream of its own, not its twin's"
+    assert data.augmentable == (name == "cifar100"), "crop and flip for CIFAR only"
+
+
+def test_the_papers_stand_ins_draw_what_they_always_drew():
+    a, _ = synthetic_images((3, 32, 32), 64, "train", 0.5, seed=3)
+    b, _ = synthetic_images((3, 32, 32), 64, "train", 0.5, seed=3, classes=10, stream=())
+    assert torch.equal(a, b)
+    c, _ = synthetic_images((3, 32, 32), 64, "train", 0.5, seed=3, stream=("cifar100",))
+    assert not torch.equal(a, c), "a stream of one's own differs"
+
+
+@pytest.mark.parametrize("name, where", [("cifar100", "cifar100/cifar-100-python/{train,test"),
+                                         ("svhn", "svhn/{train_32x32.mat,test_32x32.mat}"),
+                                         ("fashion_mnist", "fashion_mnist/FashionMNIST/raw/")])
+def test_absent_new_datasets_say_where_torchvision_reads_them(tmp_path, name, where):
+    with pytest.raises(DatasetMissingError, match=f"synthetic_{name}") as info:
+        load_data(DataSection(dataset=name, root=str(tmp_path), download=False))
+    assert where in str(info.value)
+
+
+def _idx(path, array):
+    """An IDX file as torchvision's MNIST readers read it (uint8 data)."""
+    import numpy as np
+
+    dims = array.shape
+    header = bytes([0, 0, 0x08, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_fashion_mnist_is_read_through_torchvision(tmp_path):
+    import numpy as np
+
+    raw = tmp_path / "fashion_mnist" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {s: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for s, n in (("train", 40),
+                                                                               ("t10k", 12))}
+    labels = {s: rng.integers(0, 10, len(images[s]), dtype=np.uint8) for s in images}
+    for s in images:
+        _idx(raw / f"{s}-images-idx3-ubyte", images[s])
+        _idx(raw / f"{s}-labels-idx1-ubyte", labels[s])
+    data = load_data(DataSection(dataset="fashion_mnist", root=str(tmp_path), download=False))
+    assert tuple(data.train_x.shape) == (40, 1, 28, 28) and not data.augmentable
+    assert torch.equal(data.train_x[:, 0], torch.from_numpy(images["train"]))
+    assert torch.equal(data.test_y, torch.from_numpy(labels["t10k"]).long())
+    assert data.mean.tolist() == pytest.approx([0.2860])

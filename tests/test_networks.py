@@ -190,3 +190,29 @@ def test_foreign_networks_are_not_fused_for_baselines():
     with pytest.raises(ParamsError, match="baselines.group_size"):
         _params({"arch": "torchvision:resnet18"}, baselines={"group_size": 2})
     assert _params({"arch": "torchvision:resnet18"}).model.kit_network is False
+
+
+@pytest.mark.parametrize("dataset, arch, shape", [
+    ("synthetic_cifar100", "resnet", (3, 32, 32)), ("synthetic_svhn", "vgg", (3, 32, 32)),
+    ("synthetic_fashion_mnist", "wrn", (1, 28, 28)),
+    ("synthetic_fashion_mnist", "tests.factories:tiny_cnn", (1, 28, 28))])
+def test_networks_take_the_datasets_shape_and_classes(dataset, arch, shape):
+    from lthkit.config.catalog import num_classes
+
+    model = model_from(_spec(arch, None, 4 if arch != "wrn" else 1), dataset, seed=0)
+    out = model(torch.randn(2, *shape))
+    assert out.shape == (2, num_classes(dataset))
+
+
+def test_a_network_expecting_colour_is_refused_on_grey_images():
+    with pytest.raises(ParamsError, match="3-channel images"):
+        _params({"arch": "torchvision:resnet18"}, data={"dataset": "synthetic_fashion_mnist"})
+    with pytest.raises(ParamsError, match="expects CIFAR-shaped data"):
+        _params({"arch": "vgg", "depth": 11}, data={"dataset": "synthetic_fashion_mnist"})
+
+
+def test_a_torchvision_network_without_forward_mode_rules_is_refused_naming_its_layer():
+    p = _params({"arch": "torchvision:mobilenet_v3_small"}, hessian={"hvp": "forward_over_reverse"})
+    with pytest.raises(NetworkError, match=r"features\.0\.2 \(Hardswish\) has no forward-mode.*"
+                                           r"set hessian.hvp: double_backward"):
+        check_foreign_network(p, torch.device("cpu"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+import torch
 from jupytext.compare import compare_notebooks
 
 from lthkit.config.params import load_params
@@ -151,3 +152,27 @@ def test_11_ticket_landscapes_on_smoke(smoke):
         assert store.figure_path(f"bain_training_level{lv:02d}.png").exists()
     assert store.figure_path(f"bain_fig2_subsample_level{shown[-1]:02d}.png").exists()
     assert _images(nb) >= 2 * len(shown) + 3
+
+
+# --- your own network and data (issue 25): notebooks 01 and 04-06 on a torchvision network and on
+# a user's factory with a dataset beyond the papers' ---------------------------------------------
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("series", ["smoke_torchvision", "smoke_factory"])
+def test_the_analyses_run_on_a_network_that_is_not_the_kits(series, request):
+    smoke = request.getfixturevalue(series)
+    for name in ("01_train_imp", "04_hessian_volume", "05_basin_radius", "06_barriers"):
+        smoke.run(name)
+    params = load_params(smoke.params_file)
+    store = RunStore(params.run_dir())
+    results = ImpResults(store)
+    assert results.levels_done() == list(range(params.imp.levels + 1))
+    mask = results.mask(params.imp.levels)
+    if params.model.not_prunable:  # the factory's classifier is left whole at every level
+        assert not set(mask) & set(params.model.not_prunable)
+    final = results.final(params.imp.levels)
+    for name, m in mask.items():  # pruned weights are zero in the solution the analyses read
+        assert torch.count_nonzero(final[name][~m]) == 0, name
+    for table in ("hessian_spectra_report", "table1", "radius_flip", "barriers"):
+        matches = list((store.root / "tables").glob(f"{table}*.csv"))
+        assert matches, f"{table}: not written for {params.model.arch}"

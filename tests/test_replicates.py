@@ -438,3 +438,19 @@ def test_result2_claims_read_table1_losses_one_level_apart():
     assert _claim("R2-table1-projection").extract(table) == {2: (0.6, 0.2), 3: (0.7, 0.3)}
     assert _claim("R2-table1-new-minimum").extract(table) == {1: (0.2, 0.5), 2: (0.3, 0.6),
                                                               3: (0.4, 0.7)}
+
+
+def test_notebook_04_judges_fig22_at_the_ks_of_its_run(tmp_path):
+    """Found on a 3-replicate smoke run: the Fig 22 claims were those of the default ks (10..100),
+    absent from a run of hessian.ks_fig22 [2, 4, 6], and came out empty and inconclusive."""
+    from lthkit.config.analysis import HessianSection
+
+    fig22 = pd.DataFrame({"level": [1, 2], "k": [2, 2], "V'(k) W_min(L)": [1.0, 2.0],
+                          "V'(k) Pr_L(min(L-1))": [3.0, 4.0]})
+    ctx = _fake_run(tmp_path, 1, {0: fig22}, name="fig22_volume_k.csv")
+    ctx.params.hessian = HessianSection(k=6, ks_fig22=[2, 4, 6], max_iterations=24)
+    pc.notebook_claims(ctx, "04_hessian_volume")
+    saved = pd.read_csv(ctx.store.table_path("claims_04_hessian_volume.csv"), index_col=0)
+    keys = [k for k in saved["claim"] if k.startswith("R1-fig22")]
+    assert keys == ["R1-fig22-k2", "R1-fig22-k4", "R1-fig22-k6"]
+    assert "margins" in pc.rule_text(ctx, "04_hessian_volume").lower()

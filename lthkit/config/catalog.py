@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "num_classes", "input_shape", "known_train_size", "iterations_per_epoch",
+__all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "DATASETS", "num_classes", "input_shape",
+           "known_train_size", "iterations_per_epoch",
            "prunable_sizes", "provide_prunable_sizes"]
 
 NUM_CLASSES = 10
-SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
-CLASSES = {"cifar10": 10, "mnist": 10}
+SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000),
+               "cifar100": (50_000, 10_000), "svhn": (73_257, 26_032),
+               "fashion_mnist": (60_000, 10_000)}
+CLASSES = {"cifar10": 10, "mnist": 10, "cifar100": 100, "svhn": 10, "fashion_mnist": 10}
+DATASETS = tuple(SPLIT_SIZES)
 
 PrunableSizes = Callable[[Any, str], list[int]]
 _prunable_sizes: list[PrunableSizes] = []

@@ -99,15 +99,20 @@ class RunSection(_Section):
 
 
 class DataSection(_Section):
-    dataset: Literal["cifar10", "synthetic_cifar10", "mnist", "synthetic_mnist"] = Field(
-        "cifar10", description="torchvision dataset, or a learnable synthetic stand-in of its shapes")
+    dataset: Literal["cifar10", "synthetic_cifar10", "mnist", "synthetic_mnist", "cifar100",
+                     "synthetic_cifar100", "svhn", "synthetic_svhn", "fashion_mnist",
+                     "synthetic_fashion_mnist"] = Field(
+        "cifar10", description="torchvision dataset (CIFAR-10, CIFAR-100, SVHN: 32 x 32 colour; "
+        "MNIST, Fashion-MNIST: 28 x 28 grey), or a learnable synthetic stand-in of its shapes "
+        "and classes")
     root: str = Field("data", description="where torchvision datasets live (relative: project root)")
     download: bool = Field(True, description="download a torchvision dataset on first use")
     train_size: int | None = Field(None, ge=1, description="use a seeded subset of this many "
                                    "training examples (None: all)")
     test_size: int | None = Field(None, ge=1, description="use a seeded subset of the test set")
     augment: bool = Field(True, description="random crop (4-pixel padding) and horizontal flip, "
-                          "done on the device in batch (CIFAR-shaped data only)")
+                          "done on the device in batch (CIFAR-10 and CIFAR-100 only: SVHN's "
+                          "digits and the grey datasets are not augmented)")
     synthetic_noise: float = Field(0.5, ge=0.0, description="pixel noise of the synthetic stand-in "
                                    "relative to its class signal (higher: harder)")
 
@@ -130,7 +135,8 @@ class ModelSection(_Section):
         "The output has as many classes as the dataset")
     depth: int | None = Field(None, ge=1, description="layers of resnet (6n+2: 20, 32, 56, 110), "
                               "vgg (11, 13, 16, 19) and wrn (6n+4: 16, 28, 40); None: 20, 16, 16")
-    width: int | None = Field(None, ge=1, description="base width: resnet20/resnet 16, vgg16/vgg 64, "
+    width: int | None = Field(None, ge=1, description="base width: resnet20/resnet 16, vgg16/vgg "
+                              "64, "
                               "mlp 300, lenet5 6 (None: the paper's), wrn the widen factor k "
                               "(None: 4); other layers scale with it")
     prunable: list[str] | None = Field(None, description="parameter names (glob patterns, e.g. "

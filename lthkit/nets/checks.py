@@ -145,9 +145,13 @@ def _leaf_check(m: nn.Module, params: dict | None, args: tuple, what: str) -> No
     if not args:
         return
     p = params or {}
-    if "forward-mode" in what:
-        tangent = tuple(torch.randn_like(a) for a in args)
-        jvp(lambda *a: out(p, *a), args, tangent)
+    if "forward-mode" in what:  # forward over reverse, as the Hessian products take it
+        floats = tuple(a for a in args if a.is_floating_point())
+        if not floats:
+            return
+        argnums = tuple(range(len(floats)))
+        backward = grad(lambda *a: out(p, *a).float().pow(2).sum(), argnums=argnums)
+        jvp(backward, floats, tuple(torch.randn_like(a) for a in floats))
     elif "vmap" in what:
         vmap(lambda *a: out(p, *a))(*(torch.stack([a, a]) for a in args))
     else:

@@ -66,7 +66,7 @@ class PointEvaluator:
 
     @property
     def points_per_pass(self) -> int:
-        """P, the points per pass; "auto" is resolved on first use (probe.choose_points_per_pass)."""
+        """P, the points per pass ("auto": resolved on first use, probe.choose_points_per_pass)."""
         if self._points is None:
             self._points, self.choice = choose_points_per_pass(self)
             if self.verbose:

@@ -22,11 +22,13 @@ import fnmatch
 import importlib
 import inspect
 import re
+import sys
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
+from lthkit.config.base import project_root
 from lthkit.config.catalog import input_shape, num_classes, provide_prunable_sizes
 from lthkit.platform.errors import first_line
 
@@ -277,7 +279,8 @@ def _foreign_network(arch: str, width: int | None, channels: int, size: int, cla
             model = torchvision.models.get_model(name, weights=None, num_classes=classes)
         except Exception as e:  # an unknown name, or one that refuses these settings
             known = ", ".join(sorted(torchvision.models.list_models(torchvision.models))[:12])
-            raise NetworkError(f"model.arch: torchvision cannot build {name!r} ({first_line(e, 160)}); its "
+            raise NetworkError(f"model.arch: torchvision cannot build {name!r} "
+                               f"({first_line(e, 160)}); its "
                                f"classification networks include {known}, ...") from None
         if channels != 3:
             raise NetworkError(f"model.arch: {arch} takes 3-channel images, the dataset has "
@@ -285,10 +288,10 @@ def _foreign_network(arch: str, width: int | None, channels: int, size: int, cla
         return model
     module_name, _, factory_name = arch.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_user_module(module_name)
     except Exception as e:
-        raise NetworkError(f"model.arch: cannot import {module_name!r} ({first_line(e, 160)}): install it, "
-                           f"or put its folder on PYTHONPATH") from None
+        raise NetworkError(f"model.arch: cannot import {module_name!r} ({first_line(e, 160)}): "
+                           f"install it, or put its folder on PYTHONPATH") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise NetworkError(f"model.arch: {module_name} has no function {factory_name!r}")
@@ -300,6 +303,20 @@ def _foreign_network(arch: str, width: int | None, channels: int, size: int, cla
         raise NetworkError(f"model.arch: {arch} returned a {type(model).__name__}, not an "
                            f"nn.Module")
     return model
+
+
+def _import_user_module(name: str) -> Any:
+    """A user's module: from the Python path, else from the project root (the folder holding
+    params/ and notebooks/, where a notebook kernel and lthkit-report may not have it on the
+    path)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        root = str(project_root())
+        if root in sys.path or not (e.name and name.startswith(e.name.split(".")[0])):
+            raise
+        sys.path.append(root)
+        return importlib.import_module(name)
 
 
 def default_prunable_names(model: nn.Module) -> list[str]:

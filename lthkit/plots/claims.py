@@ -40,11 +40,11 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
     for x in (-1, 1):
         ax.axvline(x, color="0.5", lw=1, ls="--")
     ax.set_yticks(range(n - 1, n - 1 - len(labels), -1), labels, fontsize=8)
-    ax.set_xlabel("overall effect as claimed, in units of the claim's margin "
-                  f"(dashed: +-margin; logarithmic beyond +-{LINEAR_WITHIN:g})")
+    ax.set_xlabel("overall effect as claimed, in units of the claim's margin\n"
+                  f"(dashed: +-margin; logarithmic beyond +-{LINEAR_WITHIN:g})", fontsize=9)
     handles = [plt.Line2D([], [], color=col, marker="o", lw=2, label=v)
                for v, col in VERDICT_COLORS.items()]
-    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Claims: mean over replicates of each one's mean difference across levels, "
                  "95% t-interval", fontsize=9)
     fig.tight_layout()

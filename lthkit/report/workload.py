@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from lthkit.config.catalog import SPLIT_SIZES, iterations_per_epoch, known_train_size
 from lthkit.config.params import Params
 from lthkit.config.training import ImpSection, TrainSection
 
@@ -29,7 +30,7 @@ __all__ = ["UnitSpec", "WorkItem", "count_work", "imp_iterations", "trajectory_p
            "line_points", "SPLITS", "baseline_members",
            "baseline_schedule_groups"]
 
-SPLITS = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000)}
+SPLITS = SPLIT_SIZES  # training and test examples per dataset (lthkit.config.catalog)
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,12 @@ class WorkItem:
 
 def train_size(dataset: str, requested: int | None) -> int:
     """Training examples of a dataset (its known size, or the seeded subset asked for)."""
-    full = SPLITS[dataset.removeprefix("synthetic_")][0]
-    return min(full, requested) if requested else full
+    return known_train_size(dataset, requested)
 
 
 def test_size(dataset: str, requested: int | None) -> int:
     full = SPLITS[dataset.removeprefix("synthetic_")][1]
     return min(full, requested) if requested else full
-
-
-def iterations_per_epoch(n_train: int, batch: int) -> int:
-    """Full batches per epoch, as `ImageData.iterations_per_epoch` counts them."""
-    return max(1, n_train // batch)
 
 
 def _train_spec(p: Params, cfg: TrainSection, unit: str = "train_iter", group: int = 1,

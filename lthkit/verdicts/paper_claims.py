@@ -657,7 +657,7 @@ def notebook_claims(ctx: Any, notebook: str,
     """Judge the claims of `notebook` over the replicates' saved tables; save the verdicts
     (tables/claims_<notebook>.csv, one row per claim; claim_levels_<notebook>.csv, per level)
     and return the per-level table (a row 'all' per claim holds its overall verdict)."""
-    chosen = list(claims) if claims is not None else claims_of(notebook)
+    chosen = list(claims) if claims is not None else claims_of(notebook, ctx.params)
     judged: list[tuple[Claim, pd.DataFrame]] = []
     margins = ctx.params.claims.margins
     for pc in chosen:
@@ -678,7 +678,8 @@ def rule_text(ctx: Any, notebook: str) -> str:
 
 def margins_used(ctx: Any, notebook: str) -> str:
     """The margins of the quantities `notebook`'s claims compare, one line (under its table)."""
-    return margins_note(ctx.params.claims.margins, [c.claim.margin for c in claims_of(notebook)])
+    return margins_note(ctx.params.claims.margins,
+                        [c.claim.margin for c in claims_of(notebook, ctx.params)])
 
 
 def all_claims(params: Any = None) -> list[PaperClaim]:
