@@ -6,6 +6,7 @@ magnitude pruning with weight rewinding, and the comparison solutions of the pap
     training   masked SGD/Adam, resumable checkpoints, evaluation, CUDA graphs
     imp        IMP with weight rewinding: the levels W_min(L), their masks and trajectories
     baselines  one-shot, fine-tuned, lr-rewound, re-initialized and randomly pruned solutions
+    open_lth   finished open_lth runs imported as run folders (lthkit-import-open-lth)
 
 Imports lthkit.config, .platform, .store, .data and .nets; the analyses, the tickets and the
 runner import it.
