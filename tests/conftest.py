@@ -138,3 +138,8 @@ def smoke_torchvision(tmp_path_factory) -> SmokeSeries:
 @pytest.fixture(scope="session")
 def smoke_factory(tmp_path_factory) -> SmokeSeries:
     return SmokeSeries(session_folder(tmp_path_factory, "smoke_factory"), preset="smoke_factory")
+
+
+@pytest.fixture(scope="session")
+def smoke_open_lth(tmp_path_factory) -> SmokeSeries:
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke_open_lth"), preset="smoke_open_lth")

@@ -176,3 +176,45 @@ def test_the_analyses_run_on_a_network_that_is_not_the_kits(series, request):
     for table in ("hessian_spectra_report", "table1", "radius_flip", "barriers"):
         matches = list((store.root / "tables").glob(f"{table}*.csv"))
         assert matches, f"{table}: not written for {params.model.arch}"
+
+
+@pytest.mark.notebook
+def test_an_imported_open_lth_run_is_analysed_by_notebooks_04_to_06(smoke, smoke_open_lth):
+    """The smoke run's levels written in open_lth's layout (level_<L>/main/model_ep<E>_it<I>.pth,
+    int masks), imported, then analysed: the imported levels are the smoke run's exactly."""
+    from filelock import FileLock
+
+    from lthkit.train.open_lth import import_open_lth
+
+    smoke.run("01_train_imp")
+    source = load_params(smoke.params_file)
+    trained = ImpResults(RunStore(source.run_dir()))
+    params = load_params(smoke_open_lth.params_file)
+    per_epoch = source.data.train_size // source.train.batch_size
+    folder = smoke_open_lth.folder / "open_lth" / "replicate_1"
+    with FileLock(smoke_open_lth.folder / "import.lock"):
+        if not (smoke_open_lth.folder / "imported").exists():
+            for level in trained.levels_done():
+                main = folder / f"level_{level}" / "main"
+                main.mkdir(parents=True, exist_ok=True)
+                torch.save(trained.init(), main / "model_ep0_it0.pth")
+                if level == 0:
+                    k = source.imp.rewind_iteration
+                    torch.save(trained.rewind(),
+                               main / f"model_ep{k // per_epoch}_it{k % per_epoch}.pth")
+                torch.save(trained.final(level), main / f"model_ep{source.train.epochs}_it0.pth")
+                torch.save({n: m.int() for n, m in trained.mask(level).items()},
+                           main / "mask.pth")
+            import_open_lth(folder, params)
+            (smoke_open_lth.folder / "imported").touch()
+    imported = ImpResults(RunStore(params.run_dir()))
+    assert imported.levels_done() == trained.levels_done()
+    for level in trained.levels_done():
+        a, b = trained.final(level), imported.final(level)
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+        assert imported.metrics(level)["final"]["test_acc"] == pytest.approx(
+            trained.metrics(level)["final"]["test_acc"]), "measured as notebook 01 measures"
+    for name in ("04_hessian_volume", "05_basin_radius", "06_barriers"):
+        smoke_open_lth.run(name)
+    tables = RunStore(params.run_dir()).root / "tables"
+    assert (tables / "table1.csv").exists() and (tables / "barriers.csv").exists()
