@@ -98,7 +98,7 @@ class ResNetCifar(nn.Module):
 
 
 class VGGCifar(nn.Module):
-    """VGG with BatchNorm for CIFAR (open_lth's cifar_vgg_<depth>; 16: 13 conv layers, one linear)."""
+    """VGG with BatchNorm for CIFAR (open_lth's cifar_vgg_<depth>: 16 has 13 convolutions)."""
 
     def __init__(self, width: int = 64, num_classes: int = 10, depth: int = 16,
                  in_channels: int = 3):

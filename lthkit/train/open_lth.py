@@ -191,7 +191,8 @@ def _level(folder: Path, level: int, read, names: dict[str, str], template: dict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lthkit-import-open-lth",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("folder", help="an open_lth replicate folder (lottery_<hash>/replicate_<r>)")
+    parser.add_argument("folder", help="an open_lth replicate folder "
+                        "(lottery_<hash>/replicate_<r>)")
     parser.add_argument("--params", required=True, help="the parameter YAML of the run: its "
                         "data, model (the open_lth network), train, imp")
     parser.add_argument("--name", help="run.name of the run folder it becomes")
