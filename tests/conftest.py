@@ -76,7 +76,7 @@ class SmokeSeries:
     is read by the other, not run again. Notebooks write atomically and lock a folder's checksums,
     so two workers may run different notebooks of the series at once."""
 
-    def __init__(self, folder: Path, preset: str = "smoke"):
+    def __init__(self, folder: Path, preset: str = "smoke", edit=None):
         self.folder = folder
         self.params_file = folder / f"{preset}.yaml"
         with FileLock(folder / "params.lock"):
@@ -84,6 +84,8 @@ class SmokeSeries:
                 raw = yaml.safe_load((ROOT / "params" / f"{preset}.yaml").read_text())
                 raw["run"]["output_root"] = str(folder / "outputs")
                 raw["run"]["num_threads"] = THREADS
+                if edit is not None:  # a series of its own made from a preset
+                    edit(raw, folder)
                 self.params_file.write_text(yaml.safe_dump(raw))
         self.done: dict[str, Any] = {}
 
@@ -143,3 +145,21 @@ def smoke_factory(tmp_path_factory) -> SmokeSeries:
 @pytest.fixture(scope="session")
 def smoke_open_lth(tmp_path_factory) -> SmokeSeries:
     return SmokeSeries(session_folder(tmp_path_factory, "smoke_open_lth"), preset="smoke_open_lth")
+
+
+def _image_folder_series(raw: dict, folder: Path) -> None:
+    """smoke_factory's schedule on an image folder made on the fly, with a ResNet-8 of the kit."""
+    from image_folder import make_image_folder
+
+    root = make_image_folder(folder / "images", {"train": 60, "test": 20})
+    raw["run"]["name"] = "smoke_folder"
+    raw["data"] = {"dataset": "folder", "root": str(root), "image_size": 24}
+    raw["model"] = {"arch": "resnet", "depth": 8, "width": 4}
+    raw["train"]["batch_size"] = 36  # 180 images: 5 iterations per epoch
+    raw["imp"]["rewind_iteration"] = 5
+
+
+@pytest.fixture(scope="session")
+def smoke_folder(tmp_path_factory) -> SmokeSeries:
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke_folder"), preset="smoke_factory",
+                       edit=_image_folder_series)

@@ -195,3 +195,59 @@ def test_fashion_mnist_is_read_through_torchvision(tmp_path):
     assert torch.equal(data.train_x[:, 0], torch.from_numpy(images["train"]))
     assert torch.equal(data.test_y, torch.from_numpy(labels["t10k"]).long())
     assert data.mean.tolist() == pytest.approx([0.2860])
+
+
+# --- an image folder (data.dataset: folder) ---------------------------------------------------------
+
+def test_an_image_folder_is_read_resized_and_labelled_by_its_class_folders(tmp_path):
+    from image_folder import CLASSES, make_image_folder
+
+    from lthkit.config.catalog import input_shape, num_classes
+
+    root = make_image_folder(tmp_path / "images", {"train": 10, "test": 4})
+    spec = DataSection(dataset="folder", root=str(root), image_size=16)
+    data = load_data(spec)
+    assert tuple(data.train_x.shape) == (30, 3, 16, 16) and tuple(data.test_x.shape) == (12, 3, 16, 16)
+    assert data.train_y.tolist() == [c for c in range(len(CLASSES)) for _ in range(10)]
+    assert num_classes(spec.name) == 3 and input_shape(spec.name) == (3, 16, 16)
+    assert data.augmentable and 0 < float(data.mean.min()) < 1
+
+
+def test_a_folder_that_is_not_an_image_folder_is_refused_naming_the_key(tmp_path):
+    from lthkit.config.base import ParamsError
+    from lthkit.config.params import params_from_dict
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ParamsError, match=r"data.root: .*empty is not an image folder"):
+        params_from_dict({"data": {"dataset": "folder", "root": str(tmp_path / "empty")}},
+                         source="f.yaml")
+
+
+def test_test_classes_must_be_the_training_classes(tmp_path):
+    from image_folder import make_image_folder
+
+    root = make_image_folder(tmp_path / "images", {"train": 2, "test": 2})
+    (root / "test" / "square").rename(root / "test" / "cube")
+    with pytest.raises(DatasetMissingError, match="give both the same class folders"):
+        load_data(DataSection(dataset="folder", root=str(root)))
+
+
+def test_a_network_and_the_checks_take_the_folders_classes_and_size(tmp_path):
+    from image_folder import make_image_folder
+
+    from lthkit.config.params import params_from_dict
+    from lthkit.nets.models import model_from
+
+    root = make_image_folder(tmp_path / "images", {"train": 20, "test": 4})
+    p = params_from_dict({"data": {"dataset": "folder", "root": str(root), "image_size": 24},
+                          "model": {"arch": "resnet", "width": 4},
+                          "train": {"epochs": 2, "batch_size": 10, "milestones": []},
+                          "imp": {"levels": 2, "rewind_iteration": 6}}, source="f.yaml")
+    model = model_from(p.model, p.data.name)
+    assert model(torch.randn(2, 3, 24, 24)).shape == (2, 3)
+    from lthkit.config.base import ParamsError
+
+    with pytest.raises(ParamsError, match="imp.rewind_iteration: 12 is not before the end"):
+        params_from_dict({"data": {"dataset": "folder", "root": str(root)},
+                          "train": {"epochs": 2, "batch_size": 10, "milestones": []},
+                          "imp": {"levels": 2, "rewind_iteration": 12}}, source="f.yaml")

@@ -158,7 +158,7 @@ def test_11_ticket_landscapes_on_smoke(smoke):
 # a user's factory with a dataset beyond the papers' ---------------------------------------------
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("series", ["smoke_torchvision", "smoke_factory"])
+@pytest.mark.parametrize("series", ["smoke_torchvision", "smoke_factory", "smoke_folder"])
 def test_the_analyses_run_on_a_network_that_is_not_the_kits(series, request):
     smoke = request.getfixturevalue(series)
     for name in ("01_train_imp", "04_hessian_volume", "05_basin_radius", "06_barriers"):

@@ -47,6 +47,7 @@ class Recipe:
 
 _TRAINING = {  # Appendix I, both networks
     "data.dataset": "cifar10", "data.train_size": None, "data.augment": True,
+    "data.image_size": None,
     "train.epochs": 160, "train.batch_size": 128, "train.optimizer": "sgd", "train.lr": 0.1,
     "train.momentum": 0.9, "train.nesterov": False, "train.weight_decay": 1e-4,
     "train.milestones": [80, 120], "train.gamma": 0.1, "imp.scope": "global",

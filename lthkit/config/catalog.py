@@ -8,10 +8,13 @@ its prunable layer sizes, is provided by `lthkit.nets.models` when it is importe
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "DATASETS", "num_classes", "input_shape",
-           "known_train_size", "iterations_per_epoch",
+           "known_train_size", "iterations_per_epoch", "split_sizes", "folder_name",
+           "folder_classes", "FOLDER",
            "prunable_sizes", "provide_prunable_sizes"]
 
 NUM_CLASSES = 10
@@ -25,19 +28,61 @@ PrunableSizes = Callable[[Any, str], list[int]]
 _prunable_sizes: list[PrunableSizes] = []
 
 
+FOLDER = "folder"  # data.dataset: an image folder (torchvision's ImageFolder layout)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def folder_name(root: str | Path, image_size: int) -> str:
+    """The name an image folder goes by in the kit: folder:<absolute root>:<image size>."""
+    return f"{FOLDER}:{Path(root).resolve()}:{image_size}"
+
+
+def _folder(name: str) -> tuple[Path, int]:
+    root, _, size = name.removeprefix(f"{FOLDER}:").rpartition(":")
+    return Path(root), int(size)
+
+
+@lru_cache(maxsize=32)
+def folder_classes(root: Path) -> tuple[str, ...]:
+    """The class folders of <root>/train, sorted (ImageFolder's order); () when there is none."""
+    train = Path(root) / "train"
+    return tuple(sorted(p.name for p in train.iterdir() if p.is_dir())) if train.is_dir() else ()
+
+
+@lru_cache(maxsize=32)
+def folder_count(root: Path, split: str) -> int:
+    """Images under <root>/<split>/<class>/."""
+    folder = Path(root) / split
+    return sum(1 for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def input_shape(dataset: str) -> tuple[int, int, int]:
-    """(channels, height, width) of a dataset's images."""
+    """(channels, height, width) of a dataset's images (an image folder's: RGB at its size)."""
+    if dataset.startswith(f"{FOLDER}:"):
+        size = _folder(dataset)[1]
+        return (3, size, size)
     return (1, 28, 28) if dataset.endswith("mnist") else (3, 32, 32)
 
 
+def split_sizes(dataset: str) -> tuple[int, int]:
+    """(training, test) examples of a dataset (an image folder's counted on disk)."""
+    if dataset.startswith(f"{FOLDER}:"):
+        root = _folder(dataset)[0]
+        return folder_count(root, "train"), folder_count(root, "test")
+    return SPLIT_SIZES[dataset.removeprefix("synthetic_")]
+
+
 def num_classes(dataset: str) -> int:
-    """Classes of a dataset (its synthetic stand-in has as many)."""
+    """Classes of a dataset (its synthetic stand-in has as many; an image folder's class
+    folders)."""
+    if dataset.startswith(f"{FOLDER}:"):
+        return len(folder_classes(_folder(dataset)[0]))
     return CLASSES[dataset.removeprefix("synthetic_")]
 
 
 def known_train_size(dataset: str, train_size: int | None) -> int:
     """Training examples a run of `dataset` (with `data.train_size`) trains on, without loading it."""
-    full = SPLIT_SIZES[dataset.removeprefix("synthetic_")][0]
+    full = split_sizes(dataset)[0]
     return full if train_size is None else min(full, train_size)
 
 

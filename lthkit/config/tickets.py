@@ -79,10 +79,10 @@ class MnistSection(_Section):
     def _fits(self) -> "MnistSection":
         for name in ("mlp", "lenet5"):
             spec = getattr(self, name)
-            _check_levels_fit_for(spec.model, self.data.dataset, spec.imp, f"{name}.imp")
+            _check_levels_fit_for(spec.model, self.data.name, spec.imp, f"{name}.imp")
         t = self.transfer
         for name in ("halves_imp", "labels_imp", "optimizers_imp"):
-            _check_levels_fit_for(ModelSection(arch=t.arch), self.data.dataset, getattr(t, name),
+            _check_levels_fit_for(ModelSection(arch=t.arch), self.data.name, getattr(t, name),
                                   f"transfer.{name}")
         return self
 
@@ -125,7 +125,7 @@ class BainSection(_Section):
 
     @model_validator(mode="after")
     def _fits(self) -> "BainSection":
-        _check_levels_fit_for(self.model, self.data.dataset, self.imp, "imp")
+        _check_levels_fit_for(self.model, self.data.name, self.imp, "imp")
         for key in ("show_levels", "random_levels"):
             _check_level_list(getattr(self, key), self.imp.levels, key, minimum=0)
         if self.data.dataset.endswith("mnist") or self.model.arch not in ("lenet5", "mlp"):

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lthkit.config.base import LevelSelection, _KeyError, _Section
-from lthkit.config.catalog import iterations_per_epoch, known_train_size, prunable_sizes
+from lthkit.config.base import LevelSelection, _KeyError, _Section, resolve_path
+from lthkit.config.catalog import (FOLDER, folder_classes, folder_count, folder_name,
+                                   iterations_per_epoch, known_train_size, prunable_sizes)
 
 if TYPE_CHECKING:
     from lthkit.config.params import Params
 
 def _check_levels_fit(p: "Params") -> None:
-    _check_levels_fit_for(p.model, p.data.dataset, p.imp, "imp")
+    _check_levels_fit_for(p.model, p.data.name, p.imp, "imp")
 
 
 def _check_levels_fit_for(model: "ModelSection", dataset: str, imp: "ImpSection", key: str) -> None:
@@ -38,7 +39,7 @@ def _check_rewind_fits(data: "DataSection", train: "TrainSection", imp: "ImpSect
                        key: str) -> None:
     """k must come before the end of the schedule: epochs x iterations per epoch, the latter from
     the dataset's known training-set size (or data.train_size) and train.batch_size."""
-    n = known_train_size(data.dataset, data.train_size)
+    n = known_train_size(data.name, data.train_size)
     per_epoch = iterations_per_epoch(n, train.batch_size)
     total = train.epochs * per_epoch
     if imp.rewind_iteration >= total:
@@ -101,20 +102,41 @@ class RunSection(_Section):
 class DataSection(_Section):
     dataset: Literal["cifar10", "synthetic_cifar10", "mnist", "synthetic_mnist", "cifar100",
                      "synthetic_cifar100", "svhn", "synthetic_svhn", "fashion_mnist",
-                     "synthetic_fashion_mnist"] = Field(
+                     "synthetic_fashion_mnist", "folder"] = Field(
         "cifar10", description="torchvision dataset (CIFAR-10, CIFAR-100, SVHN: 32 x 32 colour; "
-        "MNIST, Fashion-MNIST: 28 x 28 grey), or a learnable synthetic stand-in of its shapes "
-        "and classes")
+        "MNIST, Fashion-MNIST: 28 x 28 grey), a learnable synthetic stand-in of its shapes "
+        "and classes, or folder: your images in torchvision's ImageFolder layout, "
+        "<data.root>/train/<class>/*.png and <data.root>/test/<class>/*.png")
     root: str = Field("data", description="where torchvision datasets live (relative: project root)")
     download: bool = Field(True, description="download a torchvision dataset on first use")
     train_size: int | None = Field(None, ge=1, description="use a seeded subset of this many "
                                    "training examples (None: all)")
     test_size: int | None = Field(None, ge=1, description="use a seeded subset of the test set")
     augment: bool = Field(True, description="random crop (4-pixel padding) and horizontal flip, "
-                          "done on the device in batch (CIFAR-10 and CIFAR-100 only: SVHN's "
-                          "digits and the grey datasets are not augmented)")
+                          "done on the device in batch (CIFAR-10, CIFAR-100 and image folders: "
+                          "SVHN's digits and the grey datasets are not augmented)")
     synthetic_noise: float = Field(0.5, ge=0.0, description="pixel noise of the synthetic stand-in "
                                    "relative to its class signal (higher: harder)")
+    image_size: int | None = Field(None, ge=8, description="data.dataset folder: images are "
+                                   "resized to image_size x image_size RGB (None: 32)")
+
+    @model_validator(mode="after")
+    def _folder_exists(self) -> "DataSection":
+        if self.dataset == FOLDER:
+            root = resolve_path(self.root)
+            if not folder_classes(root) or not folder_count(root, "test"):
+                raise _KeyError("root", f"{root} is not an image folder: data.dataset folder reads "
+                                f"{root}/train/<class>/<image> and {root}/test/<class>/<image> "
+                                f"(torchvision's ImageFolder layout)")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The dataset as the networks and the catalog know it: `dataset`, or for an image
+        folder folder:<root>:<image size> (its shape and classes come from the folder)."""
+        if self.dataset == FOLDER:
+            return folder_name(resolve_path(self.root), self.image_size or 32)
+        return self.dataset
 
 
 KIT_NETWORKS = ("resnet20", "vgg16", "mlp", "lenet5", "resnet", "vgg", "wrn")

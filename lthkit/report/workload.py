@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from lthkit.config.catalog import SPLIT_SIZES, iterations_per_epoch, known_train_size
+from lthkit.config.catalog import (SPLIT_SIZES, iterations_per_epoch, known_train_size,
+                                   split_sizes)
 from lthkit.config.params import Params
 from lthkit.config.training import ImpSection, TrainSection
 
@@ -67,7 +68,7 @@ def train_size(dataset: str, requested: int | None) -> int:
 
 
 def test_size(dataset: str, requested: int | None) -> int:
-    full = SPLITS[dataset.removeprefix("synthetic_")][1]
+    full = split_sizes(dataset)[1]
     return min(full, requested) if requested else full
 
 
@@ -75,7 +76,7 @@ def _train_spec(p: Params, cfg: TrainSection, unit: str = "train_iter", group: i
                 arch: str | None = None, width: int | None = None, dataset: str | None = None
                 ) -> UnitSpec:
     return UnitSpec(unit, arch or p.model.network, width if arch else p.model.width,
-                    dataset or p.data.dataset, batch=cfg.batch_size, group=group,
+                    dataset or p.data.name, batch=cfg.batch_size, group=group,
                     optimizer=cfg.optimizer)
 
 
@@ -145,8 +146,8 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
     """Every unit of work the preset's notebooks do (those in `report.notebooks`)."""
     notebooks = set(p.report.notebooks)
     items: list[WorkItem] = []
-    n_train = train_size(p.data.dataset, p.data.train_size)
-    n_test = test_size(p.data.dataset, p.data.test_size)
+    n_train = train_size(p.data.name, p.data.train_size)
+    n_test = test_size(p.data.name, p.data.test_size)
     ipe = iterations_per_epoch(n_train, p.train.batch_size)
     a, lp, hp = p.analysis, p.landscape, p.hessian
     subset = min(a.subset_size, n_train)
@@ -155,11 +156,11 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
     h_n = min(hp.subset_size or subset, subset)
     h_chunk = hp.batch_size or a.batch_size
     evals_per_run = lambda cfg: math.ceil(cfg.epochs / cfg.eval_every) + 2  # noqa: E731
-    point = UnitSpec("point", p.model.network, p.model.width, p.data.dataset, examples=land_n,
+    point = UnitSpec("point", p.model.network, p.model.width, p.data.name, examples=land_n,
                      chunk=land_chunk)
-    hvp = UnitSpec("hvp", p.model.network, p.model.width, p.data.dataset, examples=h_n,
+    hvp = UnitSpec("hvp", p.model.network, p.model.width, p.data.name, examples=h_n,
                    chunk=h_chunk)
-    test_eval = UnitSpec("test_eval", p.model.network, p.model.width, p.data.dataset,
+    test_eval = UnitSpec("test_eval", p.model.network, p.model.width, p.data.name,
                          examples=n_test, chunk=p.train.eval_batch_size)
     levels = p.levels(a.levels, minimum=1)
 
@@ -181,7 +182,7 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
                 trajectory_points(lv - 1, p.imp, p.train.epochs, ipe)
                 for lv in levels if lv in kept and lv - 1 in kept)
         items.append(WorkItem(nb, "Fig 4 trajectories", UnitSpec(
-            "point", p.model.network, p.model.width, p.data.dataset, examples=subset,
+            "point", p.model.network, p.model.width, p.data.name, examples=subset,
             chunk=a.batch_size), n))
 
     if {"04_hessian_volume", "09_vgg16_appendix"} & notebooks:
@@ -221,14 +222,14 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
     if "07_sublevel_sets" in notebooks:
         items.append(WorkItem("07_sublevel_sets", "Fig 13 plane", point,
                               lp.plane_resolution ** 2 + p.imp.levels + 1 + 4))
-        surf = UnitSpec("point", p.model.network, p.model.width, p.data.dataset,
+        surf = UnitSpec("point", p.model.network, p.model.width, p.data.name,
                         examples=min(lp.surface_examples, subset),
                         chunk=min(lp.surface_examples, subset))
         items.append(WorkItem("07_sublevel_sets", "filter-normalized surfaces", surf,
                               (len(levels) + 1) * lp.surface_resolution ** 2))
         for n in lp.surface_sweep:
             items.append(WorkItem("07_sublevel_sets", f"surface on {n} examples", UnitSpec(
-                "point", p.model.network, p.model.width, p.data.dataset, examples=min(n, subset),
+                "point", p.model.network, p.model.width, p.data.name, examples=min(n, subset),
                 chunk=min(n, subset)), lp.surface_resolution ** 2))
 
     if "08_pruning_choices" in notebooks:
@@ -287,7 +288,7 @@ def _sub_run_iterations(imp: ImpSection, cfg: TrainSection, n_train: int) -> int
 def _notebook10_items(p: Params) -> list[WorkItem]:
     """The MNIST runs: MLP and LeNet-5 tickets with their controls, the transfer tasks."""
     m = p.mnist
-    n = train_size(m.data.dataset, m.data.train_size)
+    n = train_size(m.data.name, m.data.train_size)
     items = []
     for name in ("mlp", "lenet5"):
         spec = getattr(m, name)
@@ -295,7 +296,7 @@ def _notebook10_items(p: Params) -> list[WorkItem]:
         control = spec.imp.levels * spec.train.epochs * iterations_per_epoch(n, spec.train.batch_size)
         items.append(WorkItem("10_ticket_transfer", f"{name}: IMP and re-initialized controls",
                               _train_spec(p, spec.train, arch=spec.model.network,
-                                          width=spec.model.width, dataset=m.data.dataset),
+                                          width=spec.model.width, dataset=m.data.name),
                               its + control))
     t = m.transfer
     tasks = {"halves_imp": (n // 2, 2), "labels_imp": (n // 2, 2), "optimizers_imp": (n, 2)}
@@ -306,14 +307,14 @@ def _notebook10_items(p: Params) -> list[WorkItem]:
             * iterations_per_epoch(size, t.train.batch_size)
         items.append(WorkItem("10_ticket_transfer", f"transfer {key.removesuffix('_imp')}",
                               _train_spec(p, t.train, arch=t.arch, width=None,
-                                          dataset=m.data.dataset), its + transferred))
+                                          dataset=m.data.name), its + transferred))
     return items
 
 
 def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     """Bain: LeNet-5 IMP rounds, random tickets, their surfaces."""
     b, lp = p.bain, p.landscape
-    n = train_size(b.data.dataset, b.data.train_size)
+    n = train_size(b.data.name, b.data.train_size)
     es = b.early_stopping
     if es.enabled:  # the validation split is carved from the training set, never trained on
         n -= min(es.validation_size, n - 1)
@@ -322,24 +323,24 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     random_levels = [lv for lv in p.levels(b.random_levels) if 1 <= lv <= b.imp.levels] \
         if b.random_levels != "all" else list(range(1, b.imp.levels + 1))
     its += len(random_levels) * b.train.epochs * ipe
-    spec = UnitSpec("train_iter", b.model.network, b.model.width, b.data.dataset,
+    spec = UnitSpec("train_iter", b.model.network, b.model.width, b.data.name,
                     batch=b.train.batch_size, optimizer=b.train.optimizer)
     items = [WorkItem("11_ticket_landscapes", "LeNet-5 IMP rounds and random tickets", spec, its)]
     if es.enabled:  # the validation loss after every epoch of every round (patience None)
         epochs = (b.imp.levels + 1 + len(random_levels)) * b.train.epochs
         items.append(WorkItem("11_ticket_landscapes", "validation losses (early stopping)",
-                              UnitSpec("test_eval", b.model.network, b.model.width, b.data.dataset,
+                              UnitSpec("test_eval", b.model.network, b.model.width, b.data.name,
                                        examples=es.validation_size,
                                        chunk=b.train.eval_batch_size), epochs))
     shown = [lv for lv in (b.show_levels if b.show_levels != "all" else range(b.imp.levels + 1))]
     surfaces = 2 * len([lv for lv in shown if lv >= 1]) + 1
-    pool = test_size(b.data.dataset, b.data.test_size) if b.surface_split == "test" else subset
+    pool = test_size(b.data.name, b.data.test_size) if b.surface_split == "test" else subset
     ex = min(lp.surface_examples, pool)
     items.append(WorkItem("11_ticket_landscapes", "surfaces", UnitSpec(
-        "point", b.model.network, b.model.width, b.data.dataset, examples=ex, chunk=ex),
+        "point", b.model.network, b.model.width, b.data.name, examples=ex, chunk=ex),
         surfaces * lp.surface_resolution ** 2))
     for size in sorted({min(s, pool) for s in b.subsample_sizes}):
         items.append(WorkItem("11_ticket_landscapes", f"surface on {size} examples", UnitSpec(
-            "point", b.model.network, b.model.width, b.data.dataset, examples=size, chunk=size),
+            "point", b.model.network, b.model.width, b.data.name, examples=size, chunk=size),
             lp.surface_resolution ** 2))
     return items

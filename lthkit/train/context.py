@@ -99,7 +99,7 @@ class Context:
         """A freshly initialized network on the device (seed: the run's initialization)."""
         p = self.params
         seed = derive_seed(p.run.seed, "init") if init_seed is None else init_seed
-        return model_from(p.model, p.data.dataset, seed=seed).to(self.device)
+        return model_from(p.model, p.data.name, seed=seed).to(self.device)
 
 
 @lru_cache(maxsize=2)
@@ -160,11 +160,11 @@ def check_foreign_network(params: Params, device: torch.device) -> None:
     hvp = resolve_hvp_mode(params.hessian.hvp, device)
     use_vmap = params.analysis.use_vmap
     fused = fused_by_default(device) if use_vmap is None else use_vmap
-    key = (params.model.model_dump_json(), params.data.dataset, hvp, fused, str(device))
+    key = (params.model.model_dump_json(), params.data.name, hvp, fused, str(device))
     if key in _CHECKED:
         return
     data = _load_data_cached(params.data, str(device), params.run.seed)
     x, y = data.analysis_subset(2, params.run.seed)
-    model = model_from(params.model, params.data.dataset, seed=0).to(device)
+    model = model_from(params.model, params.data.name, seed=0).to(device)
     check_network(model, x, y, hvp=hvp, fused_points=fused, name=params.model.arch)
     _CHECKED.add(key)

@@ -128,7 +128,7 @@ def import_open_lth(folder: Path, params: Params) -> RunStore:
     if params.imp.levels != levels[-1]:
         raise OpenLthError(f"imp.levels is {params.imp.levels}, the open_lth run has "
                            f"{levels[-1]} levels after level 0: set imp.levels: {levels[-1]}")
-    template_model = model_from(params.model, params.data.dataset)
+    template_model = model_from(params.model, params.data.name)
     template = template_model.state_dict()
     prunable = prunable_names(template_model)
     network = params.model.network
@@ -139,7 +139,7 @@ def import_open_lth(folder: Path, params: Params) -> RunStore:
     names = kit_names(list(torch.load(level0[0][2], map_location="cpu",
                                       weights_only=True)), network)
     k = params.imp.rewind_iteration
-    per_epoch = iterations_per_epoch(known_train_size(params.data.dataset, params.data.train_size),
+    per_epoch = iterations_per_epoch(known_train_size(params.data.name, params.data.train_size),
                                      params.train.batch_size)
     rewind_at = [p for e, i, p in level0 if e * per_epoch + i == k]
     if k and not rewind_at:
