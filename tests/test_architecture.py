@@ -152,3 +152,18 @@ def test_every_package_says_what_it_holds_and_what_it_may_import():
         assert doc.startswith('"""') and "import" in doc.lower().split('"""')[1], (
             f"lthkit/{name}/__init__.py: a docstring that says what the package holds and what "
             f"it may import")
+
+
+def test_code_written_against_the_flat_layout_still_imports():
+    """The names scripts imported from the flat modules (the notebooks' among them)."""
+    from lthkit.baselines import SYMBOLS, BaselineResults  # noqa: F401
+    from lthkit.data import derive_seed, load_data  # noqa: F401
+    from lthkit.landscape import Landscape, PointRef  # noqa: F401
+    from lthkit.models import build_model, prunable_names  # noqa: F401
+    from lthkit.params import DataSection, ModelSection, Params, TrainSection, load_params
+    from lthkit.points import ParamLayout, PointEvaluator  # noqa: F401
+    from lthkit.store import RunStore, load_tensors, save_tensors  # noqa: F401
+
+    assert DataSection is lthkit.config.training.DataSection and Params is lthkit.Params
+    assert load_params is lthkit.load_params and ModelSection().arch == "resnet20"
+    assert TrainSection().epochs == 160

@@ -13,15 +13,25 @@
 Imports nothing else of lthkit (pydantic and yaml only: no torch); every other package imports it.
 """
 
+from lthkit.config.analysis import AnalysisSection, HessianSection, LandscapeSection
 from lthkit.config.base import (ParamsError, contained_run_dir, flatten, notebook_path,
                                 project_root, resolve_params_file, resolve_path)
 from lthkit.config.params import (EXTENDABLE_KEYS, RESULT_NEUTRAL_KEYS, SECTIONS, TRAINING_SECTIONS,
                                   Params, load_params, notebook_params, params_from_dict,
                                   parse_overrides, read_yaml)
+from lthkit.config.report import CLAIM_MARGINS, ClaimsSection, ReportSection
 from lthkit.config.seeds import derive_seed, replicate_params, replicate_seed
+from lthkit.config.tickets import (BainSection, EarlyBirdSection, EarlyStoppingSection,
+                                   MnistSection, RunSpec, TransferSection)
+from lthkit.config.training import (BaselinesSection, DataSection, ImpSection, ModelSection,
+                                    RunSection, TrainSection)
 
 __all__ = ["ParamsError", "Params", "load_params", "notebook_params", "params_from_dict",
            "parse_overrides", "read_yaml", "project_root", "resolve_path", "resolve_params_file",
            "notebook_path", "contained_run_dir", "flatten", "SECTIONS", "EXTENDABLE_KEYS",
            "TRAINING_SECTIONS", "RESULT_NEUTRAL_KEYS", "derive_seed", "replicate_seed",
-           "replicate_params"]
+           "replicate_params", "RunSection", "DataSection", "ModelSection", "TrainSection",
+           "ImpSection", "BaselinesSection", "AnalysisSection", "HessianSection",
+           "LandscapeSection", "ReportSection", "ClaimsSection", "CLAIM_MARGINS", "MnistSection",
+           "BainSection", "RunSpec", "EarlyBirdSection", "TransferSection",
+           "EarlyStoppingSection"]
