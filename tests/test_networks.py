@@ -216,3 +216,10 @@ def test_a_torchvision_network_without_forward_mode_rules_is_refused_naming_its_
     with pytest.raises(NetworkError, match=r"features\.0\.2 \(Hardswish\) has no forward-mode.*"
                                            r"set hessian.hvp: double_backward"):
         check_foreign_network(p, torch.device("cpu"))
+
+
+def test_patterns_that_leave_nothing_to_prune_are_refused_naming_the_key():
+    with pytest.raises(ParamsError, match=r"model.prunable: with model.not_prunable, it leaves "
+                                          r"resnet20 with no parameter to prune"):
+        _params({"arch": "resnet", "width": 4, "prunable": ["fc.weight"],
+                 "not_prunable": ["fc.weight"]})

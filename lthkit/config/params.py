@@ -49,6 +49,7 @@ def _check_plane_levels(p: "Params") -> None:
                             f"{level} is not a level the baselines are trained at "
                             f"(baselines.levels: {trained}; imp.levels = {p.imp.levels})")
 
+
 SECTIONS: dict[str, type[_Section]] = {
     "run": RunSection,
     "data": DataSection,

@@ -23,10 +23,9 @@ def _check_levels_fit_for(model: "ModelSection", dataset: str, imp: "ImpSection"
     """More levels than the sparsity allows: some layer (or the net) would be left with no weight."""
     try:
         sizes = prunable_sizes(model, dataset)
-    except ValueError as e:  # lthkit.nets.models.NetworkError: "<key>: <what to change>"
-        where, _, message = str(e).partition(": ")
-        raise _KeyError(where if where.startswith("model.") else "model.arch",
-                        message if where.startswith("model.") else str(e)) from None
+    except ValueError as e:  # lthkit.nets.models.NetworkError carries the key to change
+        key = getattr(e, "key", None)
+        raise _KeyError(key or "model.arch", e.message if key else str(e)) from None
     keep = (1.0 - imp.prune_fraction) ** imp.levels
     smallest = min(sizes) if imp.scope == "layerwise" else sum(sizes)
     if smallest * keep < 1.0:

@@ -45,26 +45,26 @@ def check_network(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, hvp: st
     was = model.training
     model.eval()
     try:
-        checks: list[tuple[str, Callable[[], Any], str]] = []
+        checks: list[tuple[str, str, Callable[[], Any], str]] = []
         if hvp == "forward_over_reverse":
-            checks.append(("forward-mode differentiation (Hessian-vector products by "
+            checks.append(("forward", "forward-mode differentiation (Hessian-vector products by "
                            "forward-over-reverse)", lambda: _forward_over_reverse(
                                model, params, buffers, x, y),
                            "set hessian.hvp: double_backward"))
         else:
-            checks.append(("double backward (Hessian-vector products)",
+            checks.append(("double", "double backward (Hessian-vector products)",
                            lambda: _double_backward(model, params, buffers, x, y),
                            "the network needs twice-differentiable layers"))
         if fused_points:
-            checks.append(("vmap over points (fused evaluation)",
+            checks.append(("vmap", "vmap over points (fused evaluation)",
                            lambda: _vmapped(model, params, buffers, x),
                            "set analysis.vmap: no"))
-        for what, run, fix in checks:
+        for kind, what, run, fix in checks:
             try:
                 run()
             except Exception as e:  # noqa: BLE001 - any failure of the library is the answer
-                where = _failing_module(model, x, what) or "a layer"
-                raise NetworkError(f"model.arch: {name} cannot be analysed: {where} has no "
+                where = _failing_module(model, x, kind) or "a layer"
+                raise NetworkError("model.arch", f"{name} cannot be analysed: {where} has no "
                                    f"{what} ({first_line(e, 160)}); {fix}") from None
     finally:
         model.train(was)
@@ -76,12 +76,12 @@ def _check_normalization(model: nn.Module, name: str) -> None:
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             continue
         if isinstance(m, nn.modules.instancenorm._InstanceNorm) and m.track_running_stats:
-            raise NetworkError(f"model.arch: {name}: {path} ({type(m).__name__}) keeps running "
+            raise NetworkError("model.arch", f"{name}: {path} ({type(m).__name__}) keeps running "
                                f"statistics the kit cannot recalibrate at the points it "
                                f"evaluates; build it with track_running_stats=False")
         own = [b for b, _ in m.named_buffers(recurse=False) if "running" in b]
         if own:
-            raise NetworkError(f"model.arch: {name}: {path or 'the network'} "
+            raise NetworkError("model.arch", f"{name}: {path or 'the network'} "
                                f"({type(m).__name__}) keeps running statistics {own} the kit "
                                f"cannot recalibrate (only BatchNorm's); use BatchNorm or a layer "
                                f"without them")
@@ -110,7 +110,7 @@ def _vmapped(model, params, buffers, x) -> None:
     vmap(lambda p: functional_call(model, {**p, **buffers}, (x,)))(stacked)
 
 
-def _failing_module(model: nn.Module, x: torch.Tensor, what: str) -> str | None:
+def _failing_module(model: nn.Module, x: torch.Tensor, kind: str) -> str | None:
     """The first leaf module (in forward order) that fails the check alone: 'path (Type)'."""
     inputs: list[tuple[str, nn.Module, tuple]] = []
     hooks = [m.register_forward_hook(lambda m, i, o, path=path: inputs.append((path, m, i)))
@@ -125,38 +125,35 @@ def _failing_module(model: nn.Module, x: torch.Tensor, what: str) -> str | None:
             h.remove()
     for path, m, args in inputs:
         args = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
-        if not args or not list(m.parameters(recurse=False)):
-            own = None
-        else:
-            own = {k: v.detach() for k, v in m.named_parameters(recurse=False)}
+        own = {k: v.detach() for k, v in m.named_parameters(recurse=False)}
         try:
-            _leaf_check(m, own, args, what)
+            _leaf_check(m, own, args, kind)
         except Exception:  # noqa: BLE001
             return f"{path} ({type(m).__name__})"
     return None
 
 
-def _leaf_check(m: nn.Module, params: dict | None, args: tuple, what: str) -> None:
-    """The check of `what` on one module alone, with respect to its input (and its weights)."""
-    def out(p, *a):
-        result = functional_call(m, p, a) if p is not None else m(*a)
+def _leaf_check(m: nn.Module, params: dict, args: tuple, kind: str) -> None:
+    """The check `kind` (forward, double, vmap) on one module alone, with respect to its input
+    (its own weights held fixed)."""
+    def out(*a):
+        result = functional_call(m, params, a)
         return result if isinstance(result, torch.Tensor) else result[0]
 
     if not args:
         return
-    p = params or {}
-    if "forward-mode" in what:  # forward over reverse, as the Hessian products take it
+    if kind == "forward":  # forward over reverse, as the Hessian products take it
         floats = tuple(a for a in args if a.is_floating_point())
         if not floats:
             return
         argnums = tuple(range(len(floats)))
-        backward = grad(lambda *a: out(p, *a).float().pow(2).sum(), argnums=argnums)
+        backward = grad(lambda *a: out(*a).float().pow(2).sum(), argnums=argnums)
         jvp(backward, floats, tuple(torch.randn_like(a) for a in floats))
-    elif "vmap" in what:
-        vmap(lambda *a: out(p, *a))(*(torch.stack([a, a]) for a in args))
+    elif kind == "vmap":
+        vmap(out)(*(torch.stack([a, a]) for a in args))
     else:
         leaves = tuple(a.clone().requires_grad_(a.is_floating_point()) for a in args)
-        value = out(p, *leaves).float().pow(2).sum()
+        value = out(*leaves).float().pow(2).sum()
         g = torch.autograd.grad(value, [a for a in leaves if a.requires_grad], create_graph=True)
         torch.autograd.grad(sum(t.sum() for t in g), [a for a in leaves if a.requires_grad],
                             allow_unused=True)

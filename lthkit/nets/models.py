@@ -18,12 +18,13 @@ torchvision's and the user's keep their own initialization, drawn from the run's
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib
 import inspect
 import re
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -49,7 +50,12 @@ PRUNABLE_KEY = "_lthkit_prunable"  # set on a network whose prunable names a par
 
 
 class NetworkError(ValueError):
-    """A network the kit cannot build or use, with the key to change."""
+    """A network the kit cannot build or use: `key` the parameter to change, `message` what is
+    wrong and what to do (str: "<key>: <message>")."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
 
 
 class BasicBlock(nn.Module):
@@ -223,22 +229,26 @@ def build_model(arch: str, width: int | None, dataset: str, seed: int | None = N
     classes = num_classes(dataset)
     kit = _kit_network(arch, width, channels, size, classes)
     if kit is not None:
-        model = kit()
-        if seed is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                _kaiming_init(model)
-        else:
+        model = kit()  # built outside the seed's stream: the kit's weights are drawn by the init
+        with _seeded(seed):
             _kaiming_init(model)
-    elif seed is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = _foreign_network(arch, width, channels, size, classes)
     else:
-        model = _foreign_network(arch, width, channels, size, classes)
+        with _seeded(seed):  # torchvision's and the user's networks keep their own init
+            model = _foreign_network(arch, width, channels, size, classes)
     if prunable is not None or not_prunable:
         setattr(model, PRUNABLE_KEY, tuple(_chosen_prunable(model, prunable, not_prunable, arch)))
     return model
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Draws inside from `seed`'s stream, the global one untouched (None: the global stream)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def model_from(spec: Any, dataset: str, seed: int | None = None) -> nn.Module:
@@ -279,28 +289,28 @@ def _foreign_network(arch: str, width: int | None, channels: int, size: int, cla
             model = torchvision.models.get_model(name, weights=None, num_classes=classes)
         except Exception as e:  # an unknown name, or one that refuses these settings
             known = ", ".join(sorted(torchvision.models.list_models(torchvision.models))[:12])
-            raise NetworkError(f"model.arch: torchvision cannot build {name!r} "
+            raise NetworkError("model.arch", f"torchvision cannot build {name!r} "
                                f"({first_line(e, 160)}); its "
                                f"classification networks include {known}, ...") from None
         if channels != 3:
-            raise NetworkError(f"model.arch: {arch} takes 3-channel images, the dataset has "
+            raise NetworkError("model.arch", f"{arch} takes 3-channel images, the dataset has "
                                f"{channels}: use a 3-channel dataset or a network of your own")
         return model
     module_name, _, factory_name = arch.partition(":")
     try:
         module = _import_user_module(module_name)
     except Exception as e:
-        raise NetworkError(f"model.arch: cannot import {module_name!r} ({first_line(e, 160)}): "
+        raise NetworkError("model.arch", f"cannot import {module_name!r} ({first_line(e, 160)}): "
                            f"install it, or put its folder on PYTHONPATH") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
-        raise NetworkError(f"model.arch: {module_name} has no function {factory_name!r}")
+        raise NetworkError("model.arch", f"{module_name} has no function {factory_name!r}")
     offered = {"num_classes": classes, "in_channels": channels, "image_size": size, "width": width}
     accepted = inspect.signature(factory).parameters
     kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
-        raise NetworkError(f"model.arch: {arch} returned a {type(model).__name__}, not an "
+        raise NetworkError("model.arch", f"{arch} returned a {type(model).__name__}, not an "
                            f"nn.Module")
     return model
 
@@ -341,15 +351,15 @@ def _chosen_prunable(model: nn.Module, prunable: Sequence[str] | None,
                           ("model.not_prunable", not_prunable or [])):
         for pattern in patterns:
             if not fnmatch.filter(names, pattern):
-                raise NetworkError(f"{key}: {pattern!r} matches no parameter of {arch} (its "
+                raise NetworkError(key, f"{pattern!r} matches no parameter of {arch} (its "
                                    f"parameters: {', '.join(names[:8])}, ...)")
     chosen = (set(default_prunable_names(model)) if prunable is None else
               {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in prunable)})
     chosen -= {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in not_prunable or [])}
     out = [n for n in names if n in chosen]
     if not out:
-        raise NetworkError(f"model.prunable / model.not_prunable leave {arch} with no parameter to "
-                           f"prune")
+        raise NetworkError("model.prunable", f"with model.not_prunable, it leaves {arch} with no "
+                           f"parameter to prune")
     return out
 
 
@@ -357,14 +367,16 @@ def _chosen_prunable(model: nn.Module, prunable: Sequence[str] | None,
 def prunable_sizes(model: Any, dataset: str, width: int | None = None) -> list[int]:
     """Number of weights in each prunable layer of the network a `ModelSection` names (or of the
     kit's network `model` at `width`), computed without allocating it."""
+    def build() -> nn.Module:
+        return (build_model(model, width, dataset) if isinstance(model, str)
+                else model_from(model, dataset))
+
     try:
         with torch.device("meta"):
-            net = (model_from(model, dataset) if not isinstance(model, str)
-                   else build_model(model, width, dataset))
+            net = build()
     except NetworkError:
         raise
     except Exception:  # a factory that cannot build on the meta device: build it for real
-        net = model_from(model, dataset) if not isinstance(model, str) else build_model(
-            model, width, dataset)
+        net = build()
     params = dict(net.named_parameters())
     return [params[n].numel() for n in prunable_names(net)]
