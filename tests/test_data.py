@@ -251,3 +251,53 @@ def test_a_network_and_the_checks_take_the_folders_classes_and_size(tmp_path):
         params_from_dict({"data": {"dataset": "folder", "root": str(root)},
                           "train": {"epochs": 2, "batch_size": 10, "milestones": []},
                           "imp": {"levels": 2, "rewind_iteration": 12}}, source="f.yaml")
+
+
+def test_cifar100_and_svhn_are_read_in_their_layouts(tmp_path, monkeypatch):
+    """torchvision's own readers on files of its layouts (MD5 checks off: the files are ours):
+    CIFAR-100's channels-last pickles and SVHN's channels-first .mat become N x C x H x W."""
+    import pickle
+
+    import numpy as np
+    import scipy.io
+    import torchvision.datasets.cifar
+    import torchvision.datasets.svhn
+
+    for module in (torchvision.datasets.cifar, torchvision.datasets.svhn):
+        monkeypatch.setattr(module, "check_integrity", lambda *args, **kwargs: True)
+    rng = np.random.default_rng(0)
+    cifar = tmp_path / "cifar100" / "cifar-100-python"
+    cifar.mkdir(parents=True)
+    images = {}
+    for split, n in (("train", 12), ("test", 5)):
+        images[split] = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        with open(cifar / split, "wb") as f:
+            pickle.dump({"data": images[split].reshape(n, -1),
+                         "fine_labels": list(range(90, 90 + n))}, f)
+    with open(cifar / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, f)
+    data = load_data(DataSection(dataset="cifar100", root=str(tmp_path), download=False))
+    assert torch.equal(data.train_x, torch.from_numpy(images["train"])) and data.augmentable
+    assert data.test_y.tolist() == [90, 91, 92, 93, 94]
+
+    svhn = tmp_path / "svhn"
+    svhn.mkdir()
+    digits = {}
+    for split, n in (("train", 7), ("test", 4)):
+        digits[split] = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        scipy.io.savemat(svhn / f"{split}_32x32.mat",
+                         {"X": digits[split].transpose(2, 3, 1, 0),  # SVHN's H x W x C x N
+                          "y": np.array([10, *range(1, n)]).reshape(-1, 1)})  # 10 is digit 0
+    data = load_data(DataSection(dataset="svhn", root=str(tmp_path), download=False))
+    assert torch.equal(data.train_x, torch.from_numpy(digits["train"])) and not data.augmentable
+    assert data.test_y.tolist() == [0, 1, 2, 3] and data.mean.shape == (3,)
+
+
+def test_an_unreadable_image_in_a_folder_is_named(tmp_path):
+    from image_folder import make_image_folder
+
+    root = make_image_folder(tmp_path / "images", {"train": 2, "test": 2})
+    broken = root / "train" / "circle" / "1.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(DatasetMissingError, match=f"{broken} cannot be read as an image"):
+        load_data(DataSection(dataset="folder", root=str(root)))

@@ -1,0 +1,189 @@
+"""Where the images come from: torchvision's datasets (downloaded on first use into
+<data.root>/<dataset>/) and image folders in torchvision's ImageFolder layout; and, when they
+cannot be read, what is wrong and what to do, in one message.
+
+A dataset of torchvision is a `Source` here: its class, how it is called for each split, the
+files it reads (for the message), and its published per-channel statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lthkit.config.catalog import IMAGE_SUFFIXES, folder_classes
+from lthkit.data.images import DatasetMissingError, ImageData, channel_stats
+from lthkit.platform.errors import first_line
+
+__all__ = ["SOURCES", "Source", "torchvision_dataset", "image_folder", "dataset_problem"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One torchvision dataset: where its files lie under <data.root>/<name>/, and how to read it."""
+
+    cls: str  # the class in torchvision.datasets
+    subfolder: str  # where torchvision keeps the files, under <data.root>/<name>/
+    files: tuple[str, ...]  # the files it reads there
+    mean: tuple[float, ...]  # per-channel statistics of the real training set
+    std: tuple[float, ...]
+    augmentable: bool  # random crop and flip make sense (natural images, not digits)
+    split_arg: Callable[[bool], dict[str, Any]] = lambda train: {"train": train}
+    channels_first: bool = False  # torchvision's array is N x C x H x W already (SVHN)
+
+    def read(self, folder: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 images N x C x H x W, labels) of one split."""
+        import torchvision
+
+        dataset = getattr(torchvision.datasets, self.cls)(str(folder), download=download,
+                                                          **self.split_arg(train))
+        labels = getattr(dataset, "targets", None)
+        if labels is None:  # SVHN
+            labels = dataset.labels
+        images = torch.as_tensor(dataset.data)
+        return (images.contiguous() if self.channels_first else as_nchw(images),
+                torch.as_tensor(labels).long())
+
+
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte")
+
+SOURCES: dict[str, Source] = {
+    "cifar10": Source("CIFAR10", "cifar-10-batches-py",
+                      ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                       "data_batch_5", "test_batch", "batches.meta"),
+                      (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True),
+    "mnist": Source("MNIST", "MNIST/raw", _MNIST_FILES, (0.1307,), (0.3081,), False),
+    "cifar100": Source("CIFAR100", "cifar-100-python", ("train", "test", "meta"),
+                       (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
+    "svhn": Source("SVHN", "", ("train_32x32.mat", "test_32x32.mat"),
+                   (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), False,
+                   split_arg=lambda train: {"split": "train" if train else "test"},
+                   channels_first=True),
+    "fashion_mnist": Source("FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, (0.2860,),
+                            (0.3530,), False),
+}
+
+
+def torchvision_dataset(name: str, root: Path, download: bool) -> ImageData:
+    """Dataset `name` of torchvision from <root>/<name>/ (downloaded there first if allowed)."""
+    source = SOURCES[name]
+    folder = root / name
+    try:
+        train_x, train_y = source.read(folder, True, download)
+        test_x, test_y = source.read(folder, False, download)
+    except Exception as e:  # torchvision: not found, corrupted, a failed download, unreadable
+        raise DatasetMissingError(dataset_problem(name, folder, download, e)) from e
+    return ImageData(name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                     mean=torch.tensor(source.mean), std=torch.tensor(source.std),
+                     augmentable=source.augmentable)
+
+
+def dataset_problem(name: str, folder: Path, download: bool, error: Exception) -> str:
+    """What is wrong with a torchvision dataset on disk, and what to do, in a few lines."""
+    source = SOURCES[name]
+    where = folder / source.subfolder if source.subfolder else folder
+    names = source.files
+    present = [n for n in names if (where / n).is_file()]
+    layout = f"{where}/{{{','.join(names)}}}"
+    synthetic = f"or use data.dataset: synthetic_{name} (same shapes, no download)"
+    if not present:
+        if download:
+            return (f"could not download {name} into {folder} ({first_line(error)}). Put "
+                    f"torchvision's files there by hand ({layout}), {synthetic}.")
+        return (f"{name} is not in {folder} and data.download is false: torchvision reads "
+                f"{layout}. Set data.download: true, put torchvision's copy there, {synthetic}.")
+    failing = _failing_integrity(name, where)
+    missing = [n for n in names if n not in present]
+    if failing:
+        retry = f" (fetching them again failed: {first_line(error)})" if download else ""
+        absent = f"; missing: {', '.join(missing)}" if missing else ""
+        return (f"the {name} files in {where} are there but fail torchvision's integrity check "
+                f"(MD5 of {', '.join(failing)}{absent}): an interrupted download or another "
+                f"copy{retry}. "
+                f"Delete {where} and run again with data.download: true, or replace them with "
+                f"torchvision's files, {synthetic}.")
+    what = f"{', '.join(missing)} missing" if missing else first_line(error)
+    return (f"the {name} files in {where} cannot be read ({what}). Delete {where} and run again "
+            f"with data.download: true, or put torchvision's files there ({layout}), {synthetic}.")
+
+
+def _known_md5(name: str) -> dict[str, str]:
+    """The MD5 torchvision knows of each file of a dataset (CIFAR-10, CIFAR-100, SVHN)."""
+    import torchvision.datasets as tvd
+
+    if name in ("cifar10", "cifar100"):
+        cls = getattr(tvd, SOURCES[name].cls)
+        known = dict(cls.train_list + cls.test_list)
+        known[cls.meta["filename"]] = cls.meta["md5"]
+        return known
+    if name == "svhn":
+        return {file: md5 for _, file, md5 in tvd.SVHN.split_list.values()}
+    return {}
+
+
+def _failing_integrity(name: str, where: Path) -> list[str]:
+    """The present files whose MD5 torchvision knows and that do not match it."""
+    from torchvision.datasets.utils import check_integrity
+
+    return [n for n, md5 in _known_md5(name).items()
+            if (where / n).is_file() and not check_integrity(str(where / n), md5)]
+
+
+def as_nchw(images: object) -> torch.Tensor:
+    """torchvision's channels-last arrays as N x C x H x W: MNIST's N x H x W, CIFAR's
+    N x H x W x C."""
+    t = torch.as_tensor(images)
+    if t.ndim == 3:
+        return t.unsqueeze(1).contiguous()
+    return t.permute(0, 3, 1, 2).contiguous()
+
+
+# --- image folders ------------------------------------------------------------------------------
+
+def image_folder(root: Path, size: int, name: str) -> ImageData:
+    """Images of <root>/train/<class>/ and <root>/test/<class>/ as RGB, resized to size x size,
+    labelled by their class folder in sorted order (torchvision's ImageFolder); normalized with
+    the training images' own per-channel statistics."""
+    classes = folder_classes(root)
+    test_classes = _class_folders(root / "test")
+    if tuple(test_classes) != tuple(classes):
+        raise DatasetMissingError(
+            f"{root}: the class folders of train/ ({', '.join(classes) or 'none'}) and test/ "
+            f"({', '.join(test_classes) or 'none'}) differ: give both the same class folders")
+    train_x, train_y = _read_split(root / "train", classes, size)
+    test_x, test_y = _read_split(root / "test", classes, size)
+    mean, std = channel_stats(train_x)
+    return ImageData(name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                     mean=mean, std=std, augmentable=True)
+
+
+def _class_folders(split: Path) -> list[str]:
+    return sorted(p.name for p in split.iterdir() if p.is_dir()) if split.is_dir() else []
+
+
+def _read_split(split: Path, classes: tuple[str, ...], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of one split, in ImageFolder's order (class, then file name)."""
+    from PIL import Image
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for path in files:
+            try:
+                with Image.open(path) as image:
+                    rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            except Exception as e:  # not an image, truncated, unreadable
+                raise DatasetMissingError(f"{path} cannot be read as an image "
+                                          f"({first_line(e)}): replace it or remove it") from e
+            images.append(torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+                          .view(size, size, 3))
+            labels.append(label)
+    if not images:
+        raise DatasetMissingError(f"{split} holds no images ({', '.join(IMAGE_SUFFIXES)}) under "
+                                  f"its class folders")
+    return (torch.stack(images).permute(0, 3, 1, 2).contiguous(),
+            torch.tensor(labels, dtype=torch.long))
