@@ -167,3 +167,21 @@ def test_code_written_against_the_flat_layout_still_imports():
     assert DataSection is lthkit.config.training.DataSection and Params is lthkit.Params
     assert load_params is lthkit.load_params and ModelSection().arch == "resnet20"
     assert TrainSection().epochs == 160
+
+
+def test_no_file_of_the_package_is_ignored_by_git():
+    """A .gitignore pattern meant for a folder of data (data/) once hid lthkit/data from every
+    commit: the package imported here and not on a clean clone. Every file the package holds (and
+    the notebooks, tests and parameter files) must be one git would commit."""
+    import shutil
+    import subprocess
+
+    root = PACKAGE.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(root)) for folder in ("lthkit", "notebooks", "params", "tests")
+             for p in (root / folder).rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=root,
+                             input="\n".join(files), capture_output=True, text=True).stdout.split()
+    assert not ignored, f"git ignores files the project needs: {ignored[:5]} (fix .gitignore)"
