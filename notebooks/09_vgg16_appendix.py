@@ -129,6 +129,15 @@ lk.level_picker(render25, trajectory_levels, interactive,
                 static=[lv for lv in show if lv in trajectory_levels])
 
 # %% [markdown]
+# Steeper as a number (claim R1-fig25): the least-squares slope of $\ln$(loss) per epoch of each
+# trajectory (more negative: steeper).
+
+# %%
+slopes = geometry.trajectory_slopes(trajectories)
+ctx.store.save_table(slopes, "fig25_trajectories.csv")
+slopes.round(4)
+
+# %% [markdown]
 # ## Spectra: cost, convergence, and where each Lanczos basis lived
 # The points of Tables VI and VII (notebook 04's) and those of Tables VIII and IX (notebook 08's
 # choice points for random re-initialization and random pruning), each once.

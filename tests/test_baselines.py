@@ -391,3 +391,11 @@ def test_02_and_03_on_smoke(smoke):
     assert {f"fig14_15_baselines_level{lv:02d}.png" for lv in levels} <= figures
     cached = list((store.root / "cache" / "trajectories").glob("*.pt"))
     assert len(cached) == params.imp.levels
+    import pandas as pd
+
+    slopes = pd.read_csv(store.table_path("fig04_trajectories.csv"), index_col="level")
+    assert list(slopes.index) == list(range(1, params.imp.levels + 1))
+    assert slopes[["slope_level", "slope_projected"]].notna().all().all()
+    assert (slopes["slope_level"] < 0).all(), "SGD lowers the training loss at every level"
+    claims = pd.read_csv(store.table_path("claims_03_distances_trajectories.csv"))
+    assert "R1-fig4" in set(claims["claim"])

@@ -53,3 +53,36 @@ def test_similarity_matrices_one_per_baseline_level(tmp_path, have, keys):
         assert len(names) == 4 + sum(level == lv for _, level in have)
         assert cosine.loc["W_min(0)", "W_min(3)"] == pytest.approx(1.0)
         assert distance.loc["W_min(0)", "W_min(1)"] == pytest.approx(2.0)
+
+
+def test_trajectory_slopes_measure_how_fast_ln_loss_falls():
+    """Fig 4 as numbers: exp(-0.5 e) falls at slope -0.5, a flat run at 0; a NaN loss is left out
+    of the fit, and a trajectory with one usable loss has no slope."""
+    epochs = torch.arange(6.0)
+    steep = torch.exp(-0.5 * epochs) * 2.0
+    flat = torch.full((6,), 0.7)
+    noisy = steep.clone()
+    noisy[3] = float("nan")
+    table = geometry.trajectory_slopes({
+        2: {"epochs": epochs, "loss": steep, "projected_epochs": epochs, "projected_loss": flat},
+        3: {"epochs": epochs, "loss": noisy, "projected_epochs": epochs[:1],
+            "projected_loss": flat[:1]}})
+    assert table.loc[2, "slope_level"] == pytest.approx(-0.5)
+    assert table.loc[2, "slope_projected"] == pytest.approx(0.0, abs=1e-12)
+    assert table.loc[3, "slope_level"] == pytest.approx(-0.5)
+    assert table.loc[3, "slope_projected"] != table.loc[3, "slope_projected"]  # NaN
+    assert table.loc[2, "end_loss_level"] == pytest.approx(2.0 * float(torch.exp(torch.tensor(-2.5))))
+
+
+def test_the_steeper_trajectory_claim_reads_the_slopes_with_a_margin_of_the_steeper_one():
+    import pandas as pd
+
+    from lthkit.verdicts import paper_claims as pc
+
+    table = pd.DataFrame({"level": [1, 2], "slope_level": [-0.5, -0.2],
+                          "slope_projected": [-0.1, -0.4]}).set_index("level")
+    for key in ("R1-fig4", "R1-fig25"):
+        claim = pc.by_key()[key]
+        assert claim.extract(table) == {1: (-0.5, -0.1), 2: (-0.2, -0.4)}
+        assert claim.scale(table) == {1: 0.5, 2: 0.4} and claim.claim.margin == "slope"
+        assert claim.claim.expect == "less"

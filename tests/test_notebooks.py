@@ -97,6 +97,8 @@ def test_09_vgg16_appendix_on_smoke_vgg16(smoke_vgg16):
         assert list(t.index) == [lv for lv in levels if lv in baseline_levels]
         assert t[[f"V'({k}) {point}", f"V'({k}) W_min(L)"]].notna().all().all()
         assert not t.filter(like="paper").columns.size, "smoke is not the paper's VGG-16 recipe"
+    slopes = pd.read_csv(store.table_path("fig25_trajectories.csv"), index_col="level")
+    assert list(slopes.index) == levels and slopes["slope_level"].notna().all()
     assert _images(nb) >= 10
 
 

@@ -348,3 +348,29 @@ def test_a_cell_of_many_units_leaves_its_quota_of_lines_and_one_summary(monkeypa
     assert "level x8 (80 it, " in summary and "radius x1 (4 step, " in summary
     assert summary.endswith(f"{9 - progress.LINES_PER_CELL} not shown line by line")
     assert progress.cell_summary() is None, "the summary starts the count afresh"
+
+
+def test_a_signal_whose_exception_is_swallowed_still_stops_the_runner(tmp_path):
+    """A stop signal ends the kernels at once and is remembered: where a library swallows the
+    KeyboardInterrupt (it can land in any frame of the event loop), the kernel's end ends the
+    cell and the runner still stops (the CI once waited 120 s on a swallowed SIGINT)."""
+    from lthkit.report.runner import KernelGuard
+
+    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                              start_new_session=True)
+    try:
+        with KernelGuard(tmp_path) as guard:
+            guard.kernels.append(kernel.pid)
+            guard.raise_if_interrupted()  # nothing yet
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            except KeyboardInterrupt:
+                pass  # swallowed, as a library might
+            assert kernel.wait(timeout=10) == -signal.SIGTERM, "the kernel was sent SIGTERM"
+            with pytest.raises(KeyboardInterrupt, match=f"signal {int(signal.SIGINT)}"):
+                guard.raise_if_interrupted()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "handler restored"
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()

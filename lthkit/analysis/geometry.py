@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import math
+
 import pandas as pd
 import torch
 
@@ -16,7 +18,8 @@ from lthkit.nets.points import ParamLayout
 from lthkit.train.context import Context
 from lthkit.train.imp import ImpResults
 
-__all__ = ["rewind_distances", "trajectory_levels", "trajectory_losses", "pairwise_matrices",
+__all__ = ["rewind_distances", "trajectory_levels", "trajectory_losses", "trajectory_slopes",
+           "log_loss_slope", "pairwise_matrices",
            "points_of_interest", "similarity_matrices"]
 
 
@@ -60,6 +63,38 @@ def trajectory_losses(ctx: Context, evaluator: PointEvaluator, level: int) -> di
                 "projected_loss": losses[len(own_epochs):]}
 
     return ctx.store.cached("trajectories", f"fig04_level{level:02d}_{ctx.analysis_key()}", compute)
+
+
+def log_loss_slope(epochs: torch.Tensor, losses: torch.Tensor) -> float:
+    """The least-squares slope of ln(loss) against epoch: how fast a trajectory descends (the
+    more negative, the steeper). NaN with fewer than two finite, positive losses."""
+    e, loss = epochs.double(), losses.double()
+    keep = torch.isfinite(loss) & (loss > 0)
+    if int(keep.sum()) < 2:
+        return math.nan
+    x, y = e[keep], loss[keep].log()
+    dx = x - x.mean()
+    spread = float((dx * dx).sum())
+    return float((dx * (y - y.mean())).sum()) / spread if spread > 0 else math.nan
+
+
+def trajectory_slopes(trajectories: Mapping[int, dict[str, torch.Tensor]]) -> pd.DataFrame:
+    """Fig 4 as numbers, per level L: the slope of ln(loss) per epoch of level L's run and of
+    level L-1's run projected on m_L (the paper's "the trajectory for level L is steeper"), and
+    the losses where both start and end."""
+    rows = []
+    for level, t in sorted(trajectories.items()):
+        rows.append({"level": level,
+                     "slope_level": log_loss_slope(t["epochs"], t["loss"]),
+                     "slope_projected": log_loss_slope(t["projected_epochs"], t["projected_loss"]),
+                     "start_loss_level": float(t["loss"][0]),
+                     "start_loss_projected": float(t["projected_loss"][0]),
+                     "end_loss_level": float(t["loss"][-1]),
+                     "end_loss_projected": float(t["projected_loss"][-1]),
+                     "epochs": int(t["epochs"].numel())})
+    columns = ["level", "slope_level", "slope_projected", "start_loss_level",
+               "start_loss_projected", "end_loss_level", "end_loss_projected", "epochs"]
+    return pd.DataFrame(rows, columns=columns).set_index("level")
 
 
 def _trajectory_points(imp: ImpResults, level: int, evaluator: PointEvaluator):

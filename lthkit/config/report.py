@@ -31,6 +31,8 @@ CLAIM_MARGINS: dict[str, tuple[float, str, str]] = {
     "loss": (0.01, "relative", "training loss difference, a fraction of B's loss (c)"),
     "accuracy": (0.01, "absolute", "test accuracy difference (0.01: one percentage point)"),
     "surface": (0.02, "relative", "surface rise or curvature difference, a fraction of B's"),
+    "slope": (0.1, "relative", "difference of two slopes of ln(loss) per epoch, a fraction of "
+              "the steeper one's"),
 }
 
 

@@ -215,6 +215,7 @@ def _run_series(notebooks: list[Path], results: list[NotebookResult], out_dir: P
             result.seconds = time.perf_counter() - t0
             _keep_executed_copy(partial, out_dir, nb.name, ok=result.status == "ok",
                                 make_html=make_html)
+        guard.raise_if_interrupted()
         print(f"    {result.status} in {result.seconds / 60:.1f} min", flush=True)
         if result.status == "failed":
             print(result.error, file=sys.stderr)
@@ -510,9 +511,9 @@ class KernelGuard:
 
     On entry, a record left by a runner that is gone names its kernel: if that kernel still runs,
     its process group is ended (and waited for) before anything starts; a runner that still runs
-    the same folder is an error. SIGTERM and SIGHUP become KeyboardInterrupt while the guard is
-    active, so every exit path passes through the kernel's shutdown; on exit a kernel still alive
-    is killed.
+    the same folder is an error. SIGINT, SIGTERM and SIGHUP end the kernels and become
+    KeyboardInterrupt while the guard is active, so every exit path passes through the kernel's
+    shutdown; on exit a kernel still alive is killed.
     """
 
     def __init__(self, folder: Path):
@@ -521,6 +522,7 @@ class KernelGuard:
         self.ipc_dir: str | None = None
         self._handlers: dict[int, Any] = {}
         self._env: str | None = None
+        self.interrupted: int | None = None  # the signal that asked the runner to stop
 
     # entry and exit ----------------------------------------------------------------------------
     def __enter__(self) -> "KernelGuard":
@@ -530,13 +532,34 @@ class KernelGuard:
             partial.unlink(missing_ok=True)
         self._env = os.environ.get(PROGRESS_ENV)
         os.environ.setdefault(PROGRESS_ENV, "text")  # kernels inherit it: text progress bars
-        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if sig is not None:
                 try:
-                    self._handlers[sig] = signal.signal(sig, _raise_interrupt)
+                    self._handlers[sig] = signal.signal(sig, self._interrupt)
                 except ValueError:  # not the main thread: signals stay as they are
                     pass
         return self
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        """A signal to stop: the kernels are sent SIGTERM at once (not waited for), and
+        KeyboardInterrupt is raised. Where a library swallows that exception (it can land in
+        any frame of the event loop), the kernel's end still ends the cell it runs, and the
+        runner stops at `raise_if_interrupted`."""
+        self.interrupted = signum
+        for pid in self.kernels:
+            try:
+                if hasattr(os, "killpg"):
+                    os.killpg(pid, signal.SIGTERM)  # a kernel leads its own process group
+                else:
+                    os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def raise_if_interrupted(self) -> None:
+        """KeyboardInterrupt when a signal to stop came, though its exception was lost."""
+        if self.interrupted is not None:
+            raise KeyboardInterrupt(f"signal {self.interrupted}")
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._handlers.items():
@@ -624,10 +647,6 @@ def _ipc_available() -> bool:
     except ImportError:
         return False
     return os.name == "posix" and bool(zmq.has("ipc"))
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _started(pid: int | None) -> float | None:

@@ -228,6 +228,15 @@ def barriers_of(a: tuple[str, str], b: tuple[str, str]) -> Callable[[pd.DataFram
     return extract
 
 
+def steeper_scale(table: pd.DataFrame) -> dict[int, float]:
+    """The scale of a slope comparison's margin: the steeper of the two slopes (its size)."""
+    if not {"slope_level", "slope_projected"} <= set(table.columns):
+        return {}
+    return {int(lv): max(abs(float(x)), abs(float(y)))
+            for lv, x, y in zip(_levels(table), table["slope_level"], table["slope_projected"])
+            if _level(lv) is not None and _finite(x, y)}
+
+
 def point_loss_against_sublevel(symbol: str) -> Callable[[pd.DataFrame], Values]:
     """Fig 13's points (notebook 07): the level at which the point `<symbol>(L)` joins the
     connected sublevel set of the IMP solutions spanning the plane (`joins_at`: the component of
@@ -281,7 +290,7 @@ def _c(key: str, source: str, statement: str, quantity: str, a: str, b: str, exp
                   expect, notebook, margin, " ".join(quote.split()))  # type: ignore[arg-type]
     if margin == "volume" and flagged is None:
         flagged = spectrum_flags(a, b)
-    return PaperClaim(claim, table, extract, scale or _BARRIER_SCALE.get(key), flagged, skip)
+    return PaperClaim(claim, table, extract, scale or _MARGIN_SCALE.get(key), flagged, skip)
 
 
 # The kind of quantity each claim compares: its margin is claims.margins[kind].
@@ -298,8 +307,10 @@ _MARGIN_KIND = {
                                "IE643-fig2-lenet5-95", "IE643-task1-halves", "IE643-task2-labels",
                                "IE643-task3-optimizers", "Bain-fig5", "R0-fig2-accuracy")},
     **{k: "surface" for k in ("Bain-fig6-7-rise", "Bain-fig6-7-curvature", "Bain-fig6-shallower")},
+    "R1-fig4": "slope", "R1-fig25": "slope",
 }
-_BARRIER_SCALE = {"R4-fig12": barrier_scale("fig12"), "R2-fig9": barrier_scale("fig09"),
+_MARGIN_SCALE = {"R1-fig4": steeper_scale, "R1-fig25": steeper_scale,
+                  "R4-fig12": barrier_scale("fig12"), "R2-fig9": barrier_scale("fig09"),
                   "R6-fig17": barrier_scale("fig17", "Pr_"), "R6-fig19": barrier_scale("fig19"),
                   "R4-fig28": barrier_scale("fig28"), "R2-fig29": barrier_scale("fig29"),
                   "R6-fig31": barrier_scale("fig31")}
@@ -366,6 +377,14 @@ CLAIMS: list[PaperClaim] = [
              "and the euclidean distance between [Pr_L(rewind)] and [W_min(L)] given in Fig. 3 "
              "shows that for all [L] except [2] and [3], [Pr_L(min(L-1))] is closer to "
              "[Pr_L(rewind)] than [W_min(L)]."),
+    _c("R1-fig4", f"{S}, Result 1 (Fig 4)",
+       "SGD's trajectory at level L descends more steeply (ln training loss per epoch, least "
+       "squares) than level L-1's trajectory projected on m_L", "slope of ln(loss) per epoch",
+       "level L", "level L-1 on m_L", "less", NB03, "fig04_trajectories.csv",
+       columns("slope_level", "slope_projected"),
+       quote="It is evident from the figure that the trajectory for level [L] is steeper than "
+             "for level [L-1] projected on level [L]. This makes SGD converge to [W_min(L)] and "
+             "not to [Pr_L(min(L-1))]."),
     # 04: Result 1, Tables I, III; Result 2 on Table I's losses
     _c("R1-table1", f"{S}, Result 1 (Fig 5, Table I)",
        "in level L space W_min(L) has the larger volume (smaller V') than Pr_L(min(L-1))",
@@ -531,6 +550,12 @@ CLAIMS: list[PaperClaim] = [
        quote="the eigen values of the Hessian at [W_min(L-1)] are smaller than that at "
              "[RPr_L-1(min(L))], which means larger volume for the basin around [W_min(L-1)] ... "
              "This is also depicted in table VII."),
+    _c("R1-fig25", f"{S}, Appendix II (Fig 25)",
+       "VGG-16: SGD's trajectory at level L descends more steeply than level L-1's projected on "
+       "m_L", "slope of ln(loss) per epoch", "level L", "level L-1 on m_L", "less", NB09,
+       "fig25_trajectories.csv", columns("slope_level", "slope_projected"),
+       quote="The plots clearly show that the path leading to [W_min(L)] is steeper than the "
+             "path leading to [Pr_L(min(L-1))]."),
     _c("R4-fig28", f"{S}, Appendix II (Fig 28)",
        "VGG-16: a loss barrier that matters between IMP solutions of successive levels",
        "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0", "greater", NB09,
