@@ -99,9 +99,12 @@ class ImageData:
                 x = crop_and_flip(x, shifts[idx], flips[idx])
             yield self.normalize(x), self.train_y[idx]
 
-    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(self, split: str,
+                     batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The train or test split in order, without augmentation."""
-        x_all, y_all = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        train = split == "train"
+        x_all = self.train_x if train else self.test_x
+        y_all = self.train_y if train else self.test_y
         for i in range(0, x_all.shape[0], batch_size):
             yield self.normalize(x_all[i:i + batch_size]), y_all[i:i + batch_size]
 

@@ -23,7 +23,7 @@ __all__ = ["SOURCES", "Source", "torchvision_dataset", "image_folder", "dataset_
 
 @dataclass(frozen=True)
 class Source:
-    """One torchvision dataset: where its files lie under <data.root>/<name>/, and how to read it."""
+    """One torchvision dataset: where its files lie under <data.root>/<name>/, how to read it."""
 
     cls: str  # the class in torchvision.datasets
     subfolder: str  # where torchvision keeps the files, under <data.root>/<name>/
@@ -165,7 +165,8 @@ def _class_folders(split: Path) -> list[str]:
     return sorted(p.name for p in split.iterdir() if p.is_dir()) if split.is_dir() else []
 
 
-def _read_split(split: Path, classes: tuple[str, ...], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_split(split: Path, classes: tuple[str, ...],
+                size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """All images of one split, in ImageFolder's order (class, then file name)."""
     from PIL import Image
 

@@ -437,8 +437,8 @@ def _forest_png(run_dir: Path, table) -> str:
     target = run_dir / "claims_forest.png"
     atomic_write_bytes(target, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-    return (f'<p><img src="claims_forest.png" style="width:720px;max-width:100%" '
-            f'alt="forest plot of the claims"></p>')
+    return ('<p><img src="claims_forest.png" style="width:720px;max-width:100%" '
+            'alt="forest plot of the claims"></p>')
 
 
 def _claim_levels_html(run_dir: Path, table) -> str:

@@ -351,6 +351,16 @@ def fig22_claims(ks: Sequence[int]) -> list[PaperClaim]:
             for k in ks]
 
 
+def steeper_trajectory_claim(key: str, source: str, network: str, notebook: str, table: str,
+                             quote: str) -> PaperClaim:
+    """Figs 4 and 25: level L's trajectory descends more steeply than level L-1's projected on
+    m_L, read off the slopes of ln(loss) per epoch (`geometry.trajectory_slopes`)."""
+    return _c(key, source, f"{network}SGD's trajectory at level L descends more steeply (ln "
+              "training loss per epoch, least squares) than level L-1's trajectory projected on "
+              "m_L", "slope of ln(loss) per epoch", "level L", "level L-1 on m_L", "less",
+              notebook, table, columns("slope_level", "slope_projected"), quote=quote)
+
+
 CLAIMS: list[PaperClaim] = [
     # 02: Fig 2 (the kit's key R0: the observation that opens Section IV)
     _c("R0-fig2-accuracy", f"{S}, Fig 2", "IMP-WR's solution W_min(L) has a higher test accuracy "
@@ -377,14 +387,11 @@ CLAIMS: list[PaperClaim] = [
              "and the euclidean distance between [Pr_L(rewind)] and [W_min(L)] given in Fig. 3 "
              "shows that for all [L] except [2] and [3], [Pr_L(min(L-1))] is closer to "
              "[Pr_L(rewind)] than [W_min(L)]."),
-    _c("R1-fig4", f"{S}, Result 1 (Fig 4)",
-       "SGD's trajectory at level L descends more steeply (ln training loss per epoch, least "
-       "squares) than level L-1's trajectory projected on m_L", "slope of ln(loss) per epoch",
-       "level L", "level L-1 on m_L", "less", NB03, "fig04_trajectories.csv",
-       columns("slope_level", "slope_projected"),
-       quote="It is evident from the figure that the trajectory for level [L] is steeper than "
-             "for level [L-1] projected on level [L]. This makes SGD converge to [W_min(L)] and "
-             "not to [Pr_L(min(L-1))]."),
+    steeper_trajectory_claim(
+        "R1-fig4", f"{S}, Result 1 (Fig 4)", "", NB03, "fig04_trajectories.csv",
+        quote="It is evident from the figure that the trajectory for level [L] is steeper than "
+              "for level [L-1] projected on level [L]. This makes SGD converge to [W_min(L)] and "
+              "not to [Pr_L(min(L-1))]."),
     # 04: Result 1, Tables I, III; Result 2 on Table I's losses
     _c("R1-table1", f"{S}, Result 1 (Fig 5, Table I)",
        "in level L space W_min(L) has the larger volume (smaller V') than Pr_L(min(L-1))",
@@ -550,12 +557,10 @@ CLAIMS: list[PaperClaim] = [
        quote="the eigen values of the Hessian at [W_min(L-1)] are smaller than that at "
              "[RPr_L-1(min(L))], which means larger volume for the basin around [W_min(L-1)] ... "
              "This is also depicted in table VII."),
-    _c("R1-fig25", f"{S}, Appendix II (Fig 25)",
-       "VGG-16: SGD's trajectory at level L descends more steeply than level L-1's projected on "
-       "m_L", "slope of ln(loss) per epoch", "level L", "level L-1 on m_L", "less", NB09,
-       "fig25_trajectories.csv", columns("slope_level", "slope_projected"),
-       quote="The plots clearly show that the path leading to [W_min(L)] is steeper than the "
-             "path leading to [Pr_L(min(L-1))]."),
+    steeper_trajectory_claim(
+        "R1-fig25", f"{S}, Appendix II (Fig 25)", "VGG-16: ", NB09, "fig25_trajectories.csv",
+        quote="The plots clearly show that the path leading to [W_min(L)] is steeper than the "
+              "path leading to [Pr_L(min(L-1))]."),
     _c("R4-fig28", f"{S}, Appendix II (Fig 28)",
        "VGG-16: a loss barrier that matters between IMP solutions of successive levels",
        "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0", "greater", NB09,
