@@ -38,8 +38,7 @@ import torch
 from lthkit import hessian as hs
 from lthkit.analysis.landscape import basin_radii, cutoff_loss, random_directions
 from lthkit.config.params import Params, load_params
-from lthkit.config.training import DataSection
-from lthkit.data.load import load_data
+from lthkit.data.synthetic import stand_in
 from lthkit.nets.evaluator import PointEvaluator
 from lthkit.nets.models import build_model
 from lthkit.report.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
@@ -47,18 +46,15 @@ from lthkit.report.workload import (UnitSpec, WorkItem, baseline_members, baseli
 from lthkit.train.context import resolve_device
 from lthkit.train.training import evaluate, probe_group_sizes, time_steps, train
 
-CIFAR_LIKE = {"cifar10": "synthetic_cifar10", "mnist": "synthetic_mnist"}
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def _synthetic(dataset: str, n_train: int, n_test: int, seed: int = 0):
-    name = CIFAR_LIKE.get(dataset.removeprefix("synthetic_"), dataset)
-    return load_data(DataSection(dataset=name, train_size=n_train, test_size=n_test,
-                                 augment=True), seed=seed)
+    """Images of the dataset's shape and classes (any dataset, an image folder too): a unit's
+    cost depends on shapes, not on what the images show."""
+    return stand_in(dataset, n_train, n_test, seed)
 
 
 @dataclass
@@ -116,7 +112,7 @@ class UnitCosts:
     def _group_iter(self, spec: UnitSpec) -> Measured:
         """One step of K networks fused (training.train_group's step, as its probe times it)."""
         cfg = self._train_cfg(spec)
-        name = _data_name(spec.dataset)
+        name = spec.dataset
         shape = tuple(_synthetic(spec.dataset, 16, 16).train_x.shape[1:])
         row = time_steps(lambda: build_model(spec.arch, spec.width, name, seed=0), shape, cfg,
                           self.device, spec.group, min_seconds=1.0)
@@ -146,8 +142,7 @@ class UnitCosts:
     def _hvp(self, spec: UnitSpec) -> Measured:
         n = self._examples(spec)
         x, y = self._subset(spec, n)
-        model = build_model(spec.arch, spec.width, spec.dataset if spec.dataset.startswith(
-            "synthetic") else CIFAR_LIKE[spec.dataset], seed=0).to(self.device)
+        model = build_model(spec.arch, spec.width, spec.dataset, seed=0).to(self.device)
         op = _operator(model, x, y, spec.chunk, self.p)
         block = self.p.hessian.block_size if self._method() == "block_lanczos" else 1
         v = torch.randn(block, op.size, device=self.device)
@@ -171,7 +166,7 @@ class UnitCosts:
     def _point(self, spec: UnitSpec) -> Measured:
         n = self._examples(spec)
         x, y = self._subset(spec, n)
-        model = build_model(spec.arch, spec.width, _data_name(spec.dataset), seed=0)
+        model = build_model(spec.arch, spec.width, spec.dataset, seed=0)
         a = self.p.analysis
         chunk = n if spec.chunk >= spec.examples else min(spec.chunk, n)
         ev = PointEvaluator(model.to(self.device), x, y, batch_size=chunk,
@@ -198,7 +193,7 @@ class UnitCosts:
             width = min(p.model.width or 10**9, 8) if self.small else p.model.width
             n = min(p.analysis.subset_size, self.small_examples if self.small else 10**9)
             steps = self.warm_steps
-            data = _synthetic(p.data.dataset, max(n, p.train.batch_size * 20), 16).to(self.device)
+            data = _synthetic(p.data.name, max(n, p.train.batch_size * 20), 16).to(self.device)
             cfg = p.train.model_copy(update={"epochs": max(1, math.ceil(
                 steps / data.iterations_per_epoch(p.train.batch_size))), "milestones": [],
                 "eval_every": 1000})
@@ -252,10 +247,6 @@ class UnitCosts:
                                           f"steps: {per:.1f} losses each, mean radius "
                                           f"{out['mean']:.3g}")
         return self.counts["radius"]
-
-
-def _data_name(dataset: str) -> str:
-    return dataset if dataset.startswith("synthetic") else CIFAR_LIKE[dataset]
 
 
 def _operator(model, x, y, chunk: int, p: Params) -> hs.HessianOperator:
@@ -378,9 +369,9 @@ def _group_size(params: Params, device: torch.device) -> int:
     members = baseline_members(params)
     if len(members) <= 1:
         return 1
-    name = _data_name(params.data.dataset)
-    shape = tuple(_synthetic(params.data.dataset, 16, 16).train_x.shape[1:])
-    n_train = train_size(params.data.dataset, params.data.train_size)
+    name = params.data.name
+    shape = tuple(_synthetic(name, 16, 16).train_x.shape[1:])
+    n_train = train_size(name, params.data.train_size)
     work = [(len(group), cfg.epochs * iterations_per_epoch(n_train, cfg.batch_size) - start)
             for start, cfg, group in baseline_schedule_groups(params)]
     probe = probe_group_sizes(lambda: build_model(params.model.network, params.model.width, name,

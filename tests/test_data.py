@@ -301,3 +301,22 @@ def test_an_unreadable_image_in_a_folder_is_named(tmp_path):
     broken.write_bytes(b"not a png")
     with pytest.raises(DatasetMissingError, match=f"{broken} cannot be read as an image"):
         load_data(DataSection(dataset="folder", root=str(root)))
+
+
+def test_a_stand_in_has_any_datasets_shape_and_classes(tmp_path):
+    """What the time projection trains and evaluates on (benchmarks/paper_time.py): CIFAR-100's
+    100 classes, an image folder's size and class folders, the papers' stand-ins unchanged."""
+    from image_folder import CLASSES, make_image_folder
+
+    from lthkit.config.catalog import folder_name
+    from lthkit.data.synthetic import stand_in
+
+    cifar100 = stand_in("cifar100", 1000, 10)
+    assert tuple(cifar100.train_x.shape) == (1000, 3, 32, 32) and cifar100.name == "cifar100"
+    assert set(cifar100.train_y.tolist()) == set(range(100))
+    name = folder_name(make_image_folder(tmp_path / "images", {"train": 1, "test": 1}), 24)
+    folder = stand_in(name, 30, 6)
+    assert tuple(folder.test_x.shape) == (6, 3, 24, 24) and folder.name == name
+    assert set(folder.train_y.tolist()) == set(range(len(CLASSES)))
+    paper = load_data(DataSection(dataset="synthetic_cifar10", train_size=50, test_size=10))
+    assert torch.equal(stand_in("cifar10", 50, 10).train_x, paper.train_x)

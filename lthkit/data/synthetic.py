@@ -9,14 +9,17 @@ draw a stream of their own (`stream`), so that no two stand-ins share their imag
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
-from lthkit.config.catalog import SPLIT_SIZES, input_shape, num_classes
+from lthkit.config.catalog import FOLDER, SPLIT_SIZES, input_shape, num_classes
 from lthkit.config.training import DataSection
 from lthkit.data.images import ImageData, channel_stats, generator
 
-__all__ = ["synthetic_images", "synthetic_dataset", "SYNTHETIC_BLOCK", "PAPERS_DATASETS"]
+__all__ = ["synthetic_images", "synthetic_dataset", "stand_in", "SYNTHETIC_BLOCK",
+           "PAPERS_DATASETS"]
 
 SYNTHETIC_BLOCK = 1000  # examples generated per seeded block, so the first n never depend on n
 PAPERS_DATASETS = ("cifar10", "mnist")  # their stand-ins keep the stream they always had
@@ -30,15 +33,24 @@ def synthetic_dataset(base: str, spec: DataSection, seed: int) -> ImageData:
         n_train = min(n_train, spec.train_size)
     if spec.test_size is not None:
         n_test = min(n_test, spec.test_size)
+    data = stand_in(base, n_train, n_test, seed, spec.synthetic_noise)
+    return replace(data, name=f"synthetic_{base}")
+
+
+def stand_in(dataset: str, n_train: int, n_test: int, seed: int = 0,
+             noise: float = 0.5) -> ImageData:
+    """Learnable images of any dataset's shape and classes (a catalog name, its synthetic_ twin,
+    or an image folder's folder:<root>:<size>), named `dataset`: what timing a unit of work needs
+    (benchmarks/paper_time.py), where the real images are not at hand or not wanted."""
+    base = dataset.removeprefix("synthetic_")
     shape, classes = input_shape(base), num_classes(base)
     stream = () if base in PAPERS_DATASETS else (base,)
-    train_x, train_y = synthetic_images(shape, n_train, "train", spec.synthetic_noise, seed,
-                                        classes=classes, stream=stream)
-    test_x, test_y = synthetic_images(shape, n_test, "test", spec.synthetic_noise, seed,
-                                      classes=classes, stream=stream)
+    train_x, train_y = synthetic_images(shape, n_train, "train", noise, seed, classes, stream)
+    test_x, test_y = synthetic_images(shape, n_test, "test", noise, seed, classes, stream)
     mean, std = channel_stats(train_x)
-    return ImageData(name=f"synthetic_{base}", train_x=train_x, train_y=train_y, test_x=test_x,
-                     test_y=test_y, mean=mean, std=std, augmentable=base in AUGMENTABLE)
+    augmentable = base in AUGMENTABLE or base.startswith(f"{FOLDER}:")
+    return ImageData(name=dataset, train_x=train_x, train_y=train_y, test_x=test_x,
+                     test_y=test_y, mean=mean, std=std, augmentable=augmentable)
 
 
 def synthetic_images(shape: tuple[int, int, int], n: int, split: str, noise: float,
