@@ -6,10 +6,10 @@ biases and BatchNorm parameters alike, as in the paper's "N-dimensional" weights
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
-import math
-
+import numpy as np
 import pandas as pd
 import torch
 
@@ -68,14 +68,12 @@ def trajectory_losses(ctx: Context, evaluator: PointEvaluator, level: int) -> di
 def log_loss_slope(epochs: torch.Tensor, losses: torch.Tensor) -> float:
     """The least-squares slope of ln(loss) against epoch: how fast a trajectory descends (the
     more negative, the steeper). NaN with fewer than two finite, positive losses."""
-    e, loss = epochs.double(), losses.double()
-    keep = torch.isfinite(loss) & (loss > 0)
-    if int(keep.sum()) < 2:
+    loss = losses.detach().double().cpu().numpy()
+    keep = np.isfinite(loss) & (loss > 0)
+    x = epochs.detach().double().cpu().numpy()[keep]
+    if keep.sum() < 2 or np.ptp(x) == 0:
         return math.nan
-    x, y = e[keep], loss[keep].log()
-    dx = x - x.mean()
-    spread = float((dx * dx).sum())
-    return float((dx * (y - y.mean())).sum()) / spread if spread > 0 else math.nan
+    return float(np.polyfit(x, np.log(loss[keep]), 1)[0])
 
 
 def trajectory_slopes(trajectories: Mapping[int, dict[str, torch.Tensor]]) -> pd.DataFrame:

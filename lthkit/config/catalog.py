@@ -43,10 +43,11 @@ def _folder(name: str) -> tuple[Path, int]:
 
 
 @lru_cache(maxsize=32)
-def folder_classes(root: Path) -> tuple[str, ...]:
-    """The class folders of <root>/train, sorted (ImageFolder's order); () when there is none."""
-    train = Path(root) / "train"
-    return tuple(sorted(p.name for p in train.iterdir() if p.is_dir())) if train.is_dir() else ()
+def folder_classes(root: Path, split: str = "train") -> tuple[str, ...]:
+    """The class folders of <root>/<split>, sorted (ImageFolder's order); () when there is
+    none."""
+    folder = Path(root) / split
+    return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir())) if folder.is_dir() else ()
 
 
 @lru_cache(maxsize=32)

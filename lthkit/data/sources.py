@@ -149,8 +149,8 @@ def image_folder(root: Path, size: int, name: str) -> ImageData:
     labelled by their class folder in sorted order (torchvision's ImageFolder); normalized with
     the training images' own per-channel statistics."""
     classes = folder_classes(root)
-    test_classes = _class_folders(root / "test")
-    if tuple(test_classes) != tuple(classes):
+    test_classes = folder_classes(root, "test")
+    if test_classes != classes:
         raise DatasetMissingError(
             f"{root}: the class folders of train/ ({', '.join(classes) or 'none'}) and test/ "
             f"({', '.join(test_classes) or 'none'}) differ: give both the same class folders")
@@ -159,10 +159,6 @@ def image_folder(root: Path, size: int, name: str) -> ImageData:
     mean, std = channel_stats(train_x)
     return ImageData(name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
                      mean=mean, std=std, augmentable=True)
-
-
-def _class_folders(split: Path) -> list[str]:
-    return sorted(p.name for p in split.iterdir() if p.is_dir()) if split.is_dir() else []
 
 
 def _read_split(split: Path, classes: tuple[str, ...],

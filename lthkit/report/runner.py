@@ -547,13 +547,7 @@ class KernelGuard:
         runner stops at `raise_if_interrupted`."""
         self.interrupted = signum
         for pid in self.kernels:
-            try:
-                if hasattr(os, "killpg"):
-                    os.killpg(pid, signal.SIGTERM)  # a kernel leads its own process group
-                else:
-                    os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
+            _signal_group(pid, signal.SIGTERM)
         raise KeyboardInterrupt(f"signal {signum}")
 
     def raise_if_interrupted(self) -> None:
@@ -667,6 +661,21 @@ def _same_process(pid: int, started: float | None) -> bool:
     return now is not None and started is not None and abs(now - started) < 0.01
 
 
+def _signal_group(pid: int, sig: int) -> bool:
+    """`sig` to the process group `pid` leads (a kernel leads its own), else to the process
+    alone (not a group leader, or not POSIX); False when there is no such process."""
+    try:
+        if not hasattr(os, "killpg"):
+            raise OSError
+        os.killpg(pid, sig)
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            return False
+    return True
+
+
 def _end_process_group(pid: int, wait: float = 10.0) -> None:
     """SIGTERM to the process group `pid` leads (a kernel leads its own), SIGKILL after a
     grace period; returns once the leader is gone."""
@@ -676,15 +685,8 @@ def _end_process_group(pid: int, wait: float = 10.0) -> None:
         psutil = None
     for sig, grace in ((signal.SIGTERM, wait / 2), (getattr(signal, "SIGKILL", signal.SIGTERM),
                                                    wait / 2)):
-        try:
-            if not hasattr(os, "killpg"):
-                raise OSError
-            os.killpg(pid, sig)
-        except OSError:  # not a group leader, or not POSIX: the process alone
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                return
+        if not _signal_group(pid, sig):
+            return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             if psutil is not None:

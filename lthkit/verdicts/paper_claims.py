@@ -290,7 +290,7 @@ def _c(key: str, source: str, statement: str, quantity: str, a: str, b: str, exp
                   expect, notebook, margin, " ".join(quote.split()))  # type: ignore[arg-type]
     if margin == "volume" and flagged is None:
         flagged = spectrum_flags(a, b)
-    return PaperClaim(claim, table, extract, scale or _MARGIN_SCALE.get(key), flagged, skip)
+    return PaperClaim(claim, table, extract, scale or _BARRIER_SCALE.get(key), flagged, skip)
 
 
 # The kind of quantity each claim compares: its margin is claims.margins[kind].
@@ -307,10 +307,8 @@ _MARGIN_KIND = {
                                "IE643-fig2-lenet5-95", "IE643-task1-halves", "IE643-task2-labels",
                                "IE643-task3-optimizers", "Bain-fig5", "R0-fig2-accuracy")},
     **{k: "surface" for k in ("Bain-fig6-7-rise", "Bain-fig6-7-curvature", "Bain-fig6-shallower")},
-    "R1-fig4": "slope", "R1-fig25": "slope",
 }
-_MARGIN_SCALE = {"R1-fig4": steeper_scale, "R1-fig25": steeper_scale,
-                  "R4-fig12": barrier_scale("fig12"), "R2-fig9": barrier_scale("fig09"),
+_BARRIER_SCALE = {"R4-fig12": barrier_scale("fig12"), "R2-fig9": barrier_scale("fig09"),
                   "R6-fig17": barrier_scale("fig17", "Pr_"), "R6-fig19": barrier_scale("fig19"),
                   "R4-fig28": barrier_scale("fig28"), "R2-fig29": barrier_scale("fig29"),
                   "R6-fig31": barrier_scale("fig31")}
@@ -358,7 +356,8 @@ def steeper_trajectory_claim(key: str, source: str, network: str, notebook: str,
     return _c(key, source, f"{network}SGD's trajectory at level L descends more steeply (ln "
               "training loss per epoch, least squares) than level L-1's trajectory projected on "
               "m_L", "slope of ln(loss) per epoch", "level L", "level L-1 on m_L", "less",
-              notebook, table, columns("slope_level", "slope_projected"), quote=quote)
+              notebook, table, columns("slope_level", "slope_projected"), margin="slope",
+              scale=steeper_scale, quote=quote)
 
 
 CLAIMS: list[PaperClaim] = [
