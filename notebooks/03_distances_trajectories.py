@@ -121,6 +121,16 @@ lk.choice_picker(render_matrices, list(matrices), interactive, static=list(matri
                  description="baselines of level")
 
 # %% [markdown]
+# Result 5 reads these matrices as blocks: the IMP solutions are closer to one another (and more
+# alike in direction) than to W_RI and W_RP, and W_OS is closer to them than W_RP' is. The mean of
+# each block, per level with baselines (the claims below judge them):
+
+# %%
+blocks = geometry.similarity_blocks(matrices)
+ctx.store.save_table(blocks, "fig14_15_blocks.csv")
+blocks.round(4)
+
+# %% [markdown]
 # ## Across replicates
 # With `run.replicates` > 1: each replicate's value of the main tables above, their mean and the
 # 95% t-interval of the mean (nothing is shown for a run of one replicate).

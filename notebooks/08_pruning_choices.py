@@ -75,7 +75,9 @@ ctx = lk.open_run(P, needed_by="notebooks/08_pruning_choices.ipynb", replicate=r
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 band_levels = P.levels(P.hessian.band_levels, minimum=1)
-imp_results.require_levels(sorted({0, *levels, *band_levels, *(lv - 1 for lv in band_levels)}),
+sweep_levels = [P.hessian.sweep_level or levels[0]] if P.hessian.sweep_fractions else []
+imp_results.require_levels(sorted({0, *levels, *band_levels, *(lv - 1 for lv in band_levels),
+                                   *sweep_levels, *(lv - 1 for lv in sweep_levels)}),
                            "notebooks/08_pruning_choices.ipynb")
 baseline_results = BaselineResults(ctx.store)
 H = hs.HessianAnalysis(ctx)
@@ -183,14 +185,35 @@ draw(21)
 volumes, losses = hs.choices_tables(H, points)
 ctx.store.save_table(volumes, "pruning_choices_volume.csv")
 ctx.store.save_table(losses, "pruning_choices_loss.csv")
-fig = plots.volume_by_level(volumes, list(volumes.columns), list(volumes.columns),
+names = hs.choice_names(points)  # the V'(k) columns; entered, bound and flags stand beside
+fig = plots.volume_by_level(volumes, names, names,
                             title=f"V'({k}) of every pruning choice",
                             others=replicates.tables_across(ctx, "pruning_choices_volume.csv")[1:])
 ctx.store.save_figure(fig, "pruning_choices_volume.png")
-volumes.style.format(precision=3)
+volumes[names].style.format(precision=3)
 
 # %%
 losses.style.format(precision=4)
+
+# %% [markdown]
+# ## Result 3: pruning more in one step
+# "If too many weights are pruned out in a step, it leads to a bigger increase in the training
+# loss and a bigger decrease in volume." A new, cheap experiment (no retraining): $W_{min}(L-1)$
+# pruned of each fraction of its alive weights in one step (`hessian.sweep_fractions`, at level
+# `hessian.sweep_level`, else the first analysis level); its training loss and $V'(k)$ in its own
+# space. A larger $V'$ is a smaller volume.
+
+# %%
+sweep_level = sweep_levels[0] if sweep_levels else levels[0]
+sweep = hs.prune_fraction_sweep(H, imp_results, sweep_level, P.hessian.sweep_fractions,
+                                P.imp.scope)
+ctx.store.save_table(sweep, "result3_prune_fraction.csv")
+if len(sweep):
+    fig = plots.prune_fraction_sweep_figure(
+        sweep, title=f"Result 3: W_min({sweep_level - 1}) pruned in one step",
+        others=replicates.tables_across(ctx, "result3_prune_fraction.csv")[1:])
+    ctx.store.save_figure(fig, "result3_prune_fraction.png")
+sweep.round(4)
 
 # %% [markdown]
 # ## Across replicates
@@ -198,7 +221,7 @@ losses.style.format(precision=4)
 # 95% t-interval of the mean (nothing is shown for a run of one replicate).
 
 # %%
-replicates.show(ctx, "pruning_choices_volume.csv")
+replicates.show(ctx, "pruning_choices_volume.csv", columns=names)
 replicates.show(ctx, "pruning_choices_loss.csv");
 
 # %% [markdown]

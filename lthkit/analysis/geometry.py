@@ -20,7 +20,8 @@ from lthkit.train.imp import ImpResults
 
 __all__ = ["rewind_distances", "trajectory_levels", "trajectory_losses", "trajectory_slopes",
            "log_loss_slope", "pairwise_matrices",
-           "points_of_interest", "similarity_matrices"]
+           "points_of_interest", "similarity_matrices", "similarity_blocks",
+           "SIMILARITY_BASELINES"]
 
 
 def rewind_distances(imp: ImpResults, layout: ParamLayout, levels: list[int]) -> pd.DataFrame:
@@ -138,3 +139,30 @@ def pairwise_matrices(points: Mapping[str, torch.Tensor]) -> tuple[pd.DataFrame,
     cos = (unit @ unit.T).clamp(-1, 1)
     return (pd.DataFrame(dist.numpy(), index=labels, columns=labels),
             pd.DataFrame(cos.numpy(), index=labels, columns=labels))
+
+
+# The baselines whose distance from the IMP solutions Result 5 compares (Figs 14, 15).
+SIMILARITY_BASELINES = ("W_RI", "W_RP", "W_OS", "W_RP'")
+
+
+def similarity_blocks(matrices: Mapping[int | None, tuple[pd.DataFrame, pd.DataFrame]]
+                      ) -> pd.DataFrame:
+    """Figs 14 and 15 read as blocks, per level with baselines: the mean distance and cosine
+    similarity between the IMP solutions (every pair), and from the IMP solutions to each
+    baseline of that level (`<measure> IMP-<symbol>`): what Result 5's sentences compare."""
+    rows = []
+    for level, (distance, cosine) in matrices.items():
+        if level is None:
+            continue
+        imp = [p for p in distance.index if str(p).startswith("W_min(")]
+        row: dict[str, float] = {"level": level, "imp_solutions": len(imp)}
+        for measure, matrix in (("distance", distance), ("cosine", cosine)):
+            block = matrix.loc[imp, imp].to_numpy()
+            pairs = block[np.triu_indices(len(imp), k=1)]
+            row[f"{measure} IMP-IMP"] = float(pairs.mean()) if len(pairs) else float("nan")
+            for symbol in SIMILARITY_BASELINES:
+                name = f"{symbol}({level})"
+                row[f"{measure} IMP-{symbol}"] = (float(matrix.loc[imp, name].mean())
+                                                  if name in matrix.columns else float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("level") if rows else pd.DataFrame()

@@ -79,6 +79,19 @@ class HessianSection(_Section):
     density_runs: int = Field(1, ge=1, description="SLQ runs (random starting vectors)")
     trace_samples: int = Field(50, ge=1, description="Hutchinson samples for the trace")
     band_levels: LevelSelection = Field("all", description="levels of Fig 16 (smallest vs next band)")
+    sweep_fractions: list[float] = Field(
+        [0.1, 0.2, 0.4, 0.6, 0.8], description="Result 3's prune-fraction sweep (notebook 08): "
+        "W_min(L-1) pruned of each fraction of its alive weights in one step, its training loss "
+        "and V'(k) (a new, cheap experiment: no retraining); [] skips it")
+    sweep_level: int | None = Field(None, ge=1, description="the level L of the sweep (pruning "
+                                    "W_min(L-1)); None: the first analysis level")
+
+    @field_validator("sweep_fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v) or len(set(v)) != len(v):
+            raise ValueError(f"fractions strictly between 0 and 1, each once (got {v})")
+        return sorted(v)
 
     @model_validator(mode="after")
     def _ks_within_k(self) -> "HessianSection":

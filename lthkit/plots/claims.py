@@ -6,22 +6,28 @@ import math
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from lthkit.verdicts.claims import sign_of
 
 LINEAR_WITHIN = 5.0  # margins: the axis is linear within +-5 margins, logarithmic beyond
-VERDICT_COLORS = {"holds": "#1a7f37", "does not hold": "#b00020", "inconclusive": "#777777"}
+VERDICT_COLORS = {"holds": "#1a7f37", "mixed": "#c77700", "negligible": "#1f4e99",
+                  "does not hold": "#e0457b", "reversed": "#b00020", "inconclusive": "#777777"}
+# Ticks of the symlog axis: the margins, the edge of its linear part, and decades beyond, so no
+# two labels crowd each other near zero.
+TICKS = (-1000, -100, -10, -LINEAR_WITHIN, -1, 0, 1, LINEAR_WITHIN, 10, 100, 1000)
 
 
 def claims_forest(table: pd.DataFrame) -> plt.Figure:
     """One row per claim (a claims.csv frame): the overall effect A - B taken in the claimed
-    direction and its interval, in units of the claim's margin, against 0 and the margins +-1,
-    coloured by verdict. A claim whose margin is 0 is drawn in units of its interval's reach. The axis
-    is linear within LINEAR_WITHIN margins and logarithmic beyond, so one large effect does not
-    squeeze the others onto 0."""
+    direction and its interval (widened by any certified bound), in units of the claim's
+    margin, against 0 and the margins +-1, coloured by verdict. A claim whose margin is 0 is
+    drawn in units of its interval's reach. A row with no interval says why beside its name (one
+    replicate, values left out and the key to change). The axis is linear within LINEAR_WITHIN
+    margins and logarithmic beyond, so one large effect does not squeeze the others onto 0."""
     n = max(len(table), 1)
-    fig, ax = plt.subplots(figsize=(8, 0.32 * n + 1.2))
-    labels = []
+    fig, ax = plt.subplots(figsize=(9, 0.32 * n + 1.4))
+    labels, reach = [], LINEAR_WITHIN
     for i, (_, c) in enumerate(table.iterrows()):
         sign = sign_of(str(c["expect"]))
         effect, low, high = (sign * float(c[k]) for k in ("effect", "effect low", "effect high"))
@@ -32,10 +38,16 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
         color = VERDICT_COLORS.get(str(c["verdict"]), "#777777")
         if math.isfinite(low) and math.isfinite(high):
             ax.plot([low / unit, high / unit], [y, y], "-", color=color, lw=2)
+            reach = max(reach, abs(low / unit), abs(high / unit))
         if math.isfinite(effect):
             ax.plot([effect / unit], [y], "o", color=color)
-        labels.append(f"{c['claim']}" + ("" if margin > 0 else " (no margin)"))
+            reach = max(reach, abs(effect / unit))
+        labels.append(f"{c['claim']}{_why_no_interval(c, low, high, margin)}")
     ax.set_xscale("symlog", linthresh=LINEAR_WITHIN, linscale=2.0)  # far effects do not hide +-1
+    ticks = [t for t in TICKS if abs(t) <= 10 * reach]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(FixedLocator([]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.axvline(0, color="black", lw=1)
     for x in (-1, 1):
         ax.axvline(x, color="0.5", lw=1, ls="--")
@@ -49,3 +61,16 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
                  "95% t-interval", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _why_no_interval(c: pd.Series, low: float, high: float, margin: float) -> str:
+    """What a row's label says besides the claim: why it has no interval, or no margin."""
+    if math.isfinite(low) and math.isfinite(high):
+        return "" if margin > 0 else " (no margin)"
+    replicates = int(c.get("replicates", 0) or 0)
+    why = c.get("why left out")
+    if isinstance(why, str) and why:
+        return f" (left out: {why})"
+    if replicates < 2:
+        return f" ({replicates} replicate{'s' if replicates != 1 else ''}: no interval)"
+    return " (no interval)"

@@ -12,7 +12,7 @@ import pandas as pd
 from lthkit.plots.replicates import faint_replicates, replicates_note
 
 __all__ = ["eigenvalue_comparison", "volume_by_level", "flip_figure", "fig22_volume_k",
-           "density_figure", "trace_figure"]
+           "density_figure", "trace_figure", "prune_fraction_sweep_figure"]
 
 
 def _np(x: Any) -> np.ndarray:
@@ -137,5 +137,23 @@ def trace_figure(table: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.set_ylabel("trace of the Hessian in level L space")
     ax.set_xticks(list(table.index))
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def prune_fraction_sweep_figure(table: pd.DataFrame, title: str = "",
+                                others: Sequence[pd.DataFrame] = ()) -> plt.Figure:
+    """Result 3's sweep: the training loss and V'(k) of W_min(L-1) pruned of each fraction of
+    its weights in one step, against the fraction (other replicates faint)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, column, label in ((axes[0], "loss", "training loss"),
+                              (axes[1], "V'(k)", f"V'({int(table['k'].iloc[0])})")):
+        for other in others:
+            ax.plot(other["fraction"], other[column], "-", color="C0", alpha=0.25, lw=1)
+        ax.plot(table["fraction"], table[column], "o-", color="C0")
+        ax.set_xlabel("fraction of the alive weights pruned in one step")
+        ax.set_ylabel(label)
+    axes[1].set_title("larger V': smaller volume", fontsize=9)
+    fig.suptitle(title or "Result 3: pruning more in one step", fontsize=10)
     fig.tight_layout()
     return fig

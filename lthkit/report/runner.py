@@ -53,6 +53,9 @@ from lthkit.store.files import (DamagedFileError, StorageError, atomic_write_byt
                                 save_json)
 from lthkit.store.layout import MissingInputError, RunMismatchError, RunStore
 from lthkit.store.paths import REPLICATE_DIR, replicate_dir
+from lthkit.report.claims_page import STYLE as CLAIMS_STYLE
+from lthkit.report.claims_page import claims_html
+from lthkit.verdicts.claims import FRAME_COLUMNS
 from lthkit.verdicts.paper_claims import claims_file
 
 __all__ = ["run_report", "main", "NotebookResult", "RunnerBusyError"]
@@ -61,10 +64,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FAILED = "failed"  # notebooks/failed/: executed copies of notebooks that failed
 # The kit's own errors: their message says what to do, so it is printed alone.
 # The columns of claims.csv and of the report's opening table (lthkit.verdicts.claims.claims_frame).
-CLAIM_COLUMNS = ["notebook", "claim", "source", "statement", "quote", "quantity", "relation",
-                 "expect", "margin kind", "levels", "effect", "effect low", "effect high", "margin",
-                 "levels held", "levels failed", "levels inconclusive", "left out", "replicates",
-                 "replicates needed", "verdict"]
+CLAIM_COLUMNS = FRAME_COLUMNS
 KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
               "StorageError", "DatasetMissingError", "NetworkError"}
 
@@ -336,15 +336,15 @@ def write_index(params: Params, results: list[NotebookResult],
     thumbs = "\n".join(f'<a href="figures/{f.name}"><figure><img src="figures/{f.name}" '
                        f'loading="lazy"><figcaption>{html.escape(f.stem)}</figcaption></figure></a>'
                        for f in figures)
-    claims = _claims_html(run_dir, params.claims.margins)
+    claims = claims_html(run_dir, params.claims.margins)
     replicate_rows = _replicates_html(run_dir, replicates or {})
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>lthkit report: {html.escape(params.run.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.3em 1em;text-align:left}}
-.failed td{{color:#b00}} .holds{{color:#070}} .does-not-hold{{color:#b00}}
-.inconclusive{{color:#666}}
-.not-run td{{color:#888}} figure{{display:inline-block;margin:.5em;width:300px}}
-img{{width:300px}} figcaption{{font-size:80%}} table.claims td:nth-child(2){{min-width:22em}}</style></head><body>
+.failed td{{color:#b00}} .not-run td{{color:#888}}
+figure{{display:inline-block;margin:.5em;width:300px}} figure img{{width:300px}}
+figcaption{{font-size:80%}}
+{CLAIMS_STYLE}</style></head><body>
 <h1>lthkit report: {html.escape(params.run.name)}</h1>
 <p>Parameters: <code>{html.escape(params.source)}</code>; replicates: {params.run.replicates}</p>
 {claims}
@@ -358,114 +358,6 @@ img{{width:300px}} figcaption{{font-size:80%}} table.claims td:nth-child(2){{min
     index = run_dir / "index.html"
     atomic_write_bytes(index, lambda f: f.write(page), mode="w")
     return index
-
-
-def _claims_html(run_dir: Path, margins: dict[str, float] | None = None) -> str:
-    """The opening of index.html: a forest plot of every claim's overall effect, the claims of
-    the series with verdict, effect, interval, margin and replicates needed (claims.csv), each
-    linked to its table level by level, then the rule and the margins in force."""
-    import pandas as pd
-
-    from lthkit.verdicts.claims import RULE, margins_note
-
-    path = run_dir / "claims.csv"
-    try:
-        table = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        table = pd.DataFrame()
-    if table.empty:
-        return ("<h2>Claims</h2><p>No notebook of this series has saved claims yet "
-                "(notebooks 03-11 do).</p>")
-    forest = _forest_png(run_dir, table)
-    rows = []
-    for _, c in table.iterrows():
-        nb = str(c["notebook"])
-        link = next((f'<a href="notebooks/{nb}.{ext}">{html.escape(nb)}</a>'
-                     for ext in ("html", "ipynb")
-                     if (run_dir / "notebooks" / f"{nb}.{ext}").exists()), html.escape(nb))
-        verdict = str(c["verdict"])
-        key = str(c["claim"])
-        needed = c.get("replicates needed")
-        count = int(c["replicates"])
-        needed = ("" if verdict != "inconclusive" else
-                  "more than 1 (no spread yet)" if count < 2 and pd.isna(needed) else
-                  "" if pd.isna(needed) else str(int(needed)))
-        interval = (f"[{_number(c['effect low'])}, {_number(c['effect high'])}]"
-                    if _number(c["effect low"]) and _number(c["effect high"])
-                    else f"(no interval: {count} replicate{'s' if count != 1 else ''})")
-        rows.append(f"<tr><td><a href=\"#claim-{html.escape(key)}\">{html.escape(key)}</a></td>"
-                    f"<td>{html.escape(str(c['statement']))}{_quote_html(c.get('quote'))}</td>"
-                    f"<td>{html.escape(str(c['source']))}</td><td>{link}</td>"
-                    f"<td class='{verdict.replace(' ', '-')}'><b>{html.escape(verdict)}</b></td>"
-                    f"<td>{_number(c['effect'])} {interval}</td><td>{_number(c['margin'])}</td>"
-                    f"<td>{int(c['levels held'])} / {int(c['levels failed'])} / "
-                    f"{int(c['levels inconclusive'])}</td><td>{int(c['left out'])}</td>"
-                    f"<td>{count}</td><td>{needed}</td></tr>")
-    kinds = [k for k in table["margin kind"].dropna().astype(str)]
-    return (f"<h2>Claims</h2>\n{forest}\n"
-            "<table class='claims'><tr><th>claim</th><th>statement</th><th>source</th><th>notebook</th>"
-            "<th>verdict</th><th>effect A - B [95% interval]</th><th>margin</th>"
-            "<th>levels held / failed / inconclusive</th><th>values left out</th>"
-            f"<th>replicates</th><th>replicates needed</th></tr>\n{''.join(rows)}</table>\n"
-            f"<p>{html.escape(RULE)} (<a href=\"claims.csv\">claims.csv</a>)</p>\n"
-            f"<p>{html.escape(margins_note(margins, kinds))}</p>\n"
-            f"{_claim_levels_html(run_dir, table)}")
-
-
-def _quote_html(quote: object) -> str:
-    """The paper's sentence a claim tests, under its statement."""
-    if not isinstance(quote, str) or not quote.strip():
-        return ""
-    return f"<br><small><i>&ldquo;{html.escape(quote)}&rdquo;</i></small>"
-
-
-def _number(x: object) -> str:
-    try:
-        value = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return ""
-    return "" if value != value else f"{value:.4g}"
-
-
-def _forest_png(run_dir: Path, table) -> str:
-    """claims_forest.png in the run folder (atomically), as the page's opening figure."""
-    import matplotlib.pyplot as plt
-
-    from lthkit.plots import claims_forest
-
-    fig = claims_forest(table)
-    target = run_dir / "claims_forest.png"
-    atomic_write_bytes(target, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return ('<p><img src="claims_forest.png" style="width:720px;max-width:100%" '
-            'alt="forest plot of the claims"></p>')
-
-
-def _claim_levels_html(run_dir: Path, table) -> str:
-    """Each claim's table level by level (tables/claim_levels_<notebook>.csv), under an anchor
-    the claims table links to."""
-    import pandas as pd
-
-    from lthkit.verdicts.paper_claims import claim_levels_file
-
-    shown = ["level", "A", "B", "difference", "difference low", "difference high", "margin",
-             "replicates", "left out", "why left out", "as claimed", "verdict"]
-    parts = ["<h2>Claims level by level</h2>"]
-    for nb in dict.fromkeys(table["notebook"].astype(str)):
-        path = run_dir / "tables" / claim_levels_file(nb)
-        try:
-            levels = pd.read_csv(path, index_col=0) if path.exists() else pd.DataFrame()
-        except (OSError, ValueError, pd.errors.EmptyDataError):
-            levels = pd.DataFrame()
-        if levels.empty or "claim" not in levels:
-            continue
-        for key, rows in levels.groupby("claim", sort=False):
-            cols = [c for c in shown if c in rows]
-            body = rows[cols].to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}",
-                                      border=0)
-            parts.append(f'<h3 id="claim-{html.escape(str(key))}">{html.escape(str(key))}: '
-                         f"{html.escape(str(rows['relation'].iloc[0]))}</h3>\n{body}")
-    return "\n".join(parts) if len(parts) > 1 else ""
 
 
 def _replicates_html(run_dir: Path, replicates: dict[int, list[NotebookResult]]) -> str:

@@ -98,13 +98,18 @@ def run_transfer(ctx: Context, task: TransferTask, progress: bool = True) -> Tra
 
 def transfer_table(result: TransferResult) -> pd.DataFrame:
     """Per level: the target's own ticket against the transferred source ticket (test accuracy),
-    and their difference (transferred minus own: the report's "generalizes well" per level)."""
-    own = ImpResults(result.target.store)
+    their difference (transferred minus own: the report's "generalizes well" per level), the
+    source's own ticket on its own data and optimizer (task 3 compares the two optimizers' own
+    tickets) and chance accuracy on the target (1 / its classes: task 2's collapse)."""
+    own, source = ImpResults(result.target.store), ImpResults(result.source.store)
+    chance = 1.0 / int(result.target.data.test_y.unique().numel())
     rows = []
     for level in own.levels_done():
         f = own.metrics(level)["final"]
         row = {"task": result.task.name, "level": level, "weights_left_%": 100 * f["density"],
-               "target_ticket_test_acc": f["test_acc"]}
+               "target_ticket_test_acc": f["test_acc"], "chance_test_acc": chance}
+        if level in source.levels_done():  # the source's ticket on its own data and optimizer
+            row["source_ticket_test_acc"] = source.metrics(level)["final"]["test_acc"]
         files = result.transferred(level)
         if files.done():
             row["transferred_ticket_test_acc"] = files.metrics()["final"]["test_acc"]

@@ -49,9 +49,10 @@ from lthkit.analysis.hessian.operator import (DenseOperator, HessianOperator, re
 from lthkit.analysis.hessian.reference import pyhessian_density, pyhessian_topk, pyhessian_trace
 from lthkit.analysis.hessian.tables import (APPENDIX_CHOICE_FIGURES, BASELINE_COMPARISONS,
                                             PRUNING_CHOICE_FIGURES, PUBLISHED,
-                                            baseline_volume_table, choice_points, choices_tables,
-                                            flip_table, paper_preset, trace_table, unique_points,
-                                            volume_by_k, volume_tables)
+                                            baseline_volume_table, choice_names, choice_points,
+                                            choices_tables, flip_table, paper_preset,
+                                            prune_fraction_sweep, sweep_points, trace_table,
+                                            unique_points, volume_by_k, volume_tables)
 
 __all__ = [
     "HessianOperator", "DenseOperator", "LanczosResult", "lanczos_topk", "log_volume",
@@ -59,7 +60,8 @@ __all__ = [
     "pyhessian_density", "HessianPoint", "imp_solution", "imp_projection",
     "imp_reverse_projection", "band_projection", "baseline_solution", "HessianAnalysis",
     "PUBLISHED", "paper_preset", "resolve_hvp_mode", "volume_points", "baseline_levels",
-    "volume_tables", "flip_table", "volume_by_k", "choice_points", "choices_tables", "trace_table",
+    "volume_tables", "flip_table", "volume_by_k", "choice_points", "choice_names",
+    "choices_tables", "trace_table", "prune_fraction_sweep", "sweep_points",
     "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32", "block_lanczos_topk",
     "eigsh_topk", "topk", "resolve_method", "volume_count", "VolumeWarning", "dtype_floor",
     "Subspace", "DEFAULT_POSITIVE_THRESHOLD", "SpectrumWarning", "spectrum_status",

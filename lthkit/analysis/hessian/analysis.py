@@ -14,16 +14,17 @@ import torch
 from torch import nn
 
 from lthkit.analysis.hessian.lanczos import (density_curve, hutchinson_trace, log_volume,
-                                             resolve_method, slq_density, topk, volume_count)
+                                             resolve_method, slq_density, topk, volume_bound,
+                                             volume_count)
 from lthkit.analysis.hessian.operator import HessianOperator
 from lthkit.nets.evaluator import PointEvaluator
 from lthkit.nets.pruning import Mask, magnitude_prune, masked_state
 from lthkit.platform.progress import tqdm
 
 __all__ = ["HessianPoint", "imp_solution", "imp_reverse_projection", "imp_projection",
-           "band_projection", "baseline_solution", "volume_points", "baseline_levels",
-           "HessianAnalysis", "BASELINE_SYMBOLS", "SpectrumWarning", "spectrum_status",
-           "spectrum_flags", "point_from_spec"]
+           "band_projection", "fraction_projection", "baseline_solution", "volume_points",
+           "baseline_levels", "HessianAnalysis", "BASELINE_SYMBOLS", "SpectrumWarning",
+           "spectrum_status", "spectrum_flags", "spectrum_bound", "point_from_spec"]
 
 
 @dataclass
@@ -79,6 +80,21 @@ def band_projection(imp, level: int, fraction: float, scope: str = "global") -> 
                         ("band_projection", level, fraction, scope))
 
 
+def fraction_projection(imp, level: int, fraction: float, scope: str = "global") -> HessianPoint:
+    """W_min(L-1) with the smallest `fraction` of its alive weights pruned, in that mask's space:
+    one step of a prune-fraction sweep (Result 3: too many weights pruned in a step raise the
+    loss and shrink the volume more). At imp.prune_fraction it is Pr_L(min(L-1))."""
+    def load():
+        prev = imp.final(level - 1)
+        mask = magnitude_prune(prev, imp.mask(level - 1), fraction=fraction, scope=scope)
+        return masked_state(prev, mask), mask
+
+    return HessianPoint(f"pruned_L{level - 1:02d}_p{fraction:g}",
+                        f"pruned_m{level - 1:02d}_p{fraction:g}",
+                        rf"$Pr_{{{fraction:.0%}}}(min({level - 1}))$".replace("%", r"\%"), load,
+                        ("fraction_projection", level, fraction, scope))
+
+
 BASELINE_SYMBOLS = {"one_shot": "OS", "fine_tune": "FT", "lr_rewind": "LRR",
                     "random_reinit": "RI", "random_prune": "RP", "random_prune_oneshot": "RP'"}
 
@@ -98,7 +114,7 @@ def point_from_spec(imp, baselines, spec: tuple) -> HessianPoint:
     builder, *args = spec
     if builder == "baseline_solution":
         return baseline_solution(baselines, *args)
-    if builder in ("imp_solution", "imp_projection", "band_projection"):
+    if builder in ("imp_solution", "imp_projection", "band_projection", "fraction_projection"):
         return globals()[builder](imp, *args)
     raise ValueError(f"not a point of the Hessian analysis: {spec!r}")
 
@@ -144,6 +160,12 @@ def spectrum_flags(spectrum: Mapping, k: int, threshold: float) -> str:
     if entered < wanted:
         flags.append(f"{entered} of {wanted} eigenvalues > {threshold:g} x lambda_max")
     return "; ".join(f for f in flags if f)
+
+
+def spectrum_bound(spectrum: Mapping, k: int, threshold: float) -> float:
+    """The error bound of V'(k) of a cached spectrum (`lanczos.volume_bound`); an older entry
+    without residuals has none (NaN)."""
+    return volume_bound(spectrum["eigenvalues"], spectrum.get("residuals"), k, threshold)
 
 
 def _convergence_flag(spectrum: Mapping) -> str:
@@ -304,6 +326,10 @@ class HessianAnalysis:
     def log_volume(self, spectrum: Mapping, k: int | None = None) -> float:
         """V'(k) of a spectrum with this run's positive threshold (warns when fewer than k)."""
         return log_volume(spectrum["eigenvalues"], k or self.cfg.k, self.cfg.positive_threshold)
+
+    def bound(self, spectrum: Mapping, k: int | None = None) -> float:
+        """The error bound of V'(k) of a spectrum that its residuals certify (`volume_bound`)."""
+        return spectrum_bound(spectrum, k or self.cfg.k, self.cfg.positive_threshold)
 
     def flags(self, spectrum: Mapping, k: int | None = None) -> str:
         """What the tables say beside V'(k) of a spectrum ('' when nothing)."""

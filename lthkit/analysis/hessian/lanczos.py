@@ -33,7 +33,7 @@ from lthkit.platform.device import memory_budget
 from lthkit.platform.progress import tqdm
 
 __all__ = ["LanczosResult", "lanczos_topk", "block_lanczos_topk", "eigsh_topk", "topk",
-           "resolve_method", "log_volume", "volume_count", "VolumeWarning", "dtype_floor",
+           "resolve_method", "log_volume", "volume_count", "volume_bound", "VolumeWarning", "dtype_floor",
            "Subspace", "hutchinson_trace", "slq_density", "density_curve", "ToleranceMode",
            "Method", "DEFAULT_POSITIVE_THRESHOLD"]
 
@@ -566,6 +566,30 @@ def volume_count(eigenvalues: torch.Tensor | Sequence[float], k: int | None = No
         return 0.0, 0, wanted
     kept = lam[lam > threshold * lam[0]]
     return float(torch.log(kept).sum()), len(kept), wanted
+
+
+def volume_bound(eigenvalues: torch.Tensor | Sequence[float],
+                 residuals: torch.Tensor | Sequence[float] | None, k: int | None = None,
+                 threshold: float = DEFAULT_POSITIVE_THRESHOLD) -> float:
+    """How far V'(k) of these Ritz values may lie from the same sum over the eigenvalues they
+    approximate: a Ritz value θ with residual r = ‖Hv − θv‖ is within r of an eigenvalue, so
+    its log is within log(θ / (θ − r)) of that eigenvalue's (the larger side, log being concave);
+    the bound is the sum over the values V'(k) sums. It assumes, as residual bounds do, that the
+    Ritz values stand for the top eigenvalues (Lanczos finds the extreme ones first). inf where a
+    value lies within its residual of 0 (no bound), NaN without residuals."""
+    if residuals is None:
+        return math.nan
+    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    res = torch.as_tensor(residuals, dtype=torch.float64).abs()
+    if res.numel() != lam.numel():
+        return math.nan
+    order = lam.argsort(descending=True)
+    lam, res = lam[order], res[order]
+    _, entered, _ = volume_count(lam, k, threshold)
+    lam, res = lam[:entered], res[:entered]
+    if bool((res >= lam).any()):
+        return math.inf
+    return float(torch.log(lam / (lam - res)).sum())
 
 
 def log_volume(eigenvalues: torch.Tensor | Sequence[float], k: int | None = None,

@@ -11,13 +11,14 @@ import pandas as pd
 from lthkit.analysis import published
 from lthkit.analysis.hessian.analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint,
                                               band_projection, baseline_levels, baseline_solution,
-                                              imp_projection, imp_reverse_projection, imp_solution)
+                                              fraction_projection, imp_projection,
+                                              imp_reverse_projection, imp_solution)
 from lthkit.analysis.hessian.lanczos import DEFAULT_POSITIVE_THRESHOLD, log_volume, volume_count
 
 __all__ = ["PUBLISHED", "paper_preset", "volume_tables", "flip_table", "volume_by_k",
-           "choice_points", "choices_tables", "trace_table", "PRUNING_CHOICE_FIGURES",
+           "choice_points", "choice_names", "choices_tables", "trace_table", "PRUNING_CHOICE_FIGURES",
            "BASELINE_COMPARISONS", "APPENDIX_CHOICE_FIGURES", "baseline_volume_table",
-           "unique_points"]
+           "unique_points", "sweep_points", "prune_fraction_sweep"]
 
 
 # The published values and the rule deciding when they stand beside ours live in
@@ -53,13 +54,21 @@ def volume_tables(analysis: HessianAnalysis, imp, levels: Sequence[int],
     return (pd.DataFrame(t1).set_index("level"), pd.DataFrame(t3).set_index("level"))
 
 
-def _quality(analysis: HessianAnalysis, k: int, spectra: Mapping[str, dict]) -> dict:
+def _quality(analysis: HessianAnalysis, k: int, spectra: Mapping[str, dict],
+             ks: Sequence[int] = ()) -> dict:
     """The columns that say how far V'(k) can be trusted: per spectrum, how many eigenvalues
-    entered it (above hessian.positive_threshold x lambda_max), and the flags of all of them
-    (not converged, limited by the dtype, fewer than k entered); '' when nothing to say."""
+    entered it (above hessian.positive_threshold x lambda_max), the error bound its residuals
+    certify (`bound <name>`; with `ks`, `bound <name> k=K` for each K instead), and the flags of
+    all of them (not converged, limited by the dtype, fewer than k entered); '' when nothing to
+    say. A value short of its tolerance enters the claims with its bound (lthkit.verdicts)."""
     t = analysis.cfg.positive_threshold
     row: dict[str, object] = {f"entered {name}": volume_count(s["eigenvalues"], k, t)[1]
                               for name, s in spectra.items()}
+    for name, s in spectra.items():
+        if ks:
+            row |= {f"bound {name} k={kk}": analysis.bound(s, kk) for kk in ks}
+        else:
+            row[f"bound {name}"] = analysis.bound(s, k)
     flags = [f"{name}: {f}" for name, s in spectra.items() if (f := analysis.flags(s, k))]
     row["flags"] = " | ".join(flags)
     return row
@@ -105,7 +114,7 @@ def flip_table(analysis: HessianAnalysis, imp, levels: Sequence[int],
                    f"V'({k})": analysis.log_volume(spectrum, k),
                    "entered": volume_count(spectrum["eigenvalues"], k,
                                            analysis.cfg.positive_threshold)[1],
-                   "flags": analysis.flags(spectrum, k)}
+                   "bound": analysis.bound(spectrum, k), "flags": analysis.flags(spectrum, k)}
             if shown:
                 row["paper"] = paper
             rows.append(row)
@@ -123,7 +132,7 @@ def volume_by_k(analysis: HessianAnalysis, imp, levels: Sequence[int],
         for k in ks:
             row[f"W_min(L) k={k}"] = analysis.log_volume(mn, k)
             row[f"Pr_L(min(L-1)) k={k}"] = analysis.log_volume(pr, k)
-        row.update(_quality(analysis, max(ks), {"W_min(L)": mn, "Pr_L(min(L-1))": pr}))
+        row.update(_quality(analysis, max(ks), {"W_min(L)": mn, "Pr_L(min(L-1))": pr}, ks))
         rows.append(row)
     return pd.DataFrame(rows).set_index("level")
 
@@ -158,15 +167,23 @@ def choice_points(imp, baselines, levels: Sequence[int], kinds: Sequence[str],
     return out
 
 
+def choice_names(points: Mapping[int, Mapping[str, HessianPoint]]) -> list[str]:
+    """The kinds of point of `choice_points`, each once, in order: the volume table's columns
+    of V'(k) (beside them stand the columns that say how far each can be trusted)."""
+    return list(dict.fromkeys(name for named in points.values() for name in named))
+
+
 def choices_tables(analysis: HessianAnalysis, points: Mapping[int, Mapping[str, HessianPoint]],
                    k: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """V'(k) and the loss at every point of `choice_points`: one row per level, one column per
-    kind of point (NaN where a point is not part of the run)."""
+    kind of point (NaN where a point is not part of the run); beside the volumes, how far each
+    can be trusted (`_quality`: entered, bound, flags)."""
     k = k or analysis.cfg.k
     volumes, losses = [], []
     for L, named in points.items():
         spectra = {name: analysis.spectrum(pt) for name, pt in named.items()}
-        volumes.append({"level": L, **{n: analysis.log_volume(s, k) for n, s in spectra.items()}})
+        volumes.append({"level": L, **{n: analysis.log_volume(s, k) for n, s in spectra.items()},
+                        **_quality(analysis, k, spectra)})
         losses.append({"level": L, **{n: s["loss"] for n, s in spectra.items()}})
     return (pd.DataFrame(volumes).set_index("level"), pd.DataFrame(losses).set_index("level"))
 
@@ -219,3 +236,29 @@ def trace_table(analysis: HessianAnalysis, points: Mapping[int, HessianPoint]) -
         rows.append({"level": level, "point": point.name, "dim": t["dim"], "trace": t["trace"],
                      "std_error": t["std_error"], "trace_per_dim": t["trace"] / t["dim"]})
     return pd.DataFrame(rows).set_index("level")
+
+
+def sweep_points(imp, level: int, fractions: Sequence[float], scope: str = "global"
+                 ) -> list[HessianPoint]:
+    """The points of Result 3's sweep: W_min(L-1) pruned of each fraction in one step."""
+    return [fraction_projection(imp, level, f, scope) for f in fractions]
+
+
+def prune_fraction_sweep(analysis: HessianAnalysis, imp, level: int, fractions: Sequence[float],
+                         scope: str = "global", k: int | None = None) -> pd.DataFrame:
+    """Result 3 ("if too many weights are pruned out in a step, it leads to a bigger increase in
+    the training loss and a bigger decrease in volume"), measured without retraining: one row
+    per step of `fractions`, W_min(L-1) pruned of its smallest fraction: the dimension of its
+    space, its training loss and the increase over W_min(L-1)'s, V'(k) in its space and how far
+    that can be trusted (`_quality`, the point named "pruned")."""
+    k = k or analysis.cfg.k
+    before = analysis.spectrum(imp_solution(imp, level - 1))["loss"]
+    rows = []
+    for step, point in enumerate(sweep_points(imp, level, fractions, scope)):
+        spectrum = analysis.spectrum(point)
+        rows.append({"step": step, "level": level, "fraction": fractions[step],
+                     "dim": spectrum["dim"], "loss": spectrum["loss"],
+                     "loss increase": spectrum["loss"] - before, "k": k,
+                     "V'(k)": analysis.log_volume(spectrum, k),
+                     **_quality(analysis, k, {"pruned": spectrum})})
+    return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
