@@ -190,6 +190,9 @@ def _notebook_analyses(ctx) -> None:
     hs.choices_tables(H, hs.choice_points(imp, baselines, sorted({*levels, *band_levels}),
                                           p.baselines.kinds, band_levels, p.imp.prune_fraction,
                                           p.imp.scope))
+    if p.hessian.sweep_fractions:
+        hs.prune_fraction_sweep(H, imp, p.hessian.sweep_level or levels[0],
+                                p.hessian.sweep_fractions, p.imp.scope)
     land = ls.Landscape(ctx, progress=False)
     for lv in levels:
         land.radius_pair(PointRef("imp", lv), PointRef("proj", lv), space_level=lv)

@@ -19,9 +19,11 @@ from lthkit import plots
 from lthkit.analysis.hessian.lanczos import log_volume
 from lthkit.analysis.hessian.tables import _pair_row
 from lthkit.analysis.landscape.tables import barrier_table, plane_table, radius_table
+from lthkit.config.analysis import HessianSection
 from lthkit.config.base import ParamsError
 from lthkit.config.report import ClaimsSection
 from lthkit.config.seeds import derive_seed, replicate_params
+from lthkit.config.training import DataSection
 from lthkit.report.runner import write_claims, write_index
 from lthkit.store.files import save_json
 from lthkit.store.layout import RunStore
@@ -99,7 +101,9 @@ def _fake_run(tmp_path: Path, replicates: int, tables: dict[int, pd.DataFrame | 
         save_json(folder / MANIFEST, {"fingerprint": {}})
         if table is not None:
             RunStore(folder).save_table(table, name)
-    params = SimpleNamespace(run=SimpleNamespace(replicates=replicates), claims=ClaimsSection())
+    params = SimpleNamespace(run=SimpleNamespace(replicates=replicates), claims=ClaimsSection(),
+                             hessian=HessianSection(k=6, ks_fig22=[2, 4, 6]),
+                             data=DataSection())
     return SimpleNamespace(store=RunStore(root), params=params, replicate=0)
 
 
@@ -313,7 +317,8 @@ def test_notebook_claims_judge_across_replicates_and_save(tmp_path):
     assert list(per_level["verdict"]) == [HOLDS, HOLDS]  # level 1, then 'all'
     assert per_level.loc[0, "replicates"] == 3
     saved = pd.read_csv(ctx.store.table_path("claims_04_hessian_volume.csv"), index_col=0)
-    assert saved.loc[0, "verdict"] == HOLDS and saved.loc[0, "levels held"] == 1
+    assert saved.loc[0, "verdict"] == HOLDS and saved.loc[0, "levels holds"] == 1
+    assert per_level.loc[0, "margin"] == pytest.approx(0.005 * 6), "per eigenvalue, times k"
     one = _fake_run(tmp_path / "one", 1, {0: table1(10.0, 12.0)}, name="table1.csv")
     assert pc.notebook_claims(one, "04_hessian_volume", [_claim("R1-table1")]).loc[
         1, "verdict"] == INCONCLUSIVE
@@ -332,9 +337,11 @@ def test_claims_csv_and_index_open_with_the_claims(tiny):
                      "04_hessian_volume", margin="volume")
     lone = Claim("R1-table4", "Saleem et al.", "one seed", "V'", "W_min(L)", "RPr", "less",
                  "04_hessian_volume", margin="volume")
-    tables = [(held, claim_table(held, {1: Measured([1.0, 1.1, 0.9], [3.0, 3.2, 2.9])})),
-              (open_one, claim_table(open_one, {1: Measured([1.0, 2.9, 1.5], [2.0, 3.0, 2.9])})),
-              (lone, claim_table(lone, {1: Measured([1.0], [2.0])}))]
+    k = [100.0] * 3  # the scale of a volume margin: the k of V'(k)
+    tables = [(held, claim_table(held, {1: Measured([1.0, 1.1, 0.9], [3.0, 3.2, 2.9], k)})),
+              (open_one, claim_table(open_one, {1: Measured([1.0, 2.9, 1.5], [2.0, 3.0, 2.9],
+                                                            k)})),
+              (lone, claim_table(lone, {1: Measured([1.0], [2.0], k[:1])}))]
     store.save_table(claims_frame(tables), "claims_04_hessian_volume.csv")
     store.save_table(pd.concat([t for _, t in tables], ignore_index=True),
                      "claim_levels_04_hessian_volume.csv")
@@ -349,7 +356,7 @@ def test_claims_csv_and_index_open_with_the_claims(tiny):
     assert "W_min &lt;b&gt;larger" in page and "t-interval" in page
     assert 'href="#claim-R1-table1"' in page and 'id="claim-R1-table1"' in page
     assert f"{claims.loc[0, 'effect']:.4g} [" in page
-    assert "Margins (claims.margins): volume 0.5" in page
+    assert "Margins (claims.margins): volume 0.005" in page
     assert "(no interval: 1 replicate)" in page and "more than 1 (no spread yet)" in page
 
 

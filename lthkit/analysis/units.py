@@ -100,7 +100,7 @@ def _hessian(method: str, point) -> Call:
 def hessian_calls(ctx: Context, stems: set[str]) -> list[Call]:
     """Spectra, traces and densities of notebooks 04 and 08, each once."""
     from lthkit.analysis.hessian import (BASELINE_COMPARISONS, choice_points, imp_solution,
-                                         unique_points, volume_points)
+                                         sweep_points, unique_points, volume_points)
 
     p = ctx.params
     imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
@@ -121,6 +121,10 @@ def hessian_calls(ctx: Context, stems: set[str]) -> list[Call]:
         groups.append(choice_points(imp, baselines, sorted({*levels, *band_levels}),
                                     p.baselines.kinds, band_levels, p.imp.prune_fraction,
                                     p.imp.scope))
+        if p.hessian.sweep_fractions:  # Result 3's sweep, from W_min(L-1)
+            level = p.hessian.sweep_level or levels[0]
+            groups.append([imp_solution(imp, level - 1),
+                           *sweep_points(imp, level, p.hessian.sweep_fractions, p.imp.scope)])
     spectra = [_hessian("spectrum", pt) for pt in unique_points(*groups)] if groups else []
     return spectra + calls
 

@@ -91,6 +91,8 @@ RESULT_NEUTRAL_KEYS: dict[str, str] = {
     "hessian.reuse_graph": "keeps the first-order graph between products: the same products",
     "hessian.basis_device": "where the Lanczos basis is kept: the same arithmetic",
     "hessian.band_levels": "chooses the levels of Fig 16; each point has a key of its own",
+    "hessian.sweep_fractions": "chooses the points of Result 3's sweep; each has a key of its own",
+    "hessian.sweep_level": "chooses the level of Result 3's sweep; each point has a key of its own",
     "landscape.plane_levels": "chooses the plane's points; each plane's key names its points",
     "landscape.plane_baseline_level": "chooses the points projected on the plane; the key names them",
     "landscape.sublevel_loss": "the level drawn on the plane, not a computed number",

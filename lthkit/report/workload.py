@@ -110,7 +110,8 @@ def line_points(n: int, margin: float) -> int:
 
 def spectra_of_notebook08(p: Params) -> int:
     """Spectra notebook 08 adds to notebook 04's (shared cache): W_min(L), Pr_L at band levels
-    outside the analysis levels, the band projections and every baseline at its levels."""
+    outside the analysis levels, the band projections, every baseline at its levels and the
+    points of Result 3's prune-fraction sweep."""
     levels = set(p.levels(p.analysis.levels, minimum=1))
     band = set(p.levels(p.hessian.band_levels, minimum=1))
     baseline_levels = set(p.levels(p.baselines.levels, minimum=1))
@@ -122,6 +123,9 @@ def spectra_of_notebook08(p: Params) -> int:
             new += 1                       # the band-pruned projection
         if lv in baseline_levels and lv in levels:
             new += len(set(p.baselines.kinds))
+    if p.hessian.sweep_fractions:  # Result 3's sweep: one spectrum per fraction
+        sweep = p.hessian.sweep_level or min(levels)
+        new += len(p.hessian.sweep_fractions) + (sweep - 1 not in {0, *levels})
     return new
 
 

@@ -581,6 +581,11 @@ def _similarity_claims() -> list[PaperClaim]:
     return out
 
 
+RESULT3 = ("If too many weights are pruned out in a step, it leads to a bigger increase in the "
+           "training loss and a bigger decrease in volume, thus lowering the baseline for the "
+           "next solution.")
+
+
 CLAIMS: list[PaperClaim] = [
     # 02: Fig 2 (the kit's key R0: the observation that opens Section IV)
     _c("R0-fig2-accuracy", f"{S}, Fig 2", "IMP-WR's solution W_min(L) has a higher test accuracy "
@@ -780,9 +785,7 @@ CLAIMS: list[PaperClaim] = [
        "pruned at the larger fraction", "pruned at the smaller fraction", "greater", NB08,
        "result3_prune_fraction.csv", trend_over_levels("loss"), margin="loss",
        over="step of hessian.sweep_fractions",
-       quote="If too many weights are pruned out in a step, it leads to a bigger increase in the "
-             "training loss and a bigger decrease in volume, thus lowering the baseline for the "
-             "next solution."),
+       quote=RESULT3),
     _c("R3-sweep-volume", f"{S}, Result 3", "pruning more of W_min(L-1)'s weights in one step "
        "shrinks its volume more: V'(k) at each fraction of the sweep above V'(k) at the fraction "
        "before it", "V'(k) of W_min(L-1) pruned in one step, in its own space",
@@ -790,9 +793,7 @@ CLAIMS: list[PaperClaim] = [
        "result3_prune_fraction.csv", trend_over_levels("V'(k)"), margin="volume",
        flagged=trend_flags("pruned"), bound=trend_bound("pruned"),
        over="step of hessian.sweep_fractions",
-       quote="If too many weights are pruned out in a step, it leads to a bigger increase in the "
-             "training loss and a bigger decrease in volume, thus lowering the baseline for the "
-             "next solution."),
+       quote=RESULT3),
     # 09: the VGG-16 appendix
     _c("R0-fig24-accuracy", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) "
        "has a higher test accuracy than the best of the figure's other strategies (FT, RI, RP, "
