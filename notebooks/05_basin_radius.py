@@ -40,6 +40,9 @@
 # prints the cut-off $c$ of every pair and, per point, $(c - L)/L$ for its own loss $L$; each
 # figure states the rule under its axes. Both points of a pair use the same random directions.
 # Losses are on the fixed analysis subset with BatchNorm statistics recomputed at every point.
+# The text lost the number of directions and the size of the subset too: the paper preset's 100
+# directions (`landscape.radius_directions`) and 5,000 examples are the kit's assumptions, and
+# the line under the parameters lists every such assumption where the paper's means are shown.
 #
 # **What to look for.** In level $L$ space the basin around $W_{min(L)}$ is wider than around the
 # projection $Pr_L(min(L-1))$ (Table II: 0.232 against 0.183); in level $L-1$ space the comparison

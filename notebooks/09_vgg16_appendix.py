@@ -45,9 +45,18 @@
 # $W_{min(L)}$ (VIII) and 451.384 for $W_{RP}(L)$ against the same 389.957 (IX); which number is
 # which follows the text (the Hessian at the baseline has the larger eigenvalues). 389.957 matches
 # no $W_{min}$ of Tables VI and VII, so the row is presumably level 12, the one analysed level whose
-# $W_{min(L)}$ they do not print, but that is an inference. The paper's values stand beside ours
-# (`lthkit.published`) only for a run of its VGG-16 recipe, and those of Tables VIII and IX, in
-# columns marked "level lost", repeat on every level.
+# $W_{min(L)}$ they do not print, but that is an inference. The text also lost the size of the
+# Hessian's subset (for VGG-16 as for ResNet-20): the preset's 5,000 examples are the kit's
+# assumption, like every value the line under the parameters lists.
+#
+# **Where the paper's values stand.** Beside ours (`lthkit.published`), only for a run of its
+# VGG-16 recipe and only for $V'(100)$: Tables VI and VII at their levels, and the one row of
+# Tables VIII and IX at level 12 only, in columns marked "(level 12, presumed)". The paper preset
+# trains its baselines at levels 1, 6 and 12 (`baselines.levels`) for that reason: at 12 the
+# paper's row stands beside the kit's $W_{RI}(12)$, $W_{RP}(12)$ and $W_{min(12)}$; at 1 and 6
+# the paper has no baseline values. The paper's own Table VII row at level 1 runs against its text
+# ($RPr_0(min(1))$ 219.996 below $W_{min(0)}$ 220.915, so $W_{min(0)}$ has the smaller volume
+# there); the table says so in its column "the paper's row against its text".
 
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
@@ -206,7 +215,8 @@ barriers.style.format(precision=4)
 # ## Figs 30, 32 and Tables VIII, IX: $W_{min(L)}$ against $W_{RI}(L)$ and $W_{RP}(L)$ (Figs 10, 18)
 # Drawn at the levels where notebook 02 trained the baseline. Each table: $V'(k)$ of both points,
 # the difference, whether $W_{min(L)}$ has the larger volume (the smaller $V'$), both losses, and
-# for the paper's recipe its single row of values, level lost (see the top of this notebook).
+# for the paper's recipe its single row of values at level 12 only, where it is presumed to be
+# (its level was lost; see the top of this notebook).
 
 # %%
 def render_choice(figure: int, level: int):

@@ -15,6 +15,8 @@ from lthkit import hessian as hs
 from lthkit import landscape as ls
 from lthkit import published
 from lthkit.config.params import load_params
+from lthkit.store.layout import RunStore
+from lthkit.train.baselines import BaselineResults
 
 ROOT = Path(__file__).resolve().parents[1]
 RESNET = ROOT / "params" / "resnet20_paper.yaml"
@@ -101,8 +103,7 @@ def test_paper_columns_per_level_and_for_a_lost_level():
     assert published.paper_columns(vgg, "volume_RP", 12) == {
         "paper W_RP(L) (level 12, presumed)": 451.384,
         "paper W_min(L) (level 12, presumed)": 389.957}
-    assert "5,000 examples for VGG-16 are the kit's assumption" in published.describe(
-        vgg, "volume")
+    assert "5,000 training examples" in published.describe(vgg, "volume")
     assert published.paper_columns(resnet, "radius_L", 3) == {
         "paper W_min(L) (level lost)": 0.232314, "paper Pr_L(min(L-1)) (level lost)": 0.183428}
     # each recipe only its own tables
@@ -138,19 +139,25 @@ def test_the_older_names_read_the_same_values():
 # --- the tables that apply the rule -------------------------------------------------------------
 
 class _Analysis:
-    """Stands for HessianAnalysis: a spectrum per point name, k, and the run's parameters."""
+    """Stands for HessianAnalysis: a spectrum per point name (`default` for the others), k, and
+    the run's parameters."""
 
-    def __init__(self, params, spectra: dict[str, list[float]], threshold: float = 1e-3):
-        self.cfg = SimpleNamespace(k=3, positive_threshold=threshold)
+    def __init__(self, params, spectra: dict[str, list[float]], threshold: float = 1e-3,
+                 k: int = 3, default: list[float] | None = None):
+        self.cfg = SimpleNamespace(k=k, positive_threshold=threshold)
         self.ctx = SimpleNamespace(params=params)
         self.spectra = spectra
+        self.default = default
 
     def flags(self, spectrum, k):
         return ""
 
     def spectrum(self, point):
-        lam = self.spectra[point.name]
+        lam = self.spectra.get(point.name, self.default)
         return {"eigenvalues": torch.tensor(lam), "loss": float(sum(lam))}
+
+    def log_volume(self, spectrum, k):
+        return hs.log_volume(spectrum["eigenvalues"], k, self.cfg.positive_threshold)
 
 
 class _Baselines:
@@ -176,16 +183,167 @@ def test_tables_8_and_9_hold_both_volumes_and_the_paper_only_for_its_recipe():
     assert ours.loc[1, "V'(3) W_RI(L)"] == pytest.approx(math.log(6000))
     assert ours.loc[1, "V'(3) W_min(L)"] == pytest.approx(math.log(6))
     assert ours["W_min(L) has the larger volume"].all()
-    paper = "paper W_RI(L) (level 12, presumed)"
-    assert ours.loc[12, paper] == 442.242 and ours[paper].loc[[1, 6]].isna().all(), \
-        "the lost row's values stand at its presumed level only"
-    assert ours.loc[12, "paper W_min(L) (level 12, presumed)"] == 389.957
-    rp = _baseline_table(load_params(VGG), "random_prune")
-    assert rp.loc[12, "paper W_RP(L) (level 12, presumed)"] == 451.384
+    # V'(3) is not the paper's V'(100): no paper columns beside it (issue 37, item 4)
+    assert not ours.filter(like="paper").columns.size
     other = _baseline_table(load_params(VGG, {"data.dataset": "synthetic_cifar10"}))
     assert not other.filter(like="paper").columns.size
     one_shot = _baseline_table(load_params(VGG), "one_shot")  # the paper has no such table
     assert list(one_shot.index) == [1, 6, 12] and not one_shot.filter(like="paper").columns.size
+
+
+# --- issue 37: the paper's tables where its recipe can show them --------------------------------
+
+K = 100
+SOLUTION, BASELINE = [2.0] * K, [20.0] * K  # V'(100) = 100 ln 2 and 100 ln 20
+
+
+def _finished_baselines(root: Path, params) -> BaselineResults:
+    """A run folder in which notebook 02 finished every baseline `params` asks for: the metrics
+    file, written last, marks each one done (nothing here reads weights)."""
+    results = BaselineResults(RunStore(root))
+    for kind in params.baselines.kinds:
+        for level in params.levels(params.baselines.levels, minimum=1):
+            metrics = results.files(kind, level).metrics_file
+            metrics.parent.mkdir(parents=True)
+            metrics.write_text("{}")
+    return results
+
+
+def _vgg_tables(root: Path, params, kind: str, k: int | None = None) -> pd.DataFrame:
+    """Table VIII or IX of a run folder with the preset's levels and baselines."""
+    baselines = _finished_baselines(root, params)
+    levels = params.levels(params.analysis.levels, minimum=1)
+    spectra = {hs.baseline_solution(baselines, kind, lv).name: BASELINE for lv in levels}
+    analysis = _Analysis(params, spectra, k=K, default=SOLUTION)
+    return hs.baseline_volume_table(analysis, object(), baselines, kind, levels, k)
+
+
+@pytest.mark.parametrize("kind, table, point", [("random_reinit", "Table VIII", "W_RI(L)"),
+                                                ("random_prune", "Table IX", "W_RP(L)")])
+def test_the_vgg16_preset_shows_tables_8_and_9_beside_its_own_values(tmp_path, kind, table,
+                                                                      point):
+    """Item 1: the preset trains the baselines at the level where the lost row presumably
+    stands (12), so its own run shows the paper's row there, beside the kit's values."""
+    params = load_params(VGG)
+    ours = _vgg_tables(tmp_path, params, kind)
+    presumed = published.TABLES[table].presumed_level
+    assert presumed in ours.index, "the preset trains no baseline where the paper's row stands"
+    row = ours.loc[presumed]
+    assert row[f"V'({K}) {point}"] == pytest.approx(K * math.log(20))
+    assert row[f"V'({K}) W_min(L)"] == pytest.approx(K * math.log(2))
+    paper = published.TABLES[table].values[None]
+    assert row[f"paper {point} (level 12, presumed)"] == paper[0]
+    assert row["paper W_min(L) (level 12, presumed)"] == paper[1] == 389.957
+    assert ours.drop(presumed).filter(like="paper").isna().all().all(), \
+        "the lost row stands at its presumed level only"
+
+
+def test_notebook_09_names_the_columns_tables_8_and_9_appear_in():
+    """Item 2: the prose says what the code shows (one row, at level 12, presumed)."""
+    text = (ROOT / "notebooks" / "09_vgg16_appendix.py").read_text()
+    column = published.paper_column(published.TABLES["Table VIII"], "W_RI(L)")
+    assert f'"{column.removeprefix("paper W_RI(L) ")}"' in text  # "(level 12, presumed)"
+    assert "repeat on every level" not in text
+    assert "trains its baselines at levels 1, 6 and 12" in text
+    assert load_params(VGG).baselines.levels == [1, 6, 12]
+
+
+def test_every_value_of_the_rule_is_the_papers_or_the_kits_assumption():
+    """Item 3: each key of the rule is given by the text (and where) or assumed (and why)."""
+    rule = {*published.RECIPES["resnet20"].keys, *published.RECIPES["vgg16"].keys}
+    for quantity in ("volume", "radius"):
+        rule |= set(published._MEASUREMENT[quantity])
+    assumed = [key for a in published.ASSUMED for key in a.keys]
+    assert len(assumed) == len(set(assumed))
+    assert not set(assumed) & set(published.GIVEN)
+    assert rule == set(assumed) | set(published.GIVEN)
+    for key in ("hessian examples", "landscape examples", "landscape.radius_directions",
+                "landscape.radius_value", "imp.rewind_iteration"):
+        assert key in assumed, f"{key}: the text lost it"
+
+
+@pytest.mark.parametrize("preset, quantity, says", [
+    (RESNET, "volume", "the Hessian on 5,000 training examples"),
+    (VGG, "volume", "the Hessian on 5,000 training examples"),
+    (RESNET, "radius", "100 random directions per point"),
+    (RESNET, "radius", "radii on 5,000 training examples"),
+    (RESNET, None, "rewinding to iteration k = 1000")])
+def test_the_assumptions_are_said_where_the_published_values_are_shown(preset, quantity, says):
+    text = published.describe(load_params(preset), quantity)
+    assert text.startswith("published values beside ours")
+    line = next(ln for ln in text.splitlines() if says in ln)
+    assert any(w in line for w in ("lost", "does not say", "names no", "gives no"))
+
+
+def test_no_lost_value_is_credited_to_the_paper():
+    """Item 3: where the kit shows the Hessian and radius samples, they are its assumptions."""
+    for name in ("resnet20_paper.yaml", "vgg16_paper.yaml"):
+        lines = (ROOT / "params" / name).read_text().splitlines()
+        for key in ("subset_size:", "radius_directions:", "rewind_iteration:", "bf16:"):
+            for i, line in enumerate(lines):
+                if line.strip().startswith(key):
+                    assert "kit's assumption" in line + lines[i + 1], f"{name}: {key}"
+    from lthkit.config.analysis import AnalysisSection, HessianSection, LandscapeSection
+
+    for section, key in ((AnalysisSection, "subset_size"), (HessianSection, "subset_size"),
+                         (LandscapeSection, "radius_directions")):
+        assert "lost" in section.model_fields[key].description, key
+    for path in ("notebooks/04_hessian_volume.py", "notebooks/05_basin_radius.py",
+                 "notebooks/09_vgg16_appendix.py", "lthkit/analysis/published.py",
+                 "params/resnet20_paper.yaml"):
+        text = (ROOT / path).read_text()
+        assert "paper: 10%" not in text and "(paper)" not in text, path
+
+
+def test_no_published_values_for_a_quantity_the_paper_does_not_have():
+    """Item 4: the paper prints no VGG-16 radii, and V'(100) only beside a V'(100)."""
+    vgg, resnet = load_params(VGG), load_params(RESNET)
+    text = published.describe(vgg, "radius")
+    assert text.startswith("published values: none") and "beside ours" not in text
+    assert published.paper_columns(vgg, "radius_L", 1) == {}
+    for params, comparison, level in ((vgg, "volume_L", 1), (resnet, "volume_L", 1),
+                                      (vgg, "volume_L-1", 6), (vgg, "volume_RI", 12)):
+        assert published.paper_columns(params, comparison, level, k=100)
+        assert published.paper_columns(params, comparison, level)  # hessian.k = 100
+        assert published.paper_columns(params, comparison, level, k=50) == {}
+        assert published.paper_table(params, comparison, k=10) is None
+    assert published.paper_columns(resnet, "radius_L", 1, k=50)  # the radii have no k
+
+
+@pytest.mark.parametrize("preset", [RESNET, VGG])
+def test_volume_tables_at_another_k_carry_no_published_values(preset):
+    params = load_params(preset)
+    analysis = _Analysis(params, {}, k=K, default=SOLUTION)
+    for k, shown in ((None, True), (K, True), (50, False), (10, False)):
+        t1, t3 = hs.volume_tables(analysis, object(), [1, 6], k)
+        flip = hs.flip_table(analysis, object(), [1], k)
+        assert bool(t1.filter(like="paper").columns.size) is shown, k
+        assert bool(t3.filter(like="paper").columns.size) is shown, k
+        assert ("paper" in flip) is shown, k
+
+
+def test_table_7_says_the_papers_own_level_1_row_runs_against_its_text():
+    """Item 5: RPr_0(min(1)) 219.996 < W_min(0) 220.915 in the paper's own Table VII."""
+    vgg = load_params(VGG)
+    against = published.AGAINST_COLUMN
+    note = published.paper_columns(vgg, "volume_L-1", 1)[against]
+    assert "219.996 < W_min(L-1) 220.915" in note and "W_min(L-1) has the smaller volume" in note
+    assert published.paper_columns(vgg, "volume_L-1", 6)[against] == ""
+    assert published.paper_columns(vgg, "volume_L-1", 2)[against] == ""  # no value there
+    for comparison in ("volume_L", "volume_RI", "volume_RP"):  # rows that agree: no column
+        assert against not in published.paper_columns(vgg, comparison, 12)
+    assert against not in published.paper_columns(load_params(RESNET), "volume_L-1", 1)
+    frame = published.published_frame()
+    flagged = frame[frame["against the text"] != ""]
+    assert set(flagged["source"]) == {"Table VII"} and set(flagged["level"]) == {1}
+    # beside the published column of the kit's tables
+    analysis = _Analysis(vgg, {}, k=K, default=SOLUTION)
+    _, t7 = hs.volume_tables(analysis, object(), [1, 6, 11, 12])
+    assert t7.loc[1, against] == note and (t7.loc[[6, 11, 12], against] == "").all()
+    assert t7.loc[1, "paper RPr_L-1(min(L))"] == 219.996
+    flip = hs.flip_table(analysis, object(), [1, 6])
+    assert (flip.loc["0->1", against].loc["level 0"] == note).all()
+    assert (flip.loc["5->6", against] == "").all()
 
 
 def test_tables_8_and_9_sum_the_eigenvalues_above_the_threshold():

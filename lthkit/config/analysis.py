@@ -12,7 +12,9 @@ from lthkit.config.base import LevelSelection, _KeyError, _Section
 
 class AnalysisSection(_Section):
     subset_size: int = Field(5000, ge=1, description="fixed seeded subset of the training set, no "
-                             "augmentation, used by every analysis (paper: 10%)")
+                             "augmentation, used by every analysis (the paper's fraction was "
+                             "lost in the extraction; 5,000, 10% of CIFAR-10, is the kit's "
+                             "assumption)")
     batch_size: int = Field(1000, ge=1, description="examples per forward pass in analyses")
     recalibrate_bn: bool = Field(True, description="recompute BatchNorm statistics on the subset "
                                  "at points that were not trained")
@@ -39,7 +41,8 @@ class HessianSection(_Section):
                                 "taken from the same top-k spectra)")
     subset_size: int | None = Field(None, ge=1, description="examples the Hessian is computed on: "
                                     "the first n of the seeded analysis subset (None: "
-                                    "analysis.subset_size; paper: 10% of the training set)")
+                                    "analysis.subset_size; the paper's fraction was lost, see "
+                                    "analysis.subset_size)")
     batch_size: int | None = Field(None, ge=1, description="examples per chunk of a Hessian-vector "
                                    "product, summed weighted by size (None: analysis.batch_size)")
     max_iterations: int = Field(600, ge=2, description="Lanczos iterations (= Hessian-vector "
@@ -124,7 +127,8 @@ class LandscapeSection(_Section):
                              "both ends included (alpha in [0, 1])")
     line_margin: float = Field(0.2, ge=0, description="alpha runs from -margin to 1 + margin, "
                                "on the same spacing")
-    radius_directions: int = Field(100, ge=1, description="random unit directions per point")
+    radius_directions: int = Field(100, ge=1, description="random unit directions per point "
+                                   "(the paper's number was lost; 100 is the kit's assumption)")
     radius_cutoff: Literal["relative", "additive", "absolute"] = Field(
         "relative", description="cut-off c: relative L0*(1+value), additive L0+value, absolute value")
     radius_value: float = Field(1.0, gt=0, description="value of the cut-off rule")

@@ -37,7 +37,7 @@ def volume_tables(analysis: HessianAnalysis, imp, levels: Sequence[int],
                   k: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table I (level L space: Pr_L(min(L-1)) against W_min(L)) and Table III (level L-1 space:
     RPr_{L-1}(min(L)) against W_min(L-1)), V'(k) per level, with the published values beside
-    ours when the run is the paper's recipe."""
+    ours when the run is the paper's recipe and k is theirs (100)."""
     k = k or analysis.cfg.k
     params = analysis.ctx.params
     t1, t3 = [], []
@@ -82,33 +82,34 @@ def _pair_row(level: int, a_name: str, a: dict, b_name: str, b: dict, k: int,
                               "difference": va - vb, f"{b_name} has the larger volume": vb < va,
                               f"loss {a_name}": a["loss"], f"loss {b_name}": b["loss"]}
     if comparison is not None:  # the paper's values, only for a run of its recipe
-        row.update(published.paper_columns(params, comparison, level))
+        row.update(published.paper_columns(params, comparison, level, k))
     return row
 
 
 def flip_table(analysis: HessianAnalysis, imp, levels: Sequence[int],
                k: int | None = None) -> pd.DataFrame:
     """Table V for every level pair (L-1, L): in level L-1 space W_min(L-1) against W_min(L),
-    in level L space W_min(L) against W_min(L-1) projected; rows (pair, space, solution)."""
+    in level L space W_min(L) against W_min(L-1) projected; rows (pair, space, solution), and
+    the paper's values for a run of its recipe at its k."""
     k = k or analysis.cfg.k
     params = analysis.ctx.params
-    shown = published.paper_recipe(params, "volume") is not None
+    shown = published.paper_table(params, "volume_L", k) is not None
     rows = []
     for L in levels:
         pair = f"{L - 1}->{L}"
-        pub1 = published.paper_columns(params, "volume_L", L)
-        pub3 = published.paper_columns(params, "volume_L-1", L)
+        pub1 = published.paper_columns(params, "volume_L", L, k)
+        pub3 = published.paper_columns(params, "volume_L-1", L, k)
         entries = [
             (f"level {L - 1}", f"W_min({L - 1}) (level {L - 1} solution)",
-             imp_solution(imp, L - 1), pub3.get("paper W_min(L-1)", math.nan)),
+             imp_solution(imp, L - 1), pub3, "paper W_min(L-1)"),
             (f"level {L - 1}", f"RPr_{L - 1}(min({L})) (level {L} solution)",
-             imp_reverse_projection(imp, L), pub3.get("paper RPr_L-1(min(L))", math.nan)),
+             imp_reverse_projection(imp, L), pub3, "paper RPr_L-1(min(L))"),
             (f"level {L}", f"W_min({L}) (level {L} solution)",
-             imp_solution(imp, L), pub1.get("paper W_min(L)", math.nan)),
+             imp_solution(imp, L), pub1, "paper W_min(L)"),
             (f"level {L}", f"Pr_{L}(min({L - 1})) (level {L - 1} solution)",
-             imp_projection(imp, L), pub1.get("paper Pr_L(min(L-1))", math.nan)),
+             imp_projection(imp, L), pub1, "paper Pr_L(min(L-1))"),
         ]
-        for space, solution, point, paper in entries:
+        for space, solution, point, pub, column in entries:
             spectrum = analysis.spectrum(point)
             row = {"pair": pair, "space": space, "solution": solution,
                    f"V'({k})": analysis.log_volume(spectrum, k),
@@ -116,9 +117,14 @@ def flip_table(analysis: HessianAnalysis, imp, levels: Sequence[int],
                                            analysis.cfg.positive_threshold)[1],
                    "bound": analysis.bound(spectrum, k), "flags": analysis.flags(spectrum, k)}
             if shown:
-                row["paper"] = paper
+                row["paper"] = pub.get(column, math.nan)
+                if published.AGAINST_COLUMN in pub:  # a row of the paper against its own text
+                    row[published.AGAINST_COLUMN] = pub[published.AGAINST_COLUMN]
             rows.append(row)
-    return pd.DataFrame(rows).set_index(["pair", "space", "solution"])
+    table = pd.DataFrame(rows).set_index(["pair", "space", "solution"])
+    if published.AGAINST_COLUMN in table:
+        table[published.AGAINST_COLUMN] = table[published.AGAINST_COLUMN].fillna("")
+    return table
 
 
 def volume_by_k(analysis: HessianAnalysis, imp, levels: Sequence[int],
@@ -214,7 +220,8 @@ def baseline_volume_table(analysis: HessianAnalysis, imp, baselines, kind: str,
                           levels: Sequence[int], k: int | None = None) -> pd.DataFrame:
     """V'(k) of a baseline W_X(L) against W_min(L), one row per level where notebook 02 trained
     it (Tables VIII and IX for random re-initialization and random pruning): both volumes, their
-    difference, which is larger, both losses, and the paper's values for a run of its recipe."""
+    difference, which is larger, both losses, and the paper's values for a run of its recipe at
+    its k (Table VIII/IX's row, level lost, at the level it is presumed to be: 12)."""
     k = k or analysis.cfg.k
     name = f"W_{BASELINE_SYMBOLS.get(kind, kind)}(L)"
     rows = []
