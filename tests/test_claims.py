@@ -115,7 +115,9 @@ def test_overall_verdict_from_levels_and_the_pooled_test():
     assert overall_verdict([HOLDS, NEGLIGIBLE], HOLDS) == MIXED
     assert overall_verdict([INCONCLUSIVE, REVERSED], HOLDS) == MIXED
     assert overall_verdict([HOLDS, HOLDS], INCONCLUSIVE) == INCONCLUSIVE
-    assert overall_verdict([REVERSED, INCONCLUSIVE], INCONCLUSIVE) == REVERSED
+    assert overall_verdict([REVERSED, INCONCLUSIVE], INCONCLUSIVE) == DOES_NOT_HOLD, \
+        "reversed at one level, undecided elsewhere: the statement for every level fails"
+    assert overall_verdict([REVERSED, REVERSED], INCONCLUSIVE) == REVERSED
     assert overall_verdict([REVERSED, NEGLIGIBLE], INCONCLUSIVE) == DOES_NOT_HOLD
     assert overall_verdict([NEGLIGIBLE, INCONCLUSIVE], REVERSED) == REVERSED
     assert overall_verdict([INCONCLUSIVE], INCONCLUSIVE) == INCONCLUSIVE

@@ -54,16 +54,23 @@ def test_a_row_without_an_interval_says_why_in_the_plot():
     assert labels[2] == "R4-fig12"
 
 
-def test_the_symlog_axis_labels_do_not_crowd_near_zero():
-    frame = _frame({"R1-table1": (-600.0, -700.0, -500.0, 3, ""),
-                    "R4-fig12": (0.2, -0.1, 0.5, 3, ""), "R2-fig9": (40.0, 30.0, 50.0, 3, "")})
+@pytest.mark.parametrize("reach", [3.0, 40.0, 700.0, 5000.0])
+def test_the_symlog_axis_labels_do_not_crowd(reach):
+    """Found on a 3-replicate smoke run: '-10' and '-5' printed as '-105'. Every two labels
+    stand at least two characters' width apart, whatever the reach of the effects."""
+    frame = _frame({"R2-fig9": (-reach, -reach * 1.2, -reach * 0.8, 3, ""),  # greater-claims:
+                    "R4-fig12": (0.2, -0.1, 0.5, 3, ""),  # drawn as they are
+                    "R6-fig31": (reach, reach / 2, reach, 3, "")})
+    frame["margin"] = 1.0
     fig = claims_forest(frame)
     fig.canvas.draw()
     ax = fig.axes[0]
-    shown = [t for t in ax.get_xticklabels() if t.get_text()]
+    shown = [t for t in ax.get_xticklabels() if t.get_text()
+             and ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
     boxes = sorted((t.get_window_extent() for t in shown), key=lambda b: b.x0)
-    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), \
-        [t.get_text() for t in shown]
+    gap = 2 * boxes[0].height * 0.6  # about two characters
+    assert all(b.x0 - a.x1 >= gap for a, b in zip(boxes, boxes[1:])), \
+        [(t.get_text(), round(t.get_window_extent().x0)) for t in shown]
     assert {"-1", "0", "1"} <= {t.get_text() for t in shown}
 
 

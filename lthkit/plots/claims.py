@@ -13,9 +13,18 @@ from lthkit.verdicts.claims import sign_of
 LINEAR_WITHIN = 5.0  # margins: the axis is linear within +-5 margins, logarithmic beyond
 VERDICT_COLORS = {"holds": "#1a7f37", "mixed": "#c77700", "negligible": "#1f4e99",
                   "does not hold": "#e0457b", "reversed": "#b00020", "inconclusive": "#777777"}
-# Ticks of the symlog axis: the margins, the edge of its linear part, and decades beyond, so no
-# two labels crowd each other near zero.
-TICKS = (-1000, -100, -10, -LINEAR_WITHIN, -1, 0, 1, LINEAR_WITHIN, 10, 100, 1000)
+# The symlog axis is labelled at 0, the margins and at most this many decades a side (5 and 10
+# sit a third of a decade apart where the linear part meets the logarithmic one: no 5).
+DECADES_SHOWN = 3
+
+
+def symlog_ticks(reach: float) -> list[float]:
+    """0, +-1 and decades up to 10 x `reach` (every other one, or sparser, beyond three), so
+    no two labels crowd each other."""
+    top = max(1, math.ceil(math.log10(max(reach, 1.0))) + 1)
+    step = math.ceil(top / DECADES_SHOWN)
+    decades = [10.0 ** j for j in range(top, 0, -step)]
+    return sorted({0.0, 1.0, -1.0, *decades, *(-d for d in decades)})
 
 
 def claims_forest(table: pd.DataFrame) -> plt.Figure:
@@ -43,11 +52,12 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
             ax.plot([effect / unit], [y], "o", color=color)
             reach = max(reach, abs(effect / unit))
         labels.append(f"{c['claim']}{_why_no_interval(c, low, high, margin)}")
-    ax.set_xscale("symlog", linthresh=LINEAR_WITHIN, linscale=2.0)  # far effects do not hide +-1
-    ticks = [t for t in TICKS if abs(t) <= 10 * reach]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    decades = math.log10(max(reach / LINEAR_WITHIN, 1.0))  # the linear part keeps its share
+    ax.set_xscale("symlog", linthresh=LINEAR_WITHIN, linscale=max(2.0, decades))
+    ax.xaxis.set_major_locator(FixedLocator(symlog_ticks(reach)))
     ax.xaxis.set_minor_locator(FixedLocator([]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_ylim(-0.7, n - 0.3)
     ax.axvline(0, color="black", lw=1)
     for x in (-1, 1):
         ax.axvline(x, color="0.5", lw=1, ls="--")
@@ -69,6 +79,8 @@ def _why_no_interval(c: pd.Series, low: float, high: float, margin: float) -> st
         return "" if margin > 0 else " (no margin)"
     replicates = int(c.get("replicates", 0) or 0)
     why = c.get("why left out")
+    if replicates == 0 and not (isinstance(c.get("levels"), str) and c.get("levels")):
+        return " (no level of this run measures it)"
     if isinstance(why, str) and why:
         return f" (left out: {why})"
     if replicates < 2:

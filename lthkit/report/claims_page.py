@@ -100,6 +100,8 @@ def _interval(c: pd.Series, count: int) -> str:
         bound = _number(c.get("bound"))
         widened = f" (incl. bound {bound})" if bound and float(c.get("bound")) > 0 else ""
         return f"[{low}, {high}]{widened}"
+    if count == 0 and not (isinstance(c.get("levels"), str) and c.get("levels")):
+        return "(no level of this run measures it)"
     return f"(no interval: {count} replicate{'s' if count != 1 else ''})"
 
 

@@ -21,8 +21,9 @@ The rule, stated once here (`RULE`) and printed under every claims table:
 * overall, for a statement made for every level: **mixed** when some level holds (or the pooled
   test below does) and another is reversed, negligible or does not hold; else **holds** when the
   pooled test holds (no level then contradicts it); else, where levels contradict the claim and
-  none holds, what they show (reversed, negligible, does not hold; the pooled test's name when it
-  says one of those); else the pooled test's verdict. The pooled test: each replicate's mean D
+  none holds, the pooled test's verdict when it is reversed, negligible or does not hold, the
+  levels' when every level says the same one, else **does not hold** (it fails at some level);
+  else the pooled test's verdict. The pooled test: each replicate's mean D
   over the levels every replicate measured (so the replicates stay the independent unit), judged
   by the per-level rule with the mean margin of those levels. A statement made for *some* level
   ("at a specific pruning level") holds when some level holds at the Bonferroni-corrected
@@ -74,8 +75,9 @@ RULE = (f"D = A - B in the claimed direction, m = the margin of the claim's quan
         "wholly below +m, is reversed wholly above ('at least' its mirror). Overall, for a "
         "statement about every level: mixed when one level holds (or the pooled test does) and "
         "another is reversed, negligible or does not hold; else holds when the pooled test "
-        "(each replicate's mean D over the levels all replicates measured) holds; else what the "
-        "contradicting levels show, or the pooled test's verdict. A statement about some level "
+        "(each replicate's mean D over the levels all replicates measured) holds; where levels "
+        "contradict it and none holds: the pooled verdict if it contradicts too, the levels' if "
+        "all say the same, else does not hold; else the pooled test's verdict. A statement about some level "
         "holds where one level holds at the Bonferroni confidence 1 - 0.05/levels. Replicates "
         "needed: those that would settle the pooled test with the stated power (noncentral t), "
         "were the measured effect and spread true. Values that cannot enter (NaN, inf, a "
@@ -284,12 +286,15 @@ def level_verdict(a: Sequence[float] | Measured, b: Sequence[float] | None = Non
     margin = margin_of(margin_kind, margins, [s for _, _, s, _ in kept])
     bound = float(np.mean([e for *_, e in kept])) if kept else 0.0
     agree = sum(_agrees(d, margin, expect) for d in diffs)
+    spread = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
     return {"A": float(np.mean([x for x, *_ in kept])) if kept else math.nan,
             "B": float(np.mean([y for _, y, *_ in kept])) if kept else math.nan,
             "difference": interval.mean, "difference low": interval.low,
             "difference high": interval.high, "bound": bound, "margin": margin,
             "replicates": interval.n, "left out": len(left_out), "why left out": _why(left_out),
             "as claimed": f"{agree}/{interval.n}",
+            "p holds": holds_p_value(sign_of(expect) * interval.mean, spread, interval.n, margin,
+                                     expect, bound),
             "verdict": judge(interval, margin, expect, bound)}
 
 
@@ -375,11 +380,13 @@ def overall_verdict(levels: Sequence[str], pooled: str = INCONCLUSIVE,
         return HOLDS
     if HOLDS in v:
         return INCONCLUSIVE  # levels hold, none contradicts, the pooled test does not settle
-    if refuting:
+    if refuting:  # the statement fails at some level; what it is overall
         if pooled in REFUTING:
             return pooled  # type: ignore[return-value]
         names = set(refuting)
-        return names.pop() if len(names) == 1 else DOES_NOT_HOLD  # type: ignore[return-value]
+        if len(refuting) == len(v) and len(names) == 1:
+            return names.pop()  # type: ignore[return-value]
+        return DOES_NOT_HOLD
     return pooled  # type: ignore[return-value]
 
 
@@ -406,7 +413,7 @@ def claim_table(claim: Claim, values: Mapping[int, Measured | tuple[Sequence[flo
     verdict = overall_verdict(verdicts, str(test["verdict"]), claim.quantifier)
     p_holds = test["p holds"]
     if claim.quantifier == "some":  # Bonferroni over the levels, at the best one
-        per_level = [_level_p(r, claim.expect) for r in rows]
+        per_level = [float(r["p holds"]) for r in rows]  # type: ignore[arg-type]
         p_holds = min([p * len(rows) for p in per_level if math.isfinite(p)] or [math.nan])
         p_holds = min(p_holds, 1.0) if math.isfinite(p_holds) else p_holds
     rows.append({"level": "all", "A": np.nan, "B": np.nan,
@@ -425,17 +432,6 @@ def claim_table(claim: Claim, values: Mapping[int, Measured | tuple[Sequence[flo
                        ("quantity", claim.quantity)):
         table.insert(0, col, value)
     return table
-
-
-def _level_p(row: Mapping[str, object], expect: Expect) -> float:
-    """A level row's one-sided p of 'holds', from its interval (the t spread it implies)."""
-    n = int(row["replicates"])  # type: ignore[arg-type]
-    low, high = float(row["difference low"]), float(row["difference high"])  # type: ignore
-    if n < 2 or not (math.isfinite(low) and math.isfinite(high)):
-        return math.nan
-    spread = (high - low) / 2 / sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * math.sqrt(n)
-    return holds_p_value(sign_of(expect) * float(row["difference"]), spread, n,  # type: ignore
-                         float(row["margin"]), expect, float(row["bound"]))  # type: ignore
 
 
 def _split(why: str) -> list[str]:
