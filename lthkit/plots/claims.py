@@ -80,7 +80,7 @@ def _why_no_interval(c: pd.Series, low: float, high: float, margin: float) -> st
     replicates = int(c.get("replicates", 0) or 0)
     why = c.get("why left out")
     if replicates == 0 and not (isinstance(c.get("levels"), str) and c.get("levels")):
-        return " (no level of this run measures it)"
+        return " (not measured in this run)"
     if isinstance(why, str) and why:
         return f" (left out: {why})"
     if replicates < 2:
