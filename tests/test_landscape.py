@@ -704,6 +704,9 @@ def test_07_sublevel_sets_on_smoke(smoke):
         assert store.figure_path(f"surface_level{lv:02d}.png").exists()
     if params.landscape.surface_sweep:
         assert list(store.root.glob("figures/surface_sweep_level*.png"))
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "BN: the solution's running statistics (as Li et al.)" in text, "Li et al.'s way"
+    assert "Li et al.: the whole training set, 51 x 51" in text
     assert _images(nb) >= 2
 
 
