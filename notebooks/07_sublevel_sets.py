@@ -29,11 +29,20 @@
 # level (`landscape.plane_levels`).
 #
 # Then, per level, the loss surface around $W_{min(L)}$ on two random **filter-normalized**
-# directions (Li et al. 2018), as in Bain, *Visualizing the Loss Landscape of Winning Lottery
-# Tickets*: each filter of a direction has the norm of the same filter of the weights, pruned
-# weights stay zero, biases and BatchNorm are not perturbed. As Bain does, the surface is
-# evaluated on a small subsample of examples (`landscape.surface_examples`); the last figure shows
-# how a surface settles as the subsample grows.
+# directions, made as Li et al. 2018's code makes them (tomgoldstein/loss-landscape,
+# `--dir_type weights --xnorm filter --xignore biasbn`): each filter of a direction has the norm
+# of the same filter of the weights, biases and BatchNorm are not perturbed, and by default
+# * BatchNorm keeps **the solution's running statistics** at every point (eval mode, as Li et al.;
+#   `landscape.surface_bn: recalibrate` recomputes them at each point, as lines and planes do),
+# * the directions are **dense**: every weight moves, pruned or not (`landscape.surface_directions:
+#   masked` keeps the solution on its subnetwork, the kit's extension),
+# * one raw draw serves **every level** (`landscape.surface_draw: per_level` draws per level).
+#
+# As Bain, *Visualizing the Loss Landscape of Winning Lottery Tickets*, does, a surface is
+# evaluated on a small subsample (`landscape.surface_examples` images of the training set; Li et
+# al. used the whole training set on a 51 x 51 grid): each figure says under it what it was
+# computed on and how that differs from Li et al. The last figure shows how a surface settles as
+# the subsample grows.
 #
 # On the figure A, B, C are stars, the other IMP solutions circles shaded by level (darker:
 # later), and each baseline has the marker and colour of its strategy in Fig 2 (notebook 02). A
@@ -109,16 +118,18 @@ ctx.store.save_table(points, "fig13_points.csv")
 points.style.format(precision=4)
 
 # %% [markdown]
-# ## Filter-normalized loss surfaces around $W_{min(L)}$ (Li et al. 2018; Bain)
+# ## Filter-normalized loss surfaces around $W_{min(L)}$ (Li et al. 2018)
 
 # %%
 surface_levels = sorted({0, *levels})
 surfaces = {lv: land.surface(PointRef("imp", lv)) for lv in surface_levels}
+print(ls.surface_recipe(surfaces[surface_levels[0]], "li"))
 
 
 def render_surface(level: int):
     s = surfaces[level]
-    return plots.surface_figure(s, title=f"{s['math']}: {s['examples']} examples")
+    return plots.surface_figure(s, title=f"{s['math']}: Li et al.'s filter-normalized surface",
+                                paper="li")
 
 
 plots.save_each(ctx.store, render_surface, surface_levels, "surface_level{:02d}.png")
@@ -133,7 +144,8 @@ lk.level_picker(render_surface, surface_levels, interactive,
 if P.landscape.surface_sweep:
     sweep = [land.surface(PointRef("imp", levels[-1]), examples=n)
              for n in sorted(P.landscape.surface_sweep)]
-    fig = plots.surface_sweep(sweep, title=f"W_min({levels[-1]}) on growing subsamples")
+    fig = plots.surface_sweep(sweep, title=f"W_min({levels[-1]}) on growing subsamples",
+                              paper="li")
     ctx.store.save_figure(fig, f"surface_sweep_level{levels[-1]:02d}.png")
 else:
     print("landscape.surface_sweep is empty: skipped")

@@ -34,16 +34,23 @@
 # * **Bain Fig 2:** how one surface settles as the number of examples it is evaluated on grows,
 #   the reason a subsample (250 examples) is enough.
 #
-# **Examples and kept models.** Bain evaluates every surface on a random sample of 250 *test*
-# images (`bain.surface_split: test`, the default; `train` uses the analysis subset of the
-# training set instead), and keeps each round's best model by early stopping on validation
-# loss (`bain.early_stopping`: a validation split carved from the training set, never trained
-# on; the kept model is the epoch of lowest validation loss, and the next round prunes it). The
-# line printed below says which were used.
+# **Examples, directions and kept models.** Bain evaluates every surface on a random sample of
+# 250 *test* images (`bain.surface_split: test`, the default; `train` uses the analysis subset of
+# the training set instead) on a 125 x 125 grid. His directions are those of Li et al.'s code
+# (`--dir_type weights --xnorm filter --xignore biasbn`): **dense**, a Gaussian entry on every
+# weight, pruned or not, so a ticket is moved off its subnetwork, each filter scaled to the norm
+# of the ticket's filter; and **one seed for every model**, so every level and both tickets
+# share one raw draw (`bain.directions: dense` and `bain.draw: shared`, the defaults;
+# `bain.directions: masked` zeroes each ticket's pruned weights, the kit's extension, and
+# `bain.draw: per_level` draws per level). He keeps each round's best model by early stopping on
+# validation loss (`bain.early_stopping`: a validation split carved from the training set, never
+# trained on; the kept model is the epoch of lowest validation loss, and the next round prunes
+# it). The line printed below says which were used, and each figure says under it what it was
+# computed on and how that differs from Bain's.
 #
 # Parameters: the `bain` section (data, model, training, IMP rounds, early stopping, levels
-# shown, surface split, subsample sizes) and, for the surfaces, `landscape.surface_*`
-# (resolution, span, examples).
+# shown, surface split, directions, draw, subsample sizes) and, for the surfaces,
+# `landscape.surface_*` (resolution, span, examples, BatchNorm handling).
 
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
@@ -67,7 +74,7 @@ bain = None
 import lthkit as lk
 from lthkit import paper_claims, replicates
 from lthkit import plots, tickets
-from lthkit.landscape import Landscape, PointRef
+from lthkit.landscape import PointRef
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
@@ -96,14 +103,15 @@ ctx.store.save_figure(plots.ticket_gap(table, title="LeNet-5:"), "bain_fig5_gap.
 
 # %% [markdown]
 # ## Bain Figs 6 and 7: surfaces of the IMP and the random ticket
-# Both tickets of a level share the two random draws; each direction is zero on the ticket's own
-# pruned weights and normalized filter by filter to the ticket's weights. The table puts
-# numbers on Bain's words per level, for both tickets: `center_loss` at the ticket, `rise` (the
-# mean loss on the plotted window's border minus the center's: small is shallow) and
-# `curvature` (the second difference at the center: small is flat).
+# Both tickets of a level share the two raw random draws (with `bain.draw: shared`, every level
+# does); each direction is normalized filter by filter to the ticket's weights, on every weight
+# (dense, Bain's) or only on the ticket's survivors (masked). The table puts numbers on Bain's
+# words per level, for both tickets: `center_loss` at the ticket, `rise` (the mean loss on the
+# plotted window's border minus the center's: small is shallow) and `curvature` (the second
+# difference at the center: small is flat); `directions` and `draw` say how they were made.
 
 # %%
-land = Landscape(sub, surface_split=P.bain.surface_split)
+land = tickets.bain_landscape(sub)
 shown = tickets.shown_levels(sub)
 surfaces = {lv: tickets.ticket_surfaces(land, lv) for lv in shown}
 
@@ -111,7 +119,7 @@ surfaces = {lv: tickets.ticket_surfaces(land, lv) for lv in shown}
 def render_pair(level: int):
     pair = surfaces[level]
     examples = pair["ticket"][0]["examples"]
-    return plots.ticket_surfaces(pair, suptitle=f"level {level}: {examples} "
+    return plots.ticket_surfaces(pair, suptitle=f"Bain Figs 6 and 7, level {level}: {examples} "
                                  f"{P.bain.surface_split} examples")
 
 
@@ -129,7 +137,8 @@ surface_numbers.round(4)
 
 # %%
 dense = land.surface(PointRef("imp", 0))
-ctx.store.save_figure(plots.ticket_surface(dense, title="dense LeNet-5"), "bain_surface_dense.png")
+ctx.store.save_figure(plots.ticket_surface(dense, title="unpruned LeNet-5 (level 0)"),
+                      "bain_surface_dense.png")
 
 # %% [markdown]
 # ## Bain Fig 5: training curves of both tickets

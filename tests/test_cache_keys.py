@@ -21,10 +21,11 @@ from lthkit.analysis.hessian.analysis import HessianAnalysis, HessianPoint
 from lthkit.analysis.landscape.run import Landscape, PointRef
 from lthkit.config.base import ParamsError, flatten
 from lthkit.config.params import RESULT_NEUTRAL_KEYS, SECTIONS
+from lthkit.tickets.bain import bain_landscape
 from lthkit.train.context import Context
 
 WALKED = ("analysis", "hessian", "landscape")
-EXTRA = ("run.seed",)
+EXTRA = ("run.seed", "bain.surface_split", "bain.directions", "bain.draw")  # Bain's surfaces
 
 
 class _Recorder:
@@ -60,6 +61,7 @@ def cache_keys(params) -> list[tuple[str, str]]:
         land = Landscape(ctx, progress=False, surface_split=split)
         land.surface(a)
         land.surface(a, examples=50, resolution=5, space_level=2)
+    bain_landscape(ctx, progress=False).surface(a)  # notebook 11's surfaces (its sub-run's)
     land = Landscape(ctx, progress=False)
     land.own_loss(a)
     land.line(a, b)

@@ -125,8 +125,12 @@ def test_collinear_points_span_no_plane():
 # --- filter normalization -----------------------------------------------------------------------
 
 def test_filter_normalized_direction():
-    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0)
+    """Every weight of two or more dimensions gets a direction, a weight kept out of pruning too
+    (issue 32 item 5: the reference filter-normalizes every such weight); zero where the mask
+    prunes, on biases and on BatchNorm."""
+    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0, not_prunable=["fc.weight"])
     layout = ParamLayout.from_model(model)
+    assert "fc.weight" not in layout.prunable
     mask = random_prune(full_mask(model), fraction=0.6, generator=torch.Generator().manual_seed(4))
     mask["conv.weight"][0] = False  # a filter pruned entirely
     m = layout.mask_vector(mask)
@@ -136,17 +140,18 @@ def test_filter_normalized_direction():
     slices = layout.slices()
     for name, shape in zip(layout.names, layout.shapes):
         dn, wn = d[slices[name]].view(shape), point[slices[name]].view(shape)
-        if name in layout.prunable:
+        if len(shape) >= 2:
             torch.testing.assert_close(dn.flatten(1).norm(dim=1), wn.flatten(1).norm(dim=1),
                                        rtol=1e-5, atol=1e-7)
+            assert bool((dn != 0).any()), name
         else:
             assert bool((dn == 0).all()), f"{name}: biases and BatchNorm are not perturbed"
     assert bool((d[slices["conv.weight"]].view(layout.shapes[0])[0] == 0).all())
     with_bn = ls.filter_normalized_direction(layout, point, m, torch.Generator().manual_seed(5),
                                              include_bn=True)
-    other = ~layout.prunable_vector()
-    torch.testing.assert_close(with_bn[other], point[other])
-    torch.testing.assert_close(with_bn[~other], d[~other])
+    one_d = torch.cat([torch.full((shape.numel(),), len(shape) < 2) for shape in layout.shapes])
+    torch.testing.assert_close(with_bn[one_d], point[one_d])
+    torch.testing.assert_close(with_bn[~one_d], d[~one_d])
 
 
 def test_surface_is_centered_on_the_point():
@@ -155,6 +160,243 @@ def test_surface_is_centered_on_the_point():
     s = ls.evaluate_surface(lambda p: (p ** 2).sum(1), center, d1, d2, span=1.0, resolution=5)
     assert float(s["loss"][2, 2]) == pytest.approx(float((center ** 2).sum()))
     assert float(s["loss"][0, 4]) == pytest.approx(float(((center + d1 - d2) ** 2).sum()))
+
+
+# --- surfaces as their papers made them (issue 32) -----------------------------------------------
+# The plain reference below is written from tomgoldstein/loss-landscape (Li et al.'s code, which
+# Bain's fork shares): net_plotter.normalize_directions_for_weights(norm='filter',
+# ignore='biasbn') and evaluation.eval_loss (the network in eval mode, mean cross-entropy).
+
+def _li_et_al_normalized(raw: list[torch.Tensor], weights: list[torch.Tensor]
+                         ) -> list[torch.Tensor]:
+    """Each filter of a raw direction scaled to the norm of the weights' filter; 1-D zero."""
+    out = []
+    for d, w in zip(raw, weights):
+        d = d.clone()
+        if d.dim() <= 1:
+            d.fill_(0)
+        else:
+            for df, wf in zip(d, w):
+                df.mul_(wf.norm() / (df.norm() + 1e-10))
+        out.append(d)
+    return out
+
+
+def _plain_loss(model, state, dx, dy, a: float, b: float, x, y) -> float:
+    """The reference's loss at state + a dx + b dy: weights set, model.eval(), mean CE."""
+    import copy
+
+    import torch.nn.functional as F
+
+    net = copy.deepcopy(model)
+    net.load_state_dict(state)
+    with torch.no_grad():
+        for p, d1, d2 in zip(net.parameters(), dx, dy):
+            p.add_(a * d1 + b * d2)
+        net.eval()
+        return float(F.cross_entropy(net(x), y))
+
+
+class _MemoryRun:
+    """A run without a folder for a Landscape: solutions as state dicts in memory, every
+    result computed (no cache), the analysis examples given."""
+
+    from lthkit.train.context import Context as _Context
+    point_evaluator = _Context.point_evaluator
+
+    def __init__(self, params, model, x, y):
+        self.params, self.model, self.analysis_data = params, model, (x, y)
+        self.store = SimpleNamespace(cached=lambda analysis, key, compute: compute())
+
+    def new_model(self):
+        import copy
+
+        return copy.deepcopy(self.model)
+
+
+def _stored_statistics(model, seed: int) -> dict[str, torch.Tensor]:
+    """The model's state with BatchNorm running statistics far from fresh ones (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for k in state:
+        if k.endswith("running_mean"):
+            state[k] = 0.5 * torch.randn(state[k].shape, generator=g)
+        elif k.endswith("running_var"):
+            state[k] = 0.3 + 2 * torch.rand(state[k].shape, generator=g)
+    return state
+
+
+def _memory_landscape(tiny, model, states: dict, masks: dict | None = None, n: int = 16,
+                      analysis: dict | None = None, landscape: dict | None = None, **kw):
+    x, y = synthetic_images((3, 32, 32), n, "train", 0.5, seed=1)
+    x = (x.float() / 255 - 0.5) / 0.25
+    params = tiny(analysis={"subset_size": n, "batch_size": n, **(analysis or {})},
+                  landscape={"surface_resolution": 5, "surface_examples": n,
+                             **(landscape or {})})
+    land = ls.Landscape(_MemoryRun(params, model, x, y), progress=False, **kw)
+    masks = masks or {}
+    land.imp = SimpleNamespace(final=lambda lv: states[lv], mask=lambda lv: masks.get(lv))
+    return land
+
+
+def _surface_against_reference(land, model, state, ref, raw1, raw2, cells) -> list[float]:
+    """|kit - reference| / reference at grid cells (row, column) of the kit's surface around
+    `ref` on the raw directions raw1, raw2 (lists, one tensor per parameter)."""
+    flat = [torch.cat([r.reshape(-1) for r in raw]) for raw in (raw1, raw2)]
+    land.raw_directions = lambda level: tuple(flat)
+    surface = land.surface(ref)
+    weights = [state[n] for n in land.layout.names]
+    dx, dy = (_li_et_al_normalized(r, weights) for r in (raw1, raw2))
+    ev = land._surface_evaluator(land.params.landscape.surface_examples)
+    errors = []
+    for i, j in cells:
+        a, b = float(surface["x"][j]), float(surface["y"][i])
+        want = _plain_loss(model, state, dx, dy, a, b, ev.x, ev.y)
+        errors.append(abs(float(surface["loss"][i, j]) - want) / want)
+    return errors
+
+
+CELLS = [(2, 2), (0, 4), (1, 3), (4, 0), (3, 1)]  # the centre, corners, in between
+
+
+def test_li_et_al_surface_matches_the_reference_evaluation(tiny):
+    """A ResNet with BatchNorm, one fixed raw draw normalized as Li et al. do: the kit's surface
+    equals a plain eval-mode evaluation at the solution's statistics to 1e-6 (issue 32 item 2),
+    and with `surface_bn: recalibrate` it is another surface (recomputed statistics)."""
+    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0)
+    state = _stored_statistics(model, seed=3)
+    land = _memory_landscape(tiny, model, {1: state})
+    assert land.params.landscape.surface_bn == "solution" and land.directions == "dense"
+    g = torch.Generator().manual_seed(7)
+    raw1, raw2 = ([torch.randn(p.shape, generator=g) for p in model.parameters()]
+                  for _ in range(2))
+    errors = _surface_against_reference(land, model, state, ls.PointRef("imp", 1), raw1, raw2,
+                                        CELLS)
+    assert max(errors) < 1e-6, errors
+    recal = _memory_landscape(tiny, model, {1: state}, landscape={"surface_bn": "recalibrate"})
+    other = _surface_against_reference(recal, model, state, ls.PointRef("imp", 1), raw1, raw2,
+                                       CELLS)
+    assert min(other) > 1e-3, "recomputed statistics give another surface"
+
+
+def test_without_recalibration_losses_use_the_stored_statistics(tiny):
+    """Issue 32 item 1: with analysis.recalibrate_bn false the kit used fresh statistics (mean 0,
+    variance 1). A point's own loss, a line's ends and a surface's centre are each solution's
+    own loss, evaluated as the reference does (eval mode, its running statistics)."""
+    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0)
+    a_state = _stored_statistics(model, seed=3)
+    b_state = _stored_statistics(model, seed=4)
+    g = torch.Generator().manual_seed(9)
+    for name, _ in model.named_parameters():
+        b_state[name] = b_state[name] + 0.1 * torch.randn(b_state[name].shape, generator=g)
+    land = _memory_landscape(tiny, model, {1: a_state, 2: b_state},
+                             analysis={"recalibrate_bn": False},
+                             landscape={"surface_resolution": 3, "line_points": 5,
+                                        "line_margin": 0.25})
+    a, b = ls.PointRef("imp", 1), ls.PointRef("imp", 2)
+    x, y = land.evaluator.x, land.evaluator.y
+    zero = [torch.zeros_like(p) for p in model.parameters()]
+    own_a = _plain_loss(model, a_state, zero, zero, 0, 0, x, y)
+    own_b = _plain_loss(model, b_state, zero, zero, 0, 0, x, y)
+    assert land.own_loss(a)[0] == pytest.approx(own_a, rel=1e-6)
+    surface = land.surface(a)
+    assert float(surface["loss"][1, 1]) == pytest.approx(own_a, rel=1e-6), \
+        "a surface's centre is the solution's own loss"
+    line = land.line(a, b)
+    assert (line["loss_a"], line["loss_b"]) == pytest.approx((own_a, own_b), rel=1e-6)
+    half = {k: (a_state[k] + b_state[k]) / 2 for k in a_state}  # statistics interpolated too
+    mid = float(line["loss"][line["alpha"] == 0.5][0])
+    assert mid == pytest.approx(_plain_loss(model, half, zero, zero, 0, 0, x, y), rel=1e-5)
+
+
+def test_an_evaluator_without_recalibration_refuses_points_without_statistics():
+    model = build_model("resnet20", 2, "synthetic_cifar10", seed=0)
+    x, y = synthetic_images((3, 32, 32), 8, "train", 0.5, seed=0)
+    ev = PointEvaluator(model, (x.float() / 255 - 0.5) / 0.25, y, recalibrate_bn=False)
+    with pytest.raises(ValueError, match="recalibrate_bn"):
+        ev.evaluate(ev.layout.flatten(model.state_dict()))
+
+
+def test_bain_dense_directions_match_his_code(tiny):
+    """Bain's directions (his fork: --dir_type weights --xnorm filter --xignore biasbn) on a
+    pruned LeNet-5: a direction on every weight, pruned or not, each filter scaled to the
+    ticket's; the kit's dense surface equals the plain evaluation to 1e-6 (issue 32 item 3).
+    The masked directions keep the ticket on its subnetwork and take larger steps there."""
+    model = build_model("lenet5", 2, "synthetic_cifar10", seed=0)
+    layout = ParamLayout.from_model(model)
+    mask = random_prune(full_mask(model), fraction=0.9, generator=torch.Generator().manual_seed(2))
+    state = {k: v * mask[k] if k in mask else v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(8)
+    raw1, raw2 = ([torch.randn(p.shape, generator=g) for p in model.parameters()]
+                  for _ in range(2))
+    ticket = ls.PointRef("imp", 1)
+    dense = _memory_landscape(tiny, model, {1: state}, {1: mask}, directions="dense")
+    errors = _surface_against_reference(dense, model, state, ticket, raw1, raw2, CELLS)
+    assert max(errors) < 1e-6, errors
+    d_dense, _ = dense.surface_directions(ticket)
+    m = layout.mask_vector(mask)
+    assert bool((d_dense[m == 0] != 0).any()), "dense: the ticket moves off its subnetwork"
+    masked = _memory_landscape(tiny, model, {1: state}, {1: mask}, directions="masked")
+    masked.raw_directions = dense.raw_directions
+    d_masked, _ = masked.surface_directions(ticket)
+    assert bool((d_masked[m == 0] == 0).all())
+    alive = (m == 1) & torch.cat([torch.full((s.numel(),), len(s) >= 2) for s in layout.shapes])
+    step = float(d_masked[alive].norm() / d_dense[alive].norm())
+    assert step > 2, f"masked steps on the survivors are larger ({step:.1f}x at 10% density)"
+
+
+def test_one_raw_draw_for_every_level_as_bain(tiny):
+    """Issue 32 item 4: Bain seeds every model alike, so every level shares the raw draw."""
+    model = build_model("lenet5", 2, "synthetic_cifar10", seed=0)
+    states = {lv: model.state_dict() for lv in (1, 2)}
+    shared = _memory_landscape(tiny, model, states, draw="shared")
+    per_level = _memory_landscape(tiny, model, states, draw="per_level")
+    for a, b in zip(shared.raw_directions(1), shared.raw_directions(2)):
+        assert torch.equal(a, b)
+    assert not torch.equal(per_level.raw_directions(1)[0], per_level.raw_directions(2)[0])
+    assert not torch.equal(shared.raw_directions(1)[0], shared.raw_directions(1)[1])
+    with pytest.raises(ValueError, match="draw"):
+        _memory_landscape(tiny, model, states, draw="every")
+    p = tiny()
+    assert (p.bain.directions, p.bain.draw) == ("dense", "shared"), "Bain's way by default"
+    assert (p.landscape.surface_bn, p.landscape.surface_directions,
+            p.landscape.surface_draw) == ("solution", "dense", "shared"), "Li et al.'s way"
+    with pytest.raises(ParamsError, match="surface_bn"):
+        tiny(landscape={"surface_bn": "fresh"})
+    with pytest.raises(ParamsError, match="directions"):
+        tiny(bain={"directions": "sparse"})
+
+
+def test_surface_figures_say_how_and_on_what_they_were_made():
+    """Issue 32 item 6: under every surface figure, its BatchNorm handling, directions, draw,
+    examples and grid beside the paper's."""
+    import matplotlib.pyplot as plt
+
+    from lthkit import plots
+
+    xs = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    surface = {"x": xs, "y": xs, "loss": 1 + xs[None, :] ** 2 + xs[:, None] ** 2, "examples": 64,
+               "split": "train", "bn": "solution", "directions": "masked", "draw": "shared",
+               "batchnorm": True, "span": 1.0, "math": "W"}
+    fig = plots.surface_figure(surface)
+    note = fig.get_supxlabel()
+    assert "BN: the solution's running statistics (as Li et al.)" in note
+    assert "masked" in note and "(Li et al.: dense)" in note
+    assert "64 training examples, 5 x 5 grid" in note
+    assert "Li et al.: the whole training set, 51 x 51" in note
+    plt.close(fig)
+    recal = {**surface, "bn": "recalibrate", "directions": "dense", "split": "test",
+             "batchnorm": False}
+    fig = plots.ticket_surfaces({"ticket": (recal, "IMP"), "random": (recal, "random")})
+    note = fig.get_supxlabel()
+    assert "no BatchNorm" in note and "dense, every weight moves (as Bain)" in note
+    assert "64 test examples" in note and "Bain: 250 test images, 125 x 125" in note
+    plt.close(fig)
+    fig = plots.surface_sweep([{**surface, "examples": 16}, surface])
+    assert "16, 64 training examples" in fig.get_supxlabel()
+    plt.close(fig)
+    assert "(Li et al.: the solution's)" in ls.surface_recipe({**surface, "bn": "recalibrate"},
+                                                              "li")
 
 
 # --- basin radius -------------------------------------------------------------------------------
@@ -324,7 +566,7 @@ class _Bowls(ls.Landscape):
             nearest = torch.cdist(points.double(), centers).argmin(1)
             return floor[nearest] + ((points - centers[nearest]) ** 2).sum(1)
 
-        return SimpleNamespace(evaluate=evaluate)
+        return SimpleNamespace(evaluate=evaluate, recalibrate=True, has_batchnorm=False)
 
 
 def test_a_pair_shares_one_cutoff_by_default_and_own_can_invert_the_comparison(tiny):
@@ -464,6 +706,9 @@ def test_07_sublevel_sets_on_smoke(smoke):
         assert store.figure_path(f"surface_level{lv:02d}.png").exists()
     if params.landscape.surface_sweep:
         assert list(store.root.glob("figures/surface_sweep_level*.png"))
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "BN: the solution's running statistics (as Li et al.)" in text, "Li et al.'s way"
+    assert "Li et al.: the whole training set, 51 x 51" in text
     assert _images(nb) >= 2
 
 

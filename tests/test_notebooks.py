@@ -145,10 +145,12 @@ def test_11_ticket_landscapes_on_smoke(smoke):
     assert table["random_kept_epoch"].iloc[1:].between(1, epochs).all()
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "drawn (seeded) from the test set" in text and "validation split" in text
+    assert "dense directions on every weight, pruned or not, as Bain" in text
     shown = [lv for lv in params.bain.show_levels if lv >= 1]
     surfaces = pd.read_csv(store.table_path("bain_surfaces.csv"), index_col="level")
     assert list(surfaces.index) == shown
     assert surfaces[["ticket_rise", "random_rise", "ticket_curvature"]].notna().all().all()
+    assert (surfaces["directions"] == "dense").all() and (surfaces["draw"] == "shared").all()
     for lv in shown:
         assert store.figure_path(f"bain_surfaces_level{lv:02d}.png").exists()
         assert store.figure_path(f"bain_training_level{lv:02d}.png").exists()

@@ -247,10 +247,18 @@ def test_random_ticket_has_the_imp_layer_counts_on_the_same_init(bain_run):
 
 
 def test_random_ticket_surface_perturbs_only_its_own_survivors(bain_run):
-    land = Landscape(bain_run, progress=False)
+    """With `bain.directions: masked` (the kit's extension); Bain's dense ones move every
+    weight, and notebook 11 uses his by default."""
+    land = Landscape(bain_run, progress=False, directions="masked")
     ref = PointRef(tickets.RANDOM_TICKET, 2)
     own = land.own_space(ref)
     assert not torch.equal(own, land.space(2)), "the random mask differs from m_L"
+    masked = land.surface_directions(ref)
+    assert all(bool((d[own == 0] == 0).all()) for d in masked)
+    bains = tickets.bain_landscape(bain_run, progress=False)
+    assert (bains.directions, bains.draw) == ("dense", "shared")
+    dense = bains.surface_directions(ref)
+    assert all(bool((d[own == 0] != 0).any()) for d in dense), "dense: pruned weights move"
     pair = tickets.ticket_surfaces(land, 2)
     assert list(pair) == ["ticket", "random"]
     assert [t.split(",")[0] for _, t in pair.values()] == ["IMP ticket", "random ticket"]
@@ -262,6 +270,7 @@ def test_random_ticket_surface_perturbs_only_its_own_survivors(bain_run):
     table = tickets.surface_table({2: pair})
     assert table.loc[2, "random_center_loss"] == pytest.approx(center)
     assert {"ticket_rise", "random_rise", "ticket_curvature", "random_curvature"} <= set(table)
+    assert (table.loc[2, "directions"], table.loc[2, "draw"]) == ("masked", "shared")
 
 
 def test_test_split_surfaces_are_evaluated_on_test_images(bain_run):
@@ -302,6 +311,10 @@ def test_bain_protocol_says_which_split_and_which_kept_model():
     off = Params(bain={"surface_split": "train", "early_stopping": {"enabled": False}})
     text = tickets.bain_protocol(off)
     assert "training set" in text and "last epoch" in text
+    assert "dense directions on every weight" in tickets.bain_protocol(p)
+    assert "one random draw for every level, as Bain" in tickets.bain_protocol(p)
+    masked = tickets.bain_protocol(Params(bain={"directions": "masked", "draw": "per_level"}))
+    assert "the kit's extension" in masked and "Bain: one for every level" in masked
 
 
 def test_validation_split_is_disjoint_and_seeded(tiny):

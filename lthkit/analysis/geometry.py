@@ -49,16 +49,19 @@ def trajectory_levels(imp: ImpResults, levels: list[int]) -> list[int]:
 def trajectory_losses(ctx: Context, evaluator: PointEvaluator, level: int) -> dict[str, torch.Tensor]:
     """Fig 4 of one level: loss per epoch of level L's run and of level L-1's run projected on m_L.
 
-    Every point is evaluated on the analysis subset with BatchNorm statistics recomputed (the
-    projected points have none of their own). Cached in the run folder.
+    Every point is evaluated on the analysis subset with BatchNorm statistics recomputed, or
+    with `analysis.recalibrate_bn: false` its epoch's stored ones (a projected point keeps those
+    of the weights it projects). Cached in the run folder.
     """
     imp = ImpResults(ctx.store)
 
     def compute() -> dict[str, torch.Tensor]:
         mask = evaluator.layout.mask_vector(imp.mask(level), evaluator.device)
-        own_epochs, own = _trajectory_points(imp, level, evaluator)
-        prev_epochs, prev = _trajectory_points(imp, level - 1, evaluator)
-        losses = evaluator.losses(torch.cat([own, prev * mask]))  # one series: full blocks of P
+        own_epochs, own, own_stats = _trajectory_points(imp, level, evaluator)
+        prev_epochs, prev, prev_stats = _trajectory_points(imp, level - 1, evaluator)
+        points = torch.cat([own, prev * mask])  # one series: full blocks of P
+        stored = None if evaluator.recalibrate else own_stats + prev_stats
+        losses = evaluator.evaluate(points, stored)[0]
         return {"epochs": torch.tensor(own_epochs), "loss": losses[:len(own_epochs)],
                 "projected_epochs": torch.tensor(prev_epochs),
                 "projected_loss": losses[len(own_epochs):]}
@@ -97,15 +100,17 @@ def trajectory_slopes(trajectories: Mapping[int, dict[str, torch.Tensor]]) -> pd
 
 
 def _trajectory_points(imp: ImpResults, level: int, evaluator: PointEvaluator):
+    """(epochs, points, each epoch's stored buffers) of one level's kept trajectory."""
     files = imp.level(level)
-    epochs, points = [], []
+    epochs, points, buffers = [], [], []
     for epoch, state in files.trajectory():
         epochs.append(epoch)
         points.append(evaluator.layout.flatten(state))
+        buffers.append({n: state[n] for n in evaluator.buffer_names if n in state})
     if not points:
         raise ValueError(f"level {level} kept no trajectory: set imp.save_every >= 1 and include "
                          f"{level} in imp.trajectory_levels, then train it again")
-    return epochs, torch.stack(points).to(evaluator.device)
+    return epochs, torch.stack(points).to(evaluator.device), buffers
 
 
 def points_of_interest(imp: ImpResults, baselines, layout: ParamLayout,

@@ -122,6 +122,9 @@ NEUTRAL: dict[str, str] = {
     "landscape.plane_margin": "planes", "landscape.surface_resolution": "surfaces (Bain)",
     "landscape.surface_span": "surfaces (Bain)", "landscape.surface_examples": "surfaces (Bain)",
     "landscape.surface_include_bn": "surfaces (Bain)",
+    "landscape.surface_bn": "surfaces (Li et al., Bain)",
+    "landscape.surface_directions": "surfaces (Li et al., Bain)",
+    "landscape.surface_draw": "surfaces (Li et al., Bain)",
 }
 
 

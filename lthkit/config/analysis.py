@@ -155,11 +155,23 @@ class LandscapeSection(_Section):
     sublevel_loss: float | None = Field(None, gt=0, description="loss of the shaded sublevel set "
                                         "(None: the largest loss of the IMP solutions)")
     surface_resolution: int = Field(25, ge=3, description="grid points per axis, filter-normalized "
-                                    "surface (Li et al. 2018)")
+                                    "surface (Li et al. 2018: 51; Bain: 125)")
     surface_span: float = Field(1.0, gt=0, description="the surface spans [-span, span]^2")
     surface_examples: int = Field(250, ge=1, description="examples the surface is evaluated on "
-                                  "(Bain's subsample)")
+                                  "(Bain's subsample of 250; Li et al.: the whole training set)")
     surface_include_bn: bool = Field(False, description="perturb biases and BatchNorm too")
+    surface_bn: Literal["solution", "recalibrate"] = Field(
+        "solution", description="BatchNorm at a surface's points: solution = the solution's own "
+        "running statistics at every point, eval mode (Li et al.'s code); recalibrate = "
+        "statistics recomputed on the surface's examples at every point (as lines and planes)")
+    surface_directions: Literal["dense", "masked"] = Field(
+        "dense", description="notebook 07's surface directions: dense = on every weight of two or "
+        "more dimensions, pruned or not (Li et al.'s code); masked = zero on the solution's "
+        "pruned weights, so it stays on its subnetwork (the kit's extension)")
+    surface_draw: Literal["shared", "per_level"] = Field(
+        "shared", description="notebook 07's raw random directions: shared = one draw for every "
+        "level (Li et al.'s code seeds every model alike); per_level = a draw of its own per "
+        "level")
     surface_sweep: list[int] = Field([], description="subsample sizes of the figure showing how one "
                                      "surface settles as examples grow (empty: skip it)")
 

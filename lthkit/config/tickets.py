@@ -121,6 +121,15 @@ class BainSection(_Section):
     surface_split: Literal["test", "train"] = Field(
         "test", description="examples the surfaces are evaluated on: a seeded sample of the test "
         "set (Bain: 250 test images) or of the analysis subset of the training set")
+    directions: Literal["dense", "masked"] = Field(
+        "dense", description="surface directions: dense = on every weight of two or more "
+        "dimensions, pruned or not, so a ticket moves off its subnetwork (Bain's code: "
+        "--dir_type weights --xnorm filter --xignore biasbn); masked = zero on the ticket's "
+        "pruned weights (the kit's extension)")
+    draw: Literal["shared", "per_level"] = Field(
+        "shared", description="raw random directions: shared = one draw for every level and "
+        "both tickets (Bain: one seed for every model); per_level = a draw of its own per level "
+        "(shared by a level's two tickets)")
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
 
     @model_validator(mode="after")

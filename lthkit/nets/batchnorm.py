@@ -5,13 +5,14 @@ never trained gets the statistics `torch.optim.swa_utils.update_bn` would give i
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BatchNormControl", "StopPass", "merge_moments", "fresh_statistics", "buffers_from"]
+__all__ = ["BatchNormControl", "StopPass", "merge_moments", "fresh_statistics", "buffers_from",
+           "affine_statistics"]
 
 
 class StopPass(Exception):
@@ -117,6 +118,40 @@ def merge_moments(acc: dict[str, list], name: str, count: int, mean: Tensor, m2:
     acc[name] = [n, mean_a + delta * (count / n), m2_a + m2 + delta * delta * (n_a * count / n)]
 
 
+def affine_statistics(points: Tensor, anchors: Sequence[Tensor],
+                      statistics: Sequence[Mapping[str, Tensor]]) -> list[dict[str, Tensor]]:
+    """Stored BatchNorm statistics for points in the affine hull of `anchors` (one solution, a
+    line's two ends, a plane's three points), one dict per row of `points`.
+
+    A point W = A_0 + sum_i c_i (A_i - A_0) (c by least squares, in float64) gets
+    s_0 + sum_i c_i (s_i - s_0) of the anchors' statistics s_i: one anchor's own statistics at
+    every point around it, a line's interpolated as Li et al.'s code interpolates whole state
+    dicts. Variances are clamped at zero (a line extended past its ends can extrapolate below).
+    """
+    stats = [dict(s) for s in statistics]
+    if len(anchors) != len(stats) or not stats:
+        raise ValueError("affine_statistics needs one statistics dict per anchor")
+    if len(anchors) == 1:
+        return [stats[0]] * points.shape[0]
+    origin = anchors[0].detach().double()
+    edges = torch.stack([a.detach().double() - origin for a in anchors[1:]])  # (k-1) x P
+    gram = edges @ edges.T
+    coords = torch.stack([torch.linalg.solve(gram, edges @ (p.detach().double() - origin))
+                          for p in points])  # N x (k-1); one point's difference at a time
+    out = []
+    for c in coords:
+        point_stats = {}
+        for name, base in stats[0].items():
+            if not name.endswith(("running_mean", "running_var")):
+                point_stats[name] = base
+                continue
+            value = base.double() + sum(float(ci) * (s[name].double() - base.double())
+                                        for ci, s in zip(c, stats[1:]))
+            if name.endswith("running_var"):
+                value = value.clamp_min(0)
+            point_stats[name] = value.to(base.dtype)
+        out.append(point_stats)
+    return out
 
 
 def fresh_statistics(layers: Mapping[str, nn.modules.batchnorm._BatchNorm], k: int,

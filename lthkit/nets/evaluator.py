@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import partial
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lthkit.nets.batchnorm import (BatchNormControl, StopPass, buffers_from, fresh_statistics,
-                                   merge_moments)
+from lthkit.nets.batchnorm import (BatchNormControl, StopPass, affine_statistics, buffers_from,
+                                   fresh_statistics, merge_moments)
 from lthkit.nets.points import (ParamLayout, fused_by_default, has_batchnorm, leading_size,
                                 map_points)
 from lthkit.nets.probe import choose_points_per_pass
@@ -25,7 +25,9 @@ class PointEvaluator:
     """Training loss and accuracy of points W (flat vectors) on fixed examples (x, y).
 
     `model` is only a template (architecture and buffer names); its own weights are never used
-    or changed. With `recalibrate_bn`, BatchNorm statistics of every point are recomputed on x.
+    or changed. With `recalibrate_bn`, BatchNorm statistics of every point are recomputed on x;
+    without, every point needs statistics given (its stored ones: `evaluate(points, buffers)`,
+    `evaluate_states`, or `near` for points around stored solutions).
     Points go through the network `points_per_pass` at a time (an int, or "auto"), fused into one
     grouped network when `use_vmap` (None: `fused_by_default(device)`), else one by one.
     `dtype` is float32 (TF32 off), tfloat32 (convolutions and matrix products in TF32 where the
@@ -74,6 +76,11 @@ class PointEvaluator:
         return self._points
 
     @property
+    def has_batchnorm(self) -> bool:
+        """Whether the network has BatchNorm layers (whose statistics a point needs)."""
+        return bool(self._bn.layers)
+
+    @property
     def one_pass(self) -> bool:
         """Whether losses come from one pass with full-batch statistics (see the module doc)."""
         return self.one_pass_bn and self.recalibrate and self.x.shape[0] <= self.batch_size
@@ -84,10 +91,31 @@ class PointEvaluator:
             return self
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(self.x.shape[0], generator=g)[:n].sort().values.to(self.device)
-        return PointEvaluator(self.model, self.x[idx], self.y[idx], batch_size=self.batch_size,
-                              recalibrate_bn=self.recalibrate, points_per_pass=self._points_setting,
-                              use_vmap=self.fused, one_pass_bn=self.one_pass_bn, dtype=self.precision,
-                              verbose=self.verbose)
+        return self.replace(x=self.x[idx], y=self.y[idx])
+
+    def replace(self, **changes) -> "PointEvaluator":
+        """A new evaluator with the same settings but `changes` (x, y, recalibrate_bn, ...)."""
+        settings = dict(model=self.model, x=self.x, y=self.y, batch_size=self.batch_size,
+                        recalibrate_bn=self.recalibrate, points_per_pass=self._points_setting,
+                        use_vmap=self.fused, one_pass_bn=self.one_pass_bn, dtype=self.precision,
+                        verbose=self.verbose)
+        return PointEvaluator(**{**settings, **changes})
+
+    def near(self, anchors: Sequence[Tensor], statistics: Sequence[Mapping[str, Tensor]]
+             ) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+        """`evaluate` for points around stored solutions: without recalibration each point
+        normalizes with statistics made from the anchors' stored ones (one anchor: its own at
+        every point, as Li et al.'s surfaces; a line or plane: `affine_statistics`). With
+        recalibration (or without BatchNorm) the statistics are not needed: `evaluate` itself."""
+        if self.recalibrate or not self.has_batchnorm:
+            return self.evaluate
+
+        def evaluate(points: Tensor) -> tuple[Tensor, Tensor]:
+            rows = points.unsqueeze(0) if points.dim() == 1 else points
+            loss, acc = self.evaluate(rows, affine_statistics(rows, anchors, statistics))
+            return (loss[0], acc[0]) if points.dim() == 1 else (loss, acc)
+
+        return evaluate
 
     # --- public -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -96,8 +124,13 @@ class PointEvaluator:
         """(loss, accuracy) of each row of `points` (N x P, or one P-vector), as float64 on CPU.
 
         Rows go through the network in blocks of `points_per_pass`. `buffers` (one dict per
-        point) are used as they are when given and recalibration is off.
+        point) are used as they are when given and recalibration is off; without recalibration
+        a network with BatchNorm needs them (fresh statistics would give wrong losses: `near`).
         """
+        if buffers is None and not self.recalibrate and self.has_batchnorm:
+            raise ValueError("BatchNorm statistics are not recalibrated (analysis.recalibrate_bn: "
+                             "false): pass each point's stored statistics (buffers), e.g. through "
+                             "PointEvaluator.near")
         single = points.dim() == 1
         pts = points.unsqueeze(0) if single else points
         step = self.points_per_pass

@@ -212,12 +212,27 @@ def _round_ticks(colorbar) -> None:
     colorbar.update_ticks()
 
 
-def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True) -> plt.Figure:
-    """A filter-normalized surface as contours (left) and in 3D (right)."""
+def _recipe_note(fig: plt.Figure, surfaces: Sequence[Mapping[str, Any]], paper: str | None,
+                 sweep: bool = False) -> None:
+    """The surfaces' BatchNorm handling, directions, draw, data and grid against `paper`'s,
+    under the figure (`lthkit.landscape.surface_recipe`); nothing for a surface without them."""
+    from lthkit.analysis.landscape.tables import surface_recipe
+
+    first = surfaces[0]
+    if paper is None or "bn" not in first:
+        return
+    sizes = [s.get("examples", "?") for s in surfaces] if sweep else None
+    fig.supxlabel(surface_recipe(first, paper, sizes), fontsize=7, color="0.3")
+
+
+def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True,
+                   paper: str | None = "li") -> plt.Figure:
+    """A filter-normalized surface as contours (left) and in 3D (right), with how it was made
+    against `paper`'s surfaces ("li", "bain") underneath."""
     x, y, loss = _np(surface["x"]), _np(surface["y"]), _np(surface["loss"])
     z = np.log10(np.clip(loss, 1e-12, None)) if log else loss
     zlabel = "log10 training loss" if log else "training loss"
-    fig = plt.figure(figsize=(11, 4.6), layout="constrained")
+    fig = plt.figure(figsize=(11, 4.9), layout="constrained")
     ax = fig.add_subplot(1, 2, 1)
     filled = ax.contourf(x, y, z, levels=25, cmap="viridis")
     ax.contour(x, y, z, levels=12, colors="k", linewidths=0.4, alpha=0.6)
@@ -234,13 +249,16 @@ def surface_figure(surface: Mapping[str, Any], title: str = "", log: bool = True
         axis.set_major_locator(MaxNLocator(5))
     n = surface.get("examples")
     ax3.set_title(f"{n} examples" if n else "")
+    _recipe_note(fig, [surface], paper)
     return fig
 
 
-def surface_sweep(surfaces: Sequence[Mapping[str, Any]], title: str = "") -> plt.Figure:
+def surface_sweep(surfaces: Sequence[Mapping[str, Any]], title: str = "",
+                  paper: str | None = "li") -> plt.Figure:
     """Contours of one surface evaluated on more and more examples (how the shape settles)."""
     k = len(surfaces)
-    fig, axes = plt.subplots(1, k, figsize=(3.4 * k, 3.4), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, k, figsize=(max(3.4 * k, 8.0), 4.0), layout="constrained",
+                             squeeze=False)
     zs = [np.log10(np.clip(_np(s["loss"]), 1e-12, None)) for s in surfaces]
     lo, hi = min(z.min() for z in zs), max(z.max() for z in zs)
     levels = np.linspace(lo, hi + 1e-9, 25)
@@ -251,18 +269,20 @@ def surface_sweep(surfaces: Sequence[Mapping[str, Any]], title: str = "") -> plt
     _round_ticks(fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss"))
     if title:
         fig.suptitle(title)
+    _recipe_note(fig, surfaces, paper, sweep=True)
     return fig
 
 
 def surfaces_side_by_side(surfaces: Sequence[Mapping[str, Any]], titles: Sequence[str],
-                          suptitle: str = "") -> plt.Figure:
+                          suptitle: str = "", paper: str | None = "bain") -> plt.Figure:
     """Several filter-normalized surfaces as contours on one colour scale (Bain's Figs 3, 4).
 
     One scale makes the comparison honest: a sharper basin shows as tighter contours, not as a
     rescaled colour map.
     """
     k = len(surfaces)
-    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, k, figsize=(max(4.2 * k, 8.0), 4.4), layout="constrained",
+                             squeeze=False)
     zs = [np.log10(np.clip(_np(s["loss"]), 1e-12, None)) for s in surfaces]
     lo, hi = min(z.min() for z in zs), max(z.max() for z in zs)
     levels = np.linspace(lo, hi + 1e-9, 25)
@@ -274,6 +294,7 @@ def surfaces_side_by_side(surfaces: Sequence[Mapping[str, Any]], titles: Sequenc
         ax.set(title=title, xlabel="δ (filter-normalized)", ylabel="η", aspect="equal")
         ax.grid(False)
     _round_ticks(fig.colorbar(filled, ax=axes[0].tolist(), label="log10 training loss"))
+    _recipe_note(fig, surfaces, paper)
     if suptitle:
         fig.suptitle(suptitle)
     return fig

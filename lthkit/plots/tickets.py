@@ -127,7 +127,8 @@ def ticket_surfaces(pair: Mapping[str, tuple[Mapping, str]], suptitle: str = "")
     from lthkit.plots.landscape import surfaces_side_by_side
 
     surfaces = [s for s, _ in pair.values()]
-    fig = surfaces_side_by_side(surfaces, [t for _, t in pair.values()], suptitle=suptitle)
+    fig = surfaces_side_by_side(surfaces, [t for _, t in pair.values()], suptitle=suptitle,
+                                paper="bain")
     return _relabel_split(fig, surfaces[0].get("split", "train"))
 
 
@@ -135,14 +136,16 @@ def ticket_surface(surface: Mapping, title: str = "") -> plt.Figure:
     """One filter-normalized surface (contours and 3D), the loss named after its split."""
     from lthkit.plots.landscape import surface_figure
 
-    return _relabel_split(surface_figure(surface, title=title), surface.get("split", "train"))
+    return _relabel_split(surface_figure(surface, title=title, paper="bain"),
+                          surface.get("split", "train"))
 
 
 def ticket_surface_sweep(surfaces: Sequence[Mapping], title: str = "") -> plt.Figure:
     """One surface on more and more examples (Bain's Fig 2), the loss named after its split."""
     from lthkit.plots.landscape import surface_sweep
 
-    return _relabel_split(surface_sweep(surfaces, title=title), surfaces[0].get("split", "train"))
+    return _relabel_split(surface_sweep(surfaces, title=title, paper="bain"),
+                          surfaces[0].get("split", "train"))
 
 
 def ticket_gap(table: pd.DataFrame, title: str = "") -> plt.Figure:

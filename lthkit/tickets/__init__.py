@@ -27,9 +27,10 @@ Imports the training (lthkit.train), the data and the landscape (lthkit.analysis
 and 11 and lthkit.plots.tickets use it.
 """
 
-from lthkit.tickets.bain import (RANDOM_TICKET, EarlyStopper, accuracy_table, bain_pairs,
-                                 bain_protocol, bain_tickets, kept_iterations, shown_levels,
-                                 split_validation, surface_stats, surface_table, sweep_level,
+from lthkit.tickets.bain import (RANDOM_TICKET, EarlyStopper, accuracy_table, bain_landscape,
+                                 bain_pairs, bain_protocol, bain_tickets, kept_iterations,
+                                 shown_levels, split_validation, surface_stats, surface_table,
+                                 sweep_level,
                                  sweep_sizes, ticket_histories, ticket_surfaces,
                                  train_early_stopped)
 from lthkit.tickets.common import EARLY_STOPPING_FILE, kept_epoch, tickets_table
@@ -49,7 +50,7 @@ __all__ = ["EARLY_STOPPING_FILE", "kept_epoch", "tickets_table", "iteration_hist
            "channel_early_bird", "channel_masks", "drawn_epoch", "early_bird_rule",
            "early_bird_summary", "early_birds", "main_run_trajectory", "mask_distances",
            "settled_epoch", "weight_early_bird", "weight_masks", "RANDOM_TICKET",
-           "EarlyStopper", "accuracy_table", "bain_pairs", "bain_protocol",
+           "EarlyStopper", "accuracy_table", "bain_landscape", "bain_pairs", "bain_protocol",
            "bain_tickets", "kept_iterations", "shown_levels", "split_validation",
            "surface_stats", "surface_table", "sweep_level", "sweep_sizes",
            "ticket_histories", "ticket_surfaces", "train_early_stopped"]

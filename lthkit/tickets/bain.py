@@ -240,14 +240,32 @@ def _report(what: str, files: SolutionFiles, metrics: dict) -> None:
           f"test acc {f['test_acc']:.4f}")
 
 
+def bain_landscape(sub: Context, progress: bool = True):
+    """The `Landscape` of Bain's sub-run with his surfaces' settings: `bain.surface_split`,
+    `bain.directions` (dense by default, as his code) and `bain.draw` (one for every level)."""
+    from lthkit.analysis.landscape import Landscape
+
+    b = sub.params.bain
+    return Landscape(sub, progress=progress, surface_split=b.surface_split,
+                     directions=b.directions, draw=b.draw)
+
+
 def bain_protocol(params: Params) -> str:
-    """What notebook 11 used, in words: the surfaces' examples and each round's kept model."""
+    """What notebook 11 used, in words: the surfaces' examples and directions, and each round's
+    kept model."""
     b, lp = params.bain, params.landscape
     if b.surface_split == "test":
         where = f"{lp.surface_examples} images drawn (seeded) from the test set, as Bain"
     else:
         where = (f"{lp.surface_examples} images of the training set's analysis subset "
                  f"(Bain used test images)")
+    where += (f", a {lp.surface_resolution} x {lp.surface_resolution} grid (Bain: 125 x 125); "
+              + ("dense directions on every weight, pruned or not, as Bain"
+                 if b.directions == "dense" else
+                 "masked directions, zero on each ticket's pruned weights (the kit's extension; "
+                 "Bain's are dense)")
+              + ("; one random draw for every level, as Bain" if b.draw == "shared" else
+                 "; a random draw per level (Bain: one for every level)"))
     es = b.early_stopping
     if es.enabled:
         stop = ("no early stop: every round trains all its epochs" if es.patience is None
@@ -352,13 +370,16 @@ def surface_stats(surface: Mapping) -> dict[str, float]:
 
 
 def surface_table(surfaces: Mapping[int, Mapping[str, tuple[dict, str]]]) -> pd.DataFrame:
-    """Per level: `surface_stats` of the IMP ticket and of the random ticket side by side."""
+    """Per level: `surface_stats` of the IMP ticket and of the random ticket side by side, with
+    the examples and how the directions were made (dense or masked, one draw or one per level)."""
     rows = []
     for level, pair in surfaces.items():
         row: dict = {"level": level}
         for key, (surface, _) in pair.items():
             row |= {f"{key}_{k}": v for k, v in surface_stats(surface).items()}
-        row["examples"] = next(iter(pair.values()))[0]["examples"]
+        first = next(iter(pair.values()))[0]
+        row["examples"] = first["examples"]
+        row |= {k: first[k] for k in ("directions", "draw") if k in first}
         rows.append(row)
     return pd.DataFrame(rows).set_index("level") if rows else pd.DataFrame()
 

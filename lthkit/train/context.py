@@ -84,6 +84,8 @@ class Context:
         """
         a, p = self.params.analysis, self.params
         raw = f"{a.subset_size}/{a.batch_size}/{a.recalibrate_bn}/{p.run.seed}"
+        if not a.recalibrate_bn:  # stored statistics since issue 32, not fresh ones: new keys
+            raw += "/stored"
         if p.landscape.dtype != "float32":  # the default adds nothing: fp32 keys stay as they were
             raw += f"/{p.landscape.dtype}"
         return hashlib.sha256(raw.encode()).hexdigest()[:10]

@@ -2,8 +2,9 @@
 
 Everything here is a function of a batched loss: `evaluate(points) -> losses` or
 `-> (losses, accuracies)`, with `points` an N x P tensor of flat weight vectors (ParamLayout order).
-`PointEvaluator.evaluate` is one (BatchNorm statistics recomputed at every point); a known
-quadratic is another (the tests). Directions and grids are flat vectors over the same
+`PointEvaluator.evaluate` is one (BatchNorm statistics recomputed at every point, or without
+recalibration made from the solutions' stored ones: `PointEvaluator.near`); a known quadratic is
+another (the tests). Directions and grids are flat vectors over the same
 coordinates; "level L space" is where the mask vector `layout.mask_vector(m_L)` is 1.
 
 | paper | what | function |
@@ -12,6 +13,12 @@ coordinates; "level L space" is where the mask vector `layout.mask_vector(m_L)` 
 | Figs 6, 8, Tables II, IV | basin radius along random unit directions (Huang et al. 2020) | `basin_radii` |
 | Fig 13 | loss on the plane through A, B, C (Gram-Schmidt axes), points projected | `evaluate_plane` |
 | Bain; Li et al. 2018 | loss on two filter-normalized random directions around a solution | `evaluate_surface` |
+
+Surfaces are made as Li et al.'s code (tomgoldstein/loss-landscape) and Bain's fork make them:
+`raw_direction` then `filter_normalize` (every weight of two or more dimensions, 1-D ones zero),
+the solution's own BatchNorm statistics at every grid point (`landscape.surface_bn`), dense
+directions and one raw draw for every level by default; `surface_recipe` says in words how a
+surface was made against either paper (the figures print it).
 
 `Landscape` ties these to a run folder: it builds the points of the paper (W_min(L),
 Pr_L(min(L-1)) = m_L ⊙ W_min(L-1), baselines), the evaluator on the analysis subset, and caches
@@ -29,22 +36,24 @@ from __future__ import annotations
 from lthkit.analysis.landscape.batch import Evaluate, evaluate_points, points_per_call
 from lthkit.analysis.landscape.lines import (alpha_grid, barrier_height, evaluate_line, interpolate,
                                              linear_barrier)
-from lthkit.analysis.landscape.planes import (evaluate_plane, evaluate_surface,
+from lthkit.analysis.landscape.planes import (evaluate_plane, evaluate_surface, filter_normalize,
                                               filter_normalized_direction, grid_losses, plane_basis,
-                                              plane_grid, project)
+                                              plane_grid, project, raw_direction)
 from lthkit.analysis.landscape.radius import (basin_radii, basin_radii_many, cutoff_loss,
                                               random_directions)
 from lthkit.analysis.landscape.run import (APPENDIX_LINE_FIGURES, BARRIER_FIGURES,
                                            LINE_FIGURE_TITLES, LINE_FIGURES, PLANE_BASELINES,
                                            Landscape, PointRef)
-from lthkit.analysis.landscape.tables import (PAPER_RADII, barrier_table, is_paper_preset,
-                                              plane_table, radius_flip_table, radius_table)
+from lthkit.analysis.landscape.tables import (PAPER_RADII, PAPER_SURFACES, barrier_table,
+                                              is_paper_preset, plane_table, radius_flip_table,
+                                              radius_table, surface_recipe)
 
 __all__ = [
     "Evaluate", "alpha_grid", "interpolate", "evaluate_line", "barrier_height", "linear_barrier",
     "random_directions", "cutoff_loss", "basin_radii", "basin_radii_many", "plane_basis",
     "project", "plane_grid",
-    "grid_losses", "evaluate_plane", "filter_normalized_direction", "evaluate_surface",
+    "grid_losses", "evaluate_plane", "raw_direction", "filter_normalize",
+    "filter_normalized_direction", "evaluate_surface", "PAPER_SURFACES", "surface_recipe",
     "evaluate_points", "points_per_call", "PointRef", "Landscape", "PAPER_RADII",
     "is_paper_preset",
     "barrier_table", "radius_table", "radius_flip_table", "plane_table", "LINE_FIGURES",

@@ -14,7 +14,8 @@ from lthkit.nets.points import ParamLayout
 
 __all__ = ["plane_basis", "project", "plane_grid", "grid_losses", "evaluate_plane",
            "joining_loss", "joining_losses",
-           "filter_normalized_direction", "evaluate_surface"]
+           "raw_direction", "filter_normalize", "filter_normalized_direction",
+           "evaluate_surface"]
 
 
 def plane_basis(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,29 +89,49 @@ def evaluate_plane(evaluate: Evaluate, a: Tensor, b: Tensor, c: Tensor,
 
 # --- filter-normalized random surfaces (Li et al. 2018; Bain) -----------------------------------
 
-def filter_normalized_direction(layout: ParamLayout, point: Tensor, mask: Tensor | None,
-                                generator: torch.Generator, include_bn: bool = False) -> Tensor:
-    """A random direction whose every filter has the norm of the weights' filter (Li et al.).
+def raw_direction(layout: ParamLayout, generator: torch.Generator) -> Tensor:
+    """A Gaussian entry on every parameter, drawn parameter by parameter in the model's order
+    (the reference's `get_random_weights`): the raw direction before normalization."""
+    return torch.cat([torch.randn(shape, generator=generator).reshape(-1)
+                      for shape in layout.shapes])
 
-    For each prunable weight (conv or linear), Gaussian entries are zeroed where the mask is 0
-    and each output filter (row) is scaled to the norm of the same filter of `point` (a filter
-    pruned entirely stays zero). Biases and BatchNorm parameters get zero, or with `include_bn`
-    the weights themselves (as Li et al.'s code does when it does not ignore them).
+
+def filter_normalize(layout: ParamLayout, raw: Tensor, point: Tensor, mask: Tensor | None = None,
+                     include_bn: bool = False) -> Tensor:
+    """`raw` filter-normalized at `point` as Li et al.'s code does (norm 'filter', ignore 'biasbn').
+
+    Every parameter of two or more dimensions (a conv or linear weight, prunable or not) has each
+    output filter (row) scaled to the norm of the same filter of `point`; a filter whose weights
+    are all zero stays zero. With `mask` (a mask vector over W), the raw entries are zeroed where
+    it is 0 first (the kit's masked directions: the point stays on its subnetwork); without it
+    every weight moves, pruned or not (Li et al.'s and Bain's code). One-dimensional parameters
+    (biases, BatchNorm) get zero, or with `include_bn` the point's own values (the reference
+    without 'biasbn').
     """
     w_all = point.detach().float().cpu()
-    m_all = torch.ones_like(w_all) if mask is None else mask.detach().float().cpu()
+    d_all = raw.detach().float().cpu()
+    if mask is not None:
+        d_all = d_all * mask.detach().float().cpu()
     out = torch.zeros_like(w_all)
-    for name, sl, shape in zip(layout.names, layout.slices().values(), layout.shapes):
+    for sl, shape in zip(layout.slices().values(), layout.shapes):
         w = w_all[sl].view(shape)
-        if name in layout.prunable and len(shape) >= 2:
-            d = torch.randn(shape, generator=generator) * m_all[sl].view(shape)
+        if len(shape) >= 2:
+            d = d_all[sl].view(shape)
             d_norm = d.flatten(1).norm(dim=1)
             w_norm = w.flatten(1).norm(dim=1)
-            scale = torch.where(d_norm > 0, w_norm / d_norm.clamp_min(1e-30), torch.zeros_like(d_norm))
+            scale = torch.where(d_norm > 0, w_norm / d_norm.clamp_min(1e-30),
+                                torch.zeros_like(d_norm))
             out[sl] = (d * scale.view(-1, *[1] * (len(shape) - 1))).reshape(-1)
         elif include_bn:
             out[sl] = w.reshape(-1)
     return out.to(point.device)
+
+
+def filter_normalized_direction(layout: ParamLayout, point: Tensor, mask: Tensor | None,
+                                generator: torch.Generator, include_bn: bool = False) -> Tensor:
+    """A random direction whose every filter has the norm of the point's filter (Li et al.):
+    `raw_direction` drawn from `generator`, then `filter_normalize` (zero where `mask` is 0)."""
+    return filter_normalize(layout, raw_direction(layout, generator), point, mask, include_bn)
 
 
 def evaluate_surface(evaluate: Evaluate, center: Tensor, d1: Tensor, d2: Tensor,

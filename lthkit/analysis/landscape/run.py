@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from lthkit.analysis.landscape.lines import evaluate_line
-from lthkit.analysis.landscape.planes import (evaluate_plane, evaluate_surface,
-                                              filter_normalized_direction)
+from lthkit.analysis.landscape.planes import (evaluate_plane, evaluate_surface, filter_normalize,
+                                              raw_direction)
 from lthkit.analysis.landscape.radius import basin_radii, cutoff_loss, random_directions
 from lthkit.config.seeds import derive_seed
 from lthkit.nets.evaluator import PointEvaluator
@@ -82,20 +82,40 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+SURFACE_CHOICES = {"surface_split": ("train", "test"), "directions": ("dense", "masked"),
+                   "draw": ("shared", "per_level")}
+
+
 class Landscape:
-    """Lines, radii, planes and surfaces of one run's solutions, cached in its run folder."""
+    """Lines, radii, planes and surfaces of one run's solutions, cached in its run folder.
+
+    Surfaces are drawn on `surface_split` ("train": the analysis subset; "test": test images,
+    as Bain), with `directions` "dense" (every weight moves, pruned or not: Li et al.'s and
+    Bain's code) or "masked" (zero on the point's pruned weights: the kit's extension), and one
+    raw draw for every level (`draw` "shared": the reference seeds every model alike) or one
+    per level. None: `landscape.surface_directions` and `landscape.surface_draw`.
+    """
 
     ANALYSIS = "landscape"
 
-    def __init__(self, ctx: Any, progress: bool = True, surface_split: str = "train"):
+    def __init__(self, ctx: Any, progress: bool = True, surface_split: str = "train",
+                 directions: str | None = None, draw: str | None = None):
         self.ctx = ctx
         self.params = ctx.params
         self.progress = progress
+        lp = self.params.landscape
         self.surface_split = surface_split  # surfaces on the analysis subset, or "test" (Bain)
+        self.directions = lp.surface_directions if directions is None else directions
+        self.draw = lp.surface_draw if draw is None else draw
+        for name, allowed in SURFACE_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Landscape {name} must be one of {', '.join(allowed)}, not "
+                                 f"{getattr(self, name)!r}")
         self._points: dict[PointRef, Tensor] = {}
+        self._statistics: dict[PointRef, dict[str, Tensor]] = {}
         self._own: dict[PointRef, tuple[float, float]] = {}
         self._evaluators: dict[int | None, PointEvaluator] = {}
-        self._test_evaluators: dict[int, PointEvaluator] = {}
+        self._surface_evaluators: dict[tuple[int, bool], PointEvaluator] = {}
 
     # inputs --------------------------------------------------------------------------------------
     @cached_property
@@ -129,23 +149,29 @@ class Landscape:
 
     def _surface_evaluator(self, examples: int) -> PointEvaluator:
         """Surfaces' examples: a seeded sample of the analysis subset, or of the test set when
-        `surface_split` is "test" (Bain evaluates his surfaces on 250 test images)."""
+        `surface_split` is "test" (Bain evaluates his surfaces on 250 test images); BatchNorm
+        as `landscape.surface_bn` says (recalibrated at every point, or the solution's)."""
+        recalibrate = self.params.landscape.surface_bn == "recalibrate"
+        key = (examples, recalibrate)
+        if key in self._surface_evaluators:
+            return self._surface_evaluators[key]
         if self.surface_split == "train":
-            return self._evaluator(examples)
-        if self.surface_split != "test":
-            raise ValueError(f"surface_split must be 'train' or 'test', not {self.surface_split!r}")
-        if examples not in self._test_evaluators:
+            evaluator = self._evaluator(examples)
+        else:
             data, a = self.ctx.data, self.params.analysis
             g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, "surface-test",
                                                           examples))
             idx = torch.randperm(data.test_x.shape[0], generator=g)[:examples].sort().values
             idx = idx.to(data.device)
-            self._test_evaluators[examples] = PointEvaluator(
+            evaluator = PointEvaluator(
                 self.ctx.new_model(), data.normalize(data.test_x[idx]), data.test_y[idx],
-                batch_size=a.batch_size, recalibrate_bn=a.recalibrate_bn,
+                batch_size=a.batch_size, recalibrate_bn=recalibrate,
                 points_per_pass=a.points_per_pass, use_vmap=a.use_vmap,
                 dtype=self.params.landscape.dtype)
-        return self._test_evaluators[examples]
+        if evaluator.recalibrate != (recalibrate and evaluator.has_batchnorm):
+            evaluator = evaluator.replace(recalibrate_bn=recalibrate)
+        self._surface_evaluators[key] = evaluator
+        return evaluator
 
     @property
     def layout(self) -> ParamLayout:
@@ -155,22 +181,42 @@ class Landscape:
     def device(self) -> torch.device:
         return self.evaluator.device
 
+    def _state(self, ref: PointRef) -> dict[str, Tensor]:
+        """The state dict a point is read from (W_min(L-1)'s for its projection Pr_L)."""
+        if ref.kind in ("imp", "rpr"):
+            return self.imp.final(ref.level)
+        if ref.kind == "proj":
+            return self.imp.final(ref.level - 1)
+        if ref.kind == "rewind":
+            return self.imp.rewind()
+        if ref.kind == "init":
+            return self.imp.init()
+        return self.baselines.final(ref.kind, ref.level)
+
     def point(self, ref: PointRef) -> Tensor:
         """The flat weight vector of a point of the paper, on the evaluator's device."""
         if ref not in self._points:
-            flat = self.layout.flatten
-            if ref.kind in ("imp", "rpr"):
-                vec = flat(self.imp.final(ref.level))
-            elif ref.kind == "proj":
-                vec = self.space(ref.level).cpu() * flat(self.imp.final(ref.level - 1))
-            elif ref.kind == "rewind":
-                vec = flat(self.imp.rewind())
-            elif ref.kind == "init":
-                vec = flat(self.imp.init())
-            else:
-                vec = flat(self.baselines.final(ref.kind, ref.level))
+            vec = self.layout.flatten(self._state(ref))
+            if ref.kind == "proj":
+                vec = self.space(ref.level).cpu() * vec
             self._points[ref] = vec.to(self.device)
         return self._points[ref]
+
+    def statistics(self, ref: PointRef) -> dict[str, Tensor]:
+        """The BatchNorm running statistics stored with a point (the model's buffers, on the
+        device; a projection Pr_L(min(L-1)) keeps W_min(L-1)'s)."""
+        if ref not in self._statistics:
+            state = self._state(ref)
+            names = [n for n, _ in self.evaluator.model.named_buffers()]
+            self._statistics[ref] = {n: state[n].to(self.device) for n in names if n in state}
+        return self._statistics[ref]
+
+    def _near(self, evaluator: PointEvaluator, refs: Sequence[PointRef]):
+        """`evaluator.evaluate` for points around `refs`: where BatchNorm is not recalibrated,
+        with statistics made from the refs' stored ones (PointEvaluator.near)."""
+        if evaluator.recalibrate or not evaluator.has_batchnorm:
+            return evaluator.evaluate
+        return evaluator.near([self.point(r) for r in refs], [self.statistics(r) for r in refs])
 
     def space(self, level: int) -> Tensor:
         """m_L over W: 1 on the weights alive at `level` and on every non-prunable parameter."""
@@ -192,6 +238,8 @@ class Landscape:
         n = examples if examples is not None else lp.examples
         config = {"subset": a.subset_size, "batch": a.batch_size, "bn": a.recalibrate_bn,
                   "one_pass": lp.one_pass_bn, "examples": n, "seed": self.params.run.seed}
+        if not a.recalibrate_bn:  # stored statistics (issue 32): not the old fresh ones' keys
+            config["bn"] = "stored"
         if lp.dtype != "float32":  # the default adds nothing: fp32 results keep their keys
             config["dtype"] = lp.dtype
         return config
@@ -205,7 +253,7 @@ class Landscape:
         """(loss, accuracy) of a point on the landscape's examples."""
         if ref not in self._own:
             def compute() -> dict:
-                loss, acc = self.evaluator.evaluate(self.point(ref))
+                loss, acc = self._near(self.evaluator, [ref])(self.point(ref))
                 return {"loss": float(loss), "acc": float(acc)}
             got = self._cached(f"point_{ref.tag}", {"ref": ref.tag, **self._eval_config()}, compute)
             self._own[ref] = (got["loss"], got["acc"])
@@ -217,8 +265,8 @@ class Landscape:
         config = {"a": a.tag, "b": b.tag, "points": lp.line_points, "margin": lp.line_margin,
                   **self._eval_config()}
         out = self._cached(f"line_{a.tag}-{b.tag}", config, lambda: evaluate_line(
-            self.evaluator.evaluate, self.point(a), self.point(b), lp.line_points, lp.line_margin,
-            progress=self.progress))
+            self._near(self.evaluator, [a, b]), self.point(a), self.point(b), lp.line_points,
+            lp.line_margin, progress=self.progress))
         return {**out, "a": a.label, "b": b.label, "a_math": a.math, "b_math": b.math,
                 "series": f"{a.generic(b.level)} – {b.generic(b.level)}"}
 
@@ -241,7 +289,7 @@ class Landscape:
         def compute() -> dict:
             dirs = random_directions(lp.radius_directions, self.space(space_level),
                                      derive_seed(self.params.run.seed, "radius", space_level))
-            return basin_radii(self.evaluator.evaluate, self.point(ref), dirs, cut,
+            return basin_radii(self._near(self.evaluator, [ref]), self.point(ref), dirs, cut,
                                start=lp.radius_start, growth=lp.radius_growth,
                                max_radius=lp.radius_max, tol=lp.radius_tol,
                                center_loss=own, progress=self.progress)
@@ -274,7 +322,7 @@ class Landscape:
         config = {"abc": [a.tag, b.tag, c.tag], "extras": [e.tag for e in extras],
                   "res": lp.plane_resolution, "margin": lp.plane_margin, **self._eval_config()}
         out = self._cached(f"plane_{a.tag}-{b.tag}-{c.tag}", config, lambda: evaluate_plane(
-            self.evaluator.evaluate, self.point(a), self.point(b), self.point(c),
+            self._near(self.evaluator, [a, b, c]), self.point(a), self.point(b), self.point(c),
             {e.tag: self.point(e) for e in extras}, labels=(a.tag, b.tag, c.tag),
             resolution=lp.plane_resolution, margin=lp.plane_margin, progress=self.progress))
         refs = [a, b, c, *extras]
@@ -287,18 +335,22 @@ class Landscape:
                 space_level: int | None = None) -> dict[str, Any]:
         """Loss on two filter-normalized random directions around a point (Li et al.; Bain).
 
-        Directions are zero outside level `space_level` space (default: the point's own mask,
-        so a random ticket is perturbed only on its own survivors) and on biases and BatchNorm
-        unless `landscape.surface_include_bn`. The random draw depends on the run seed and the
-        level only: an IMP ticket and a random ticket of one sparsity share it.
+        Directions as `directions` says: on every weight of two or more dimensions ("dense"),
+        or zero outside level `space_level` space ("masked"; default: the point's own mask, so
+        a random ticket moves only on its own survivors); zero on biases and BatchNorm unless
+        `landscape.surface_include_bn`. BatchNorm as `landscape.surface_bn`: the point's stored
+        running statistics at every grid point (Li et al.), or recalibrated at each. The raw
+        draw depends on the run seed only (`draw` "shared") or also on the level: an IMP ticket
+        and a random ticket of one sparsity share it either way.
         """
         lp = self.params.landscape
         n = lp.surface_examples if examples is None else examples
         res = lp.surface_resolution if resolution is None else resolution
         level = ref.level if space_level is None else space_level
         config = {"ref": ref.tag, "space": "own" if space_level is None else level, "res": res,
-                  "span": lp.surface_span, **self._eval_config(n)}
-        if lp.surface_include_bn:  # its own name: "bn" is the eval config's recalibrate_bn
+                  "span": lp.surface_span, **self._eval_config(n), "bn": lp.surface_bn,
+                  "directions": self.directions, "draw": self.draw}
+        if lp.surface_include_bn:  # its own name: "bn" is how BatchNorm statistics are taken
             config["perturb_bn"] = True
         if self.surface_split != "train":
             config["split"] = self.surface_split
@@ -306,17 +358,37 @@ class Landscape:
         def compute() -> dict:
             evaluator = self._surface_evaluator(n)
             center = self.point(ref)
-            mask = self.own_space(ref) if space_level is None else self.space(level)
-            g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, "surface", level))
-            d1 = filter_normalized_direction(self.layout, center, mask, g, lp.surface_include_bn)
-            d2 = filter_normalized_direction(self.layout, center, mask, g, lp.surface_include_bn)
-            out = evaluate_surface(evaluator.evaluate, center, d1, d2, lp.surface_span,
-                                   res, progress=self.progress)
-            return {**out, "examples": int(evaluator.y.numel())}
+            d1, d2 = self.surface_directions(ref, space_level)
+            out = evaluate_surface(self._near(evaluator, [ref]), center, d1, d2,
+                                   lp.surface_span, res, progress=self.progress)
+            return {**out, "examples": int(evaluator.y.numel()),
+                    "batchnorm": evaluator.has_batchnorm}
 
         out = self._cached(f"surface_{ref.tag}_n{n}_r{res}", config, compute)
-        return {**out, "label": ref.label, "math": ref.math, "split": self.surface_split}
+        return {**out, "label": ref.label, "math": ref.math, "split": self.surface_split,
+                "bn": lp.surface_bn, "directions": self.directions, "draw": self.draw,
+                "span": lp.surface_span}
 
+    def raw_directions(self, level: int) -> tuple[Tensor, Tensor]:
+        """The two raw Gaussian directions of a surface, before normalization: one draw for
+        every level (`draw` "shared", as the reference, which seeds every model alike) or one
+        per level."""
+        parts = ("surface-shared",) if self.draw == "shared" else ("surface", level)
+        g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, *parts))
+        return raw_direction(self.layout, g), raw_direction(self.layout, g)
+
+    def surface_directions(self, ref: PointRef, space_level: int | None = None
+                           ) -> tuple[Tensor, Tensor]:
+        """The two filter-normalized directions of `surface` around a point."""
+        level = ref.level if space_level is None else space_level
+        mask = None
+        if self.directions == "masked":
+            mask = self.own_space(ref) if space_level is None else self.space(level)
+        include_bn = self.params.landscape.surface_include_bn
+        center = self.point(ref)
+        d1, d2 = (filter_normalize(self.layout, raw, center, mask, include_bn)
+                  for raw in self.raw_directions(level))
+        return d1, d2
 
     # the paper's comparisons -------------------------------------------------------------------
     def figure_levels(self, figure: str, levels: Sequence[int]) -> list[int]:

@@ -13,7 +13,7 @@ from lthkit.analysis.landscape.lines import linear_barrier
 from lthkit.analysis.landscape.planes import joining_losses
 
 __all__ = ["PAPER_RADII", "is_paper_preset", "plane_table", "barrier_table", "radius_table",
-           "radius_flip_table"]
+           "radius_flip_table", "PAPER_SURFACES", "surface_recipe"]
 
 # The published radii and the rule deciding when they stand beside ours live in
 # lthkit.analysis.published; these two names are kept for older code.
@@ -121,3 +121,51 @@ def radius_flip_table(pairs_l: Mapping[int, tuple[dict, dict]],
                      "L-1 space: W_min(L-1)": c["mean"], "L-1 space: RPr_{L-1}(min(L))": d["mean"],
                      "W_min(L-1) wider": c["mean"] > d["mean"]})
     return pd.DataFrame(rows).set_index("level")
+
+
+# How each paper made its filter-normalized surfaces (Li et al. 2018's code,
+# tomgoldstein/loss-landscape: `plot_surface.py --dir_type weights --xnorm filter --xignore
+# biasbn`, the model in eval mode, torch.manual_seed(123) for every model; Bain's fork of it).
+PAPER_SURFACES: dict[str, dict[str, Any]] = {
+    "li": {"name": "Li et al.", "bn": "solution", "directions": "dense", "draw": "shared",
+           "data": "the whole training set", "resolution": 51},
+    "bain": {"name": "Bain", "bn": "solution", "directions": "dense", "draw": "shared",
+             "data": "250 test images", "resolution": 125},
+}
+# (what the figure says, the short form beside a paper's) per setting
+_WORDS: dict[str, dict[str, tuple[str, str]]] = {
+    "bn": {"solution": ("BN: the solution's running statistics", "the solution's"),
+           "recalibrate": ("BN: recomputed at every point", "recomputed")},
+    "directions": {"dense": ("directions: dense, every weight moves", "dense"),
+                   "masked": ("directions: masked, zero on pruned weights, the kit's extension",
+                              "masked")},
+    "draw": {"shared": ("one draw for every level", "one for every level"),
+             "per_level": ("a draw per level", "per level")},
+}
+
+
+def surface_recipe(surface: Mapping[str, Any], paper: str,
+                   examples: Iterable[int] | None = None) -> str:
+    """Two lines saying how a surface was made against `paper` ("li" or "bain"): BatchNorm,
+    directions and draw, then its examples and grid beside the paper's (the figures' note).
+    `examples`: the sizes of a sweep (default: the surface's own)."""
+    ref = PAPER_SURFACES[paper]
+    name = ref["name"]
+
+    def versus(key: str) -> str:
+        value = surface[key]
+        said = _WORDS[key][value][0]
+        if value == ref[key]:
+            return f"{said} (as {name})"
+        return f"{said} ({name}: {_WORDS[key][ref[key]][1]})"
+
+    first = [versus("bn") if surface.get("batchnorm", True) else "no BatchNorm in this network",
+             versus("directions")]
+    sizes = list(examples) if examples is not None else [surface.get("examples", "?")]
+    split = "test" if surface.get("split") == "test" else "training"
+    n = len(surface["x"])
+    span = surface.get("span", max(abs(float(surface["x"][0])), abs(float(surface["x"][-1]))))
+    data = (f"{', '.join(map(str, sizes))} {split} examples, {n} x {n} grid on "
+            f"[-{span:g}, {span:g}]² ({name}: {ref['data']}, {ref['resolution']} x "
+            f"{ref['resolution']})")
+    return "; ".join(first) + "\n" + versus("draw") + "; " + data
