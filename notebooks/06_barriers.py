@@ -131,7 +131,8 @@ lk.level_picker(render_baselines, baseline_levels, interactive,
 # Every barrier claim of this notebook (Figs 9, 12, 17, 19) judges `barrier_linear`: the ends of
 # these lines have unequal losses (a level and the next, a solution and a baseline), and a bump
 # that stays below the higher end is invisible to `barrier`, so "there is a barrier" could not
-# fail on it. Its margin is `claims.margins.barrier` (default 1%) of the line's mean end loss.
+# fail on it. Its margin is `claims.margins.barrier` (default 1%) of the chance-level loss
+# ln(classes), a scale that does not vanish as training converges.
 
 # %%
 barriers = ls.barrier_table((f, lv, ln) for (f, lv), group in lines.items() for ln in group)
@@ -140,6 +141,20 @@ ctx.store.save_figure(plots.barrier_summary(
     barriers, title=P.model.arch, others=replicates.tables_across(ctx, "barriers.csv")[1:]),
     "barriers.png")
 barriers.style.format(precision=4)
+
+# %% [markdown]
+# ## Result 4: generalization between successive solutions
+# "These loss barriers are large enough to prevent SGD from crossing over and small enough to
+# have almost similar generalization performance all over the region between these solutions."
+# The test accuracy along Fig 12's lines (`landscape.line_test_examples` test images; each point
+# normalized as on the training side, never with statistics of the test images): at both ends,
+# its lowest point between them, and how far that dips below the lower end.
+
+# %%
+test_lines = [("fig12", lv, land.line_test(*ls.figure_ends("fig12", lv)[0])) for lv in levels]
+generalization = ls.line_test_table(test_lines)
+ctx.store.save_table(generalization, "fig12_test_accuracy.csv")
+generalization.style.format(precision=4)
 
 # %% [markdown]
 # ## Across replicates

@@ -65,6 +65,7 @@ def cache_keys(params) -> list[tuple[str, str]]:
     land = Landscape(ctx, progress=False)
     land.own_loss(a)
     land.line(a, b)
+    land.line_test(a, b)
     land.radius_pair(a, c, 2)
     land.radius(b, 2)
     land.plane(zero, a, b, extras=[c])
@@ -172,6 +173,7 @@ def test_the_walk_sees_what_it_should():
     names = [k.split("_")[0] for a, k in keys if a == "landscape"]
     for kind in ("point", "line", "radius", "plane", "surface"):
         assert kind in names, kind
+    assert any(k.startswith("line_test_") for a, k in keys), "Result 4's test-split lines"
 
 
 @pytest.mark.parametrize("dtype", ["tfloat32", "bfloat16"])

@@ -200,6 +200,7 @@ def _notebook_analyses(ctx) -> None:
     hs.choices_tables(H, hs.choice_points(imp, baselines, levels, list(hs.BASELINE_COMPARISONS),
                                           [], p.imp.prune_fraction, p.imp.scope))  # 09
     land.lines_of(ls.BARRIER_FIGURES, levels)
+    [land.line_test(*ls.figure_ends("fig12", lv)[0]) for lv in levels]
     land.lines_of(ls.APPENDIX_LINE_FIGURES, levels)  # 09
     abc, extras = land.plane_points(levels)
     land.plane(*abc, extras=extras)

@@ -131,9 +131,8 @@ def hessian_calls(ctx: Context, stems: set[str]) -> list[Call]:
 
 def landscape_calls(ctx: Context, stems: set[str]) -> list[Call]:
     """Radius pairs of 05, lines of 06, the plane and surfaces of 07."""
-    from lthkit.analysis.landscape import (APPENDIX_LINE_FIGURES, BARRIER_FIGURES, LINE_FIGURES,
-                                           Landscape, PointRef)
-    from lthkit.analysis.landscape.run import _line_end
+    from lthkit.analysis.landscape import (APPENDIX_LINE_FIGURES, BARRIER_FIGURES, Landscape,
+                                           PointRef, figure_ends)
 
     p = ctx.params
     levels = p.levels(p.analysis.levels, minimum=1)
@@ -148,8 +147,10 @@ def landscape_calls(ctx: Context, stems: set[str]) -> list[Call]:
                *(APPENDIX_LINE_FIGURES if "09_vgg16_appendix" in stems else ())]
     for figure in figures:
         for lv in land.figure_levels(figure, levels):
-            calls += [Call("landscape", "line", (_line_end(a, lv), _line_end(b, lv)))
-                      for a, b in LINE_FIGURES[figure]]
+            calls += [Call("landscape", "line", ends) for ends in figure_ends(figure, lv)]
+    if "06_barriers" in stems:  # Result 4: the test accuracy along Fig 12's lines
+        calls += [Call("landscape", "line_test", ends) for lv in levels
+                  for ends in figure_ends("fig12", lv)]
     if "07_sublevel_sets" in stems:
         try:
             abc, extras = land.plane_points(levels)

@@ -125,6 +125,10 @@ class LandscapeSection(_Section):
                               "subset instead of an average of per-batch ones)")
     line_points: int = Field(41, ge=3, description="points on a line between two solutions, "
                              "both ends included (alpha in [0, 1])")
+    line_test_examples: int | None = Field(
+        None, ge=1, description="test images the test accuracy along Fig 12's lines is measured "
+        "on (Result 4's 'similar generalization all over the region between these solutions'; "
+        "None: the whole test split)")
     line_margin: float = Field(0.2, ge=0, description="alpha runs from -margin to 1 + margin, "
                                "on the same spacing")
     radius_directions: int = Field(100, ge=1, description="random unit directions per point "

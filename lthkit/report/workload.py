@@ -215,6 +215,8 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
                         if all(k in kinds for pair in pairs for k in pair if k not in _IMP))
         items.append(WorkItem("06_barriers", "lines", point,
                               line_n * (len(levels) + per_level * len(baseline_levels))))
+        items.append(WorkItem("06_barriers", "Fig 12's lines on the test split (Result 4)",
+                              point, line_n * len(levels)))
     if "09_vgg16_appendix" in notebooks:
         kinds = set(p.baselines.kinds) & {"random_reinit", "random_prune"}
         items.append(WorkItem("09_vgg16_appendix", "lines (Figs 28, 29, 31)", point,

@@ -674,6 +674,14 @@ CLAIMS: list[PaperClaim] = [
        "successive levels", "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0",
        "greater", NB06, "barriers.csv", barrier_above("fig12"),
        quote="The barriers between successive minima are clearly visible."),
+    _c("R4-fig12-accuracy", f"{S}, Result 4 (Fig 12)", "the test accuracy stays that of the "
+       "two IMP solutions all along the line between successive levels: its lowest point dips "
+       "at most the margin below the lower end", "test accuracy along W_min(L-1) - W_min(L), "
+       "drop below the lower end", "drop", "0", "at_most", NB06, "fig12_test_accuracy.csv",
+       columns("test_acc_drop", "0"),
+       quote="The implication is that these loss barriers are large enough to prevent SGD from "
+             "crossing over and small enough to have almost similar generalization performance "
+             "all over the region between these solutions."),
     _c("R2-fig9", f"{S}, Result 2 (Fig 9)",
        "a significant barrier separates Pr_L(min(L-1)) from W_RI(L) (different sublevel sets)",
        "barrier on the line Pr_L(min(L-1)) - W_RI(L)", "barrier", "0", "greater", NB06,

@@ -43,10 +43,10 @@ from lthkit.analysis.landscape.radius import (basin_radii, basin_radii_many, cut
                                               random_directions)
 from lthkit.analysis.landscape.run import (APPENDIX_LINE_FIGURES, BARRIER_FIGURES,
                                            LINE_FIGURE_TITLES, LINE_FIGURES, PLANE_BASELINES,
-                                           Landscape, PointRef)
+                                           Landscape, PointRef, figure_ends)
 from lthkit.analysis.landscape.tables import (PAPER_RADII, PAPER_SURFACES, barrier_table,
-                                              is_paper_preset, plane_table, radius_flip_table,
-                                              radius_table, surface_recipe)
+                                              is_paper_preset, line_test_table, plane_table,
+                                              radius_flip_table, radius_table, surface_recipe)
 
 __all__ = [
     "Evaluate", "alpha_grid", "interpolate", "evaluate_line", "barrier_height", "linear_barrier",
@@ -56,7 +56,8 @@ __all__ = [
     "filter_normalized_direction", "evaluate_surface", "PAPER_SURFACES", "surface_recipe",
     "evaluate_points", "points_per_call", "PointRef", "Landscape", "PAPER_RADII",
     "is_paper_preset",
-    "barrier_table", "radius_table", "radius_flip_table", "plane_table", "LINE_FIGURES",
+    "barrier_table", "line_test_table", "radius_table", "radius_flip_table", "plane_table", "LINE_FIGURES",
     "PLANE_BASELINES", "LINE_FIGURE_TITLES", "BARRIER_FIGURES", "APPENDIX_LINE_FIGURES",
+    "figure_ends",
 ]
 

@@ -158,16 +158,7 @@ class Landscape:
         if self.surface_split == "train":
             evaluator = self._evaluator(examples)
         else:
-            data, a = self.ctx.data, self.params.analysis
-            g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, "surface-test",
-                                                          examples))
-            idx = torch.randperm(data.test_x.shape[0], generator=g)[:examples].sort().values
-            idx = idx.to(data.device)
-            evaluator = PointEvaluator(
-                self.ctx.new_model(), data.normalize(data.test_x[idx]), data.test_y[idx],
-                batch_size=a.batch_size, recalibrate_bn=recalibrate,
-                points_per_pass=a.points_per_pass, use_vmap=a.use_vmap,
-                dtype=self.params.landscape.dtype)
+            evaluator = self._test_evaluator(examples, "surface-test", recalibrate)
         if evaluator.recalibrate != (recalibrate and evaluator.has_batchnorm):
             evaluator = evaluator.replace(recalibrate_bn=recalibrate)
         self._surface_evaluators[key] = evaluator
@@ -269,6 +260,49 @@ class Landscape:
             lp.line_margin, progress=self.progress))
         return {**out, "a": a.label, "b": b.label, "a_math": a.math, "b_math": b.math,
                 "series": f"{a.generic(b.level)} – {b.generic(b.level)}"}
+
+    def line_test(self, a: PointRef, b: PointRef) -> dict[str, Any]:
+        """Test loss and accuracy along (1-α) A + α B on `landscape.line_test_examples` test
+        images (Result 4: generalization between two solutions). Each point normalizes as the
+        training-side line does: BatchNorm statistics recalibrated on the analysis subset (not
+        on the test images), or, without recalibration, the ends' stored ones interpolated."""
+        lp = self.params.landscape
+        config = {"a": a.tag, "b": b.tag, "points": lp.line_points, "margin": lp.line_margin,
+                  "test": lp.line_test_examples or "all", **self._eval_config()}
+
+        def compute() -> dict[str, Any]:
+            train_side = self.evaluator
+            test_side = self._test_evaluator(lp.line_test_examples, "line-test")
+
+            def evaluate(points: Tensor) -> tuple[Tensor, Tensor]:
+                if not (train_side.recalibrate and train_side.has_batchnorm):
+                    return self._near(test_side, [a, b])(points)
+                rows = points.unsqueeze(0) if points.dim() == 1 else points
+                loss, acc = test_side.evaluate(
+                    rows, [train_side.recalibrated_buffers(row) for row in rows])
+                return (loss[0], acc[0]) if points.dim() == 1 else (loss, acc)
+
+            return evaluate_line(evaluate, self.point(a), self.point(b), lp.line_points,
+                                 lp.line_margin, progress=self.progress)
+
+        out = self._cached(f"line_test_{a.tag}-{b.tag}", config, compute)
+        return {**out, "a": a.label, "b": b.label, "split": "test",
+                "series": f"{a.generic(b.level)} – {b.generic(b.level)}"}
+
+    def _test_evaluator(self, examples: int | None, purpose: str,
+                        recalibrate: bool = False) -> PointEvaluator:
+        """An evaluator on a seeded sample of `examples` test images (None: all of them), the
+        sample drawn for `purpose`; by default it never recalibrates BatchNorm on test images
+        (each point brings its statistics)."""
+        data, a = self.ctx.data, self.params.analysis
+        total = data.test_x.shape[0]
+        n = total if examples is None else examples
+        g = torch.Generator().manual_seed(derive_seed(self.params.run.seed, purpose, n))
+        idx = torch.randperm(total, generator=g)[:n].sort().values.to(data.device)
+        return PointEvaluator(self.ctx.new_model(), data.normalize(data.test_x[idx]),
+                              data.test_y[idx], batch_size=a.batch_size,
+                              recalibrate_bn=recalibrate, points_per_pass=a.points_per_pass,
+                              use_vmap=a.use_vmap, dtype=self.params.landscape.dtype)
 
     def radius(self, ref: PointRef, space_level: int, reference_loss: float | None = None
                ) -> dict[str, Any]:
@@ -400,8 +434,7 @@ class Landscape:
     def figure_lines(self, figure: str, level: int) -> list[dict[str, Any]]:
         """The lines of one figure of `LINE_FIGURES` at one level (Fig 12: W_min(L-1) to
         W_min(L))."""
-        return [self.line(_line_end(a, level), _line_end(b, level))
-                for a, b in LINE_FIGURES[figure]]
+        return [self.line(a, b) for a, b in figure_ends(figure, level)]
 
     def lines_of(self, figures: Sequence[str], levels: Sequence[int]
                  ) -> dict[tuple[str, int], list[dict[str, Any]]]:
@@ -477,6 +510,11 @@ LINE_FIGURE_TITLES: dict[str, str] = {
     "fig31": "Fig 31: projection to random pruning",
 }
 _IMP_KINDS = ("imp", "proj", "prev")
+
+
+def figure_ends(figure: str, level: int) -> list[tuple[PointRef, PointRef]]:
+    """The ends of each line of `figure` (LINE_FIGURES) at level L."""
+    return [(_line_end(a, level), _line_end(b, level)) for a, b in LINE_FIGURES[figure]]
 
 
 def _line_end(kind: str, level: int) -> PointRef:

@@ -12,8 +12,8 @@ from lthkit.analysis import published
 from lthkit.analysis.landscape.lines import linear_barrier
 from lthkit.analysis.landscape.planes import joining_losses
 
-__all__ = ["PAPER_RADII", "is_paper_preset", "plane_table", "barrier_table", "radius_table",
-           "radius_flip_table", "PAPER_SURFACES", "surface_recipe"]
+__all__ = ["PAPER_RADII", "is_paper_preset", "plane_table", "barrier_table", "line_test_table",
+           "radius_table", "radius_flip_table", "PAPER_SURFACES", "surface_recipe"]
 
 # The published radii and the rule deciding when they stand beside ours live in
 # lthkit.analysis.published; these two names are kept for older code.
@@ -66,6 +66,25 @@ def barrier_table(lines: Iterable[tuple[str, int, Mapping[str, Any]]]) -> pd.Dat
                      "max_loss": float(ln["loss"][inside].max()), "barrier": ln["barrier"],
                      "alpha_at_max": ln["barrier_alpha"], "barrier_linear": linear,
                      "alpha_at_linear_max": at, "distance": ln["distance"]})
+    return pd.DataFrame(rows)
+
+
+def line_test_table(lines: Iterable[tuple[str, int, Mapping[str, Any]]]) -> pd.DataFrame:
+    """Result 4's generalization between two solutions, one row per test-split line (figure,
+    level, `Landscape.line_test`): test accuracy at both ends and its lowest point between them
+    (alpha in [0, 1]); `test_acc_drop` is how far that lowest point lies below the lower end
+    (0 when the accuracy never dips below both ends), and the same for the test loss's rise."""
+    rows = []
+    for figure, level, ln in lines:
+        inside = (ln["alpha"] >= 0) & (ln["alpha"] <= 1)
+        acc, loss = ln["acc"][inside], ln["loss"][inside]
+        acc_a, acc_b = float(acc[0]), float(acc[-1])
+        rows.append({"figure": figure, "series": ln.get("series", ""), "level": level,
+                     "test_acc_A": acc_a, "test_acc_B": acc_b, "test_acc_min": float(acc.min()),
+                     "test_acc_drop": max(0.0, min(acc_a, acc_b) - float(acc.min())),
+                     "test_loss_A": float(loss[0]), "test_loss_B": float(loss[-1]),
+                     "test_loss_rise": max(0.0, float(loss.max()) - max(float(loss[0]),
+                                                                        float(loss[-1])))})
     return pd.DataFrame(rows)
 
 
