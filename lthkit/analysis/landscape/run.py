@@ -194,6 +194,8 @@ class Landscape:
                   "one_pass": lp.one_pass_bn, "examples": n, "seed": self.params.run.seed}
         if lp.dtype != "float32":  # the default adds nothing: fp32 results keep their keys
             config["dtype"] = lp.dtype
+        if self.params.data.normalization != "dataset":  # likewise
+            config["normalization"] = self.params.data.normalization_stats()
         return config
 
     def _cached(self, name: str, config: dict[str, Any], compute: Callable[[], dict]) -> dict:
