@@ -58,7 +58,7 @@ P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, create=True, replicate=replicate)
 print(f"run folder: {ctx.store.root}\nparameters: {P.source}\ndevice: {ctx.device}")
-print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.dataset}: "
+print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.describe()}: "
       f"{P.imp.levels} levels of {P.imp.prune_fraction:.0%}, rewind to iteration "
       f"{P.imp.rewind_iteration}, {P.train.epochs} epochs per level")
 

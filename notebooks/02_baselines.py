@@ -60,6 +60,7 @@ from lthkit.baselines import SYMBOLS, run_baselines
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb", replicate=replicate)
+print(f"data: {P.data.describe()}")
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.baselines.levels, minimum=1)
 print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}")

@@ -60,6 +60,7 @@ from lthkit.baselines import BaselineResults
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, needed_by="notebooks/03_distances_trajectories.ipynb", replicate=replicate)
+print(f"data: {P.data.describe()}")
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels([0, *levels], "notebooks/03_distances_trajectories.ipynb")

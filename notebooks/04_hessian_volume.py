@@ -85,6 +85,7 @@ from lthkit import plots, published
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, needed_by="notebooks/04_hessian_volume.ipynb", replicate=replicate)
+print(f"data: {P.data.describe()}")
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}),

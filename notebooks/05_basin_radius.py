@@ -77,6 +77,7 @@ from lthkit.landscape import PointRef
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, needed_by="notebooks/05_basin_radius.ipynb", replicate=replicate)
+print(f"data: {P.data.describe()}")
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 imp_results.require_levels(sorted({0, *levels}), "notebooks/05_basin_radius.ipynb")

@@ -72,6 +72,7 @@ from lthkit.baselines import BaselineResults
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
 ctx = lk.open_run(P, needed_by="notebooks/08_pruning_choices.ipynb", replicate=replicate)
+print(f"data: {P.data.describe()}")
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.analysis.levels, minimum=1)
 band_levels = P.levels(P.hessian.band_levels, minimum=1)

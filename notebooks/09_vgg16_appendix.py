@@ -96,7 +96,7 @@ H = hs.HessianAnalysis(ctx)
 land = ls.Landscape(ctx)
 k = P.hessian.k
 show = [lv for lv in P.levels(P.report.show_levels) if lv in levels]
-print(f"{P.model.arch} (width {P.model.width or 'paper'}), {P.data.dataset}; appendix levels "
+print(f"{P.model.arch} (width {P.model.width or 'paper'}), {P.data.describe()}; appendix levels "
       f"{levels}; baselines at {baseline_results.levels() or 'none (run notebooks/02_baselines)'}")
 print(published.describe(P, "volume"))
 if P.model.arch != "vgg16":

@@ -186,3 +186,18 @@ def test_landscape_dtype_gives_its_own_results(dtype):
     changed = {a for (a, k), (_, k2) in zip(fp32, other) if k != k2}
     assert changed == {"landscape", "trajectories"}
     assert all(k != k2 for (a, k), (_, k2) in zip(fp32, other) if a == "landscape")
+
+
+@pytest.mark.parametrize("normalization", ["imagenet", "none",
+                                           {"mean": [0.5] * 3, "std": [0.25] * 3}])
+def test_data_normalization_gives_every_analysis_its_own_results(normalization):
+    """Issue 33, item 3: every cached number is taken on the normalized inputs; the dataset's own
+    statistics (the default) keep the keys results had before."""
+    from lthkit.config.params import params_from_dict
+
+    own = cache_keys(params_from_dict(_base_raw(), source="walk"))
+    said = cache_keys(params_from_dict(_with("data.normalization", "dataset"), source="walk"))
+    other = cache_keys(params_from_dict(_with("data.normalization", normalization),
+                                        source="walk"))
+    assert said == own
+    assert len(other) == len(own) and all(k != k2 for (_, k), (_, k2) in zip(own, other))

@@ -320,3 +320,56 @@ def test_a_stand_in_has_any_datasets_shape_and_classes(tmp_path):
     assert set(folder.train_y.tolist()) == set(range(len(CLASSES)))
     paper = load_data(DataSection(dataset="synthetic_cifar10", train_size=50, test_size=10))
     assert torch.equal(stand_in("cifar10", 50, 10).train_x, paper.train_x)
+
+
+# --- data.normalization (issue 33, item 3) -------------------------------------------------------
+
+@pytest.mark.parametrize("normalization, mean, std", [
+    ("imagenet", [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ("none", [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+    ({"mean": [0.5, 0.25, 0], "std": [0.5, 2, 1]}, [0.5, 0.25, 0.0], [0.5, 2.0, 1.0]),
+])
+def test_normalization_standardizes_by_the_statistics_it_names(normalization, mean, std):
+    spec = dict(dataset="synthetic_cifar10", train_size=8, test_size=4)
+    own = load_data(DataSection(**spec))
+    data = load_data(DataSection(**spec, normalization=normalization))
+    assert torch.equal(data.train_x, own.train_x), "the same images, other statistics"
+    assert data.mean.tolist() == pytest.approx(mean) and data.std.tolist() == pytest.approx(std)
+    x = data.train_x[:2]
+    expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(
+        std).view(1, 3, 1, 1)
+    assert torch.allclose(data.normalize(x), expected, atol=1e-6)
+
+
+def test_the_default_normalization_is_the_datasets_own(tmp_path):
+    """`dataset` (the default) changes nothing: the published statistics of a torchvision
+    dataset, the measured ones of a stand-in."""
+    default = DataSection(dataset="synthetic_cifar10", train_size=8, test_size=4)
+    assert default.normalization == "dataset" and default.normalization_stats() is None
+    from lthkit.data.images import channel_stats
+
+    data = load_data(default)
+    assert torch.equal(torch.stack(channel_stats(data.train_x)), torch.stack((data.mean,
+                                                                              data.std)))
+    assert "its own per-channel statistics" in default.describe()
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"normalization": "imagenet", "dataset": "synthetic_mnist"},
+     "data.normalization: imagenet has 3 values per statistic, synthetic_mnist's images 1"),
+    ({"normalization": "cifar"}, "data.normalization: 'cifar' is not a normalization: give "
+                                 "dataset, imagenet, none or {mean: [...], std: [...]}"),
+    ({"normalization": {"mean": [0.5] * 3, "std": [1, 0, 1]}},
+     "data.normalization.std: (1.0, 0.0, 1.0): every std must be > 0"),
+    ({"normalization": {"mean": [0.5] * 3, "std": [1, 1]}},
+     "data.normalization.std: 2 values for 3 means"),
+])
+def test_a_normalization_that_does_not_fit_is_refused_naming_the_key(raw, message):
+    from lthkit.config import ParamsError
+    from lthkit.config.params import params_from_dict
+
+    data = {"dataset": "synthetic_cifar10", **raw}
+    model = {"arch": "mlp"} if data["dataset"].endswith("mnist") else {}
+    with pytest.raises(ParamsError) as e:
+        params_from_dict({"data": data, "model": model}, source="p.yaml")
+    assert str(e.value).startswith(f"p.yaml: {message}"), str(e.value)

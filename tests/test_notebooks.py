@@ -184,8 +184,11 @@ def test_the_analyses_run_on_a_network_that_is_not_the_kits(series, request):
 
 @pytest.mark.notebook
 def test_an_imported_open_lth_run_is_analysed_by_notebooks_04_to_06(smoke, smoke_open_lth):
-    """The smoke run's levels written in open_lth's layout (level_<L>/main/model_ep<E>_it<I>.pth,
-    int masks), imported, then analysed: the imported levels are the smoke run's exactly."""
+    """The smoke run's levels written in the layout of open_lth's rewinding runs (the
+    initialization and the rewind state in level_pretrain/main/, each level's masked rewind state
+    and last step in level_<L>/main/model_ep<E>_it<I>.pth, int masks), imported, then analysed:
+    the imported levels are the smoke run's exactly (tests/test_open_lth.py imports real
+    open_lth runs)."""
     from filelock import FileLock
 
     from lthkit.train.open_lth import import_open_lth
@@ -194,21 +197,24 @@ def test_an_imported_open_lth_run_is_analysed_by_notebooks_04_to_06(smoke, smoke
     source = load_params(smoke.params_file)
     trained = ImpResults(RunStore(source.run_dir()))
     params = load_params(smoke_open_lth.params_file)
-    per_epoch = source.data.train_size // source.train.batch_size
+    per_epoch = source.data.train_size // source.train.batch_size  # = open_lth's ceil(N / B)
+    k = source.imp.rewind_iteration
+    rewind_file = f"model_ep{k // per_epoch}_it{k % per_epoch}.pth"
     folder = smoke_open_lth.folder / "open_lth" / "replicate_1"
     with FileLock(smoke_open_lth.folder / "import.lock"):
         if not (smoke_open_lth.folder / "imported").exists():
+            pretrain = folder / "level_pretrain" / "main"
+            pretrain.mkdir(parents=True, exist_ok=True)
+            torch.save(trained.init(), pretrain / "model_ep0_it0.pth")
+            torch.save(trained.rewind(), pretrain / rewind_file)
             for level in trained.levels_done():
                 main = folder / f"level_{level}" / "main"
                 main.mkdir(parents=True, exist_ok=True)
-                torch.save(trained.init(), main / "model_ep0_it0.pth")
-                if level == 0:
-                    k = source.imp.rewind_iteration
-                    torch.save(trained.rewind(),
-                               main / f"model_ep{k // per_epoch}_it{k % per_epoch}.pth")
+                mask = trained.mask(level)
+                torch.save({n: v * mask[n] if n in mask else v
+                            for n, v in trained.rewind().items()}, main / rewind_file)
                 torch.save(trained.final(level), main / f"model_ep{source.train.epochs}_it0.pth")
-                torch.save({n: m.int() for n, m in trained.mask(level).items()},
-                           main / "mask.pth")
+                torch.save({n: m.int() for n, m in mask.items()}, main / "mask.pth")
             import_open_lth(folder, params)
             (smoke_open_lth.folder / "imported").touch()
     imported = ImpResults(RunStore(params.run_dir()))

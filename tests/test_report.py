@@ -240,6 +240,19 @@ def test_unknown_notebook_name_is_an_error_before_anything_runs(preset, capsys):
     assert "99_nothing" in capsys.readouterr().err
 
 
+def test_outside_the_project_the_message_says_where_notebooks_are_looked_for(tmp_path,
+                                                                               monkeypatch):
+    """Issue 33, item 6: started outside the project folder, the runner says where it looks for
+    the notebooks and where the kit's are, instead of '<cwd>/notebooks' alone."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        report.resolve_notebook("04")
+    message = str(e.value)
+    assert "notebooks are looked for in notebooks/ of the project folder" in message
+    assert f"from {tmp_path} up" in message
+    assert f"run lthkit-report from {ROOT} (or any folder under it)" in message
+
+
 def test_read_only_run_folder_is_one_line(preset, monkeypatch, capsys):
     run_dir = load_params(preset).run_dir()
     real = store_files._atomic_write

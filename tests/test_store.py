@@ -214,6 +214,28 @@ def test_run_that_failed_before_training_can_be_rerun_with_corrected_parameters(
         open_run(broken, create=True)  # now it holds results
 
 
+def test_a_folder_trained_with_one_normalization_refuses_another(tiny):
+    """Issue 33, item 3: data.normalization changes every trained number: a fixed training key,
+    recorded in the manifest; a folder made before the key existed reads as `dataset`."""
+    params = tiny(imp={"levels": 0})
+    ctx = open_run(params, create=True)
+    save_tensors(ctx.store.path("imp", "init.pt"), {"w": torch.zeros(2)})  # a result
+    manifest = ctx.store.manifest()
+    assert manifest["fingerprint"]["data.normalization"] == "dataset"
+    assert manifest["params"]["data"]["normalization"] == "dataset"
+    with pytest.raises(RunMismatchError, match="data.normalization: 'dataset' there, "
+                                               "'imagenet' in tiny"):
+        open_run(tiny(imp={"levels": 0}, data={"normalization": "imagenet"}), create=True)
+    with pytest.raises(RunMismatchError, match=r"data.normalization.mean: None there, \[0.5"):
+        open_run(tiny(imp={"levels": 0}, data={"normalization": {"mean": [0.5] * 3,
+                                                                 "std": [1] * 3}}), create=True)
+    del manifest["fingerprint"]["data.normalization"]  # a manifest of an earlier kit
+    save_json(ctx.store.root / "manifest.json", manifest)
+    open_run(params)  # reads as made with the dataset's own statistics
+    with pytest.raises(RunMismatchError, match="data.normalization"):
+        open_run(tiny(imp={"levels": 0}, data={"normalization": "none"}))
+
+
 def test_folder_that_is_not_a_run_folder_is_refused(tiny, tmp_path):
     params = tiny()
     folder = params.run_dir()

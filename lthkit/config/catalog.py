@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 __all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "DATASETS", "num_classes", "input_shape",
            "known_train_size", "iterations_per_epoch", "split_sizes", "folder_name",
-           "folder_classes", "FOLDER",
+           "folder_classes", "FOLDER", "IMAGENET_STATS",
            "prunable_sizes", "provide_prunable_sizes"]
 
 NUM_CLASSES = 10
@@ -23,6 +23,8 @@ SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000),
                "fashion_mnist": (60_000, 10_000)}
 CLASSES = {"cifar10": 10, "mnist": 10, "cifar100": 100, "svhn": 10, "fashion_mnist": 10}
 DATASETS = tuple(SPLIT_SIZES)
+# ImageNet's per-channel mean and std (torchvision's models; open_lth normalizes CIFAR-10 by them)
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 PrunableSizes = Callable[[Any, str], list[int]]
 _prunable_sizes: list[PrunableSizes] = []

@@ -75,6 +75,19 @@ EXTENDABLE_KEYS = frozenset({
     "train.eval_batch_size", "train.compile", "train.cuda_graphs", "imp.levels",
 })
 TRAINING_SECTIONS = ("run", "data", "model", "train", "imp")
+# Training keys added after run folders were made, with the value that gives what such a folder
+# holds: a manifest without the key reads as made with that value.
+ADDED_TRAINING_KEYS: dict[str, Any] = {"data.normalization": "dataset"}
+
+
+def completed_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded training fingerprint with the keys added since, at the values it was made
+    with (ADDED_TRAINING_KEYS; a key given in parts, data.normalization.mean, is there)."""
+    out = dict(fingerprint)
+    for key, value in ADDED_TRAINING_KEYS.items():
+        if not any(k == key or k.startswith(f"{key}.") for k in out):
+            out[key] = value
+    return out
 
 # Analysis keys that change no cached number (lthkit.store's cache/), and why. Every other key of
 # the analysis sections is part of the cache key of each result it changes, so that a result
@@ -170,7 +183,7 @@ class Params(_Section):
 
     def training_fingerprint(self) -> dict[str, Any]:
         """The keys that decide what a run folder's trained weights are."""
-        flat = flatten(self.model_dump(include=set(TRAINING_SECTIONS)))
+        flat = flatten(self.model_dump(include=set(TRAINING_SECTIONS), mode="json"))
         return {k: v for k, v in flat.items() if k not in EXTENDABLE_KEYS}
 
     def digest(self, *sections: str) -> str:

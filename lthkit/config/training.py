@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lthkit.config.base import LevelSelection, _KeyError, _Section, resolve_path
-from lthkit.config.catalog import (FOLDER, folder_classes, folder_count, folder_name,
-                                   iterations_per_epoch, known_train_size, prunable_sizes)
+from lthkit.config.catalog import (FOLDER, IMAGENET_STATS, folder_classes, folder_count,
+                                   folder_name, input_shape, iterations_per_epoch,
+                                   known_train_size, prunable_sizes)
 
 if TYPE_CHECKING:
     from lthkit.config.params import Params
@@ -98,6 +99,36 @@ class RunSection(_Section):
         return v
 
 
+class Normalization(_Section):
+    """Per-channel mean and standard deviation the images are standardized with, on the [0, 1]
+    scale (x / 255 - mean) / std."""
+
+    mean: tuple[float, ...] = Field(min_length=1, description="per-channel mean")
+    std: tuple[float, ...] = Field(min_length=1, description="per-channel standard deviation "
+                                   "(> 0)")
+
+    @field_validator("mean", "std", mode="before")
+    @classmethod
+    def _numbers(cls, v: Any) -> Any:
+        """A YAML list of numbers as a tuple of floats (hashable: a section is a cache key)."""
+        if isinstance(v, list | tuple) and all(isinstance(x, int | float) and
+                                               not isinstance(x, bool) for x in v):
+            return tuple(float(x) for x in v)
+        raise ValueError(f"give a list of numbers, one per channel (got {v!r})")
+
+    @model_validator(mode="after")
+    def _one_value_per_channel(self) -> "Normalization":
+        if len(self.mean) != len(self.std):
+            raise _KeyError("std", f"{len(self.std)} values for {len(self.mean)} means: give "
+                            f"one mean and one std per channel")
+        if any(s <= 0 for s in self.std):
+            raise _KeyError("std", f"{self.std}: every std must be > 0")
+        return self
+
+
+NORMALIZATIONS = ("dataset", "imagenet", "none")
+
+
 class DataSection(_Section):
     dataset: Literal["cifar10", "synthetic_cifar10", "mnist", "synthetic_mnist", "cifar100",
                      "synthetic_cifar100", "svhn", "synthetic_svhn", "fashion_mnist",
@@ -118,6 +149,13 @@ class DataSection(_Section):
                                    "relative to its class signal (higher: harder)")
     image_size: int | None = Field(None, ge=8, description="data.dataset folder: images are "
                                    "resized to image_size x image_size RGB (None: 32)")
+    normalization: Literal["dataset", "imagenet", "none"] | Normalization = Field(
+        "dataset", description="how images are standardized after scaling to [0, 1]: dataset, "
+        "by the dataset's own per-channel statistics (published for torchvision's, measured on "
+        "the training images for stand-ins and image folders); imagenet, by ImageNet's (0.485, "
+        "0.456, 0.406 / 0.229, 0.224, 0.225: what open_lth uses for CIFAR-10); none, not at "
+        "all; or {mean: [...], std: [...]}, one value per channel. Networks are trained and "
+        "analysed on the same inputs, so a run folder keeps the one it was trained with")
 
     @model_validator(mode="after")
     def _folder_exists(self) -> "DataSection":
@@ -128,6 +166,47 @@ class DataSection(_Section):
                                 f"{root}/train/<class>/<image> and {root}/test/<class>/<image> "
                                 f"(torchvision's ImageFolder layout)")
         return self
+
+    @field_validator("normalization", mode="before")
+    @classmethod
+    def _known_normalization(cls, v: Any) -> Any:
+        if (isinstance(v, str) and v not in NORMALIZATIONS) or not isinstance(
+                v, str | dict | Normalization):
+            raise ValueError(f"{v!r} is not a normalization: give {', '.join(NORMALIZATIONS)} "
+                             f"or {{mean: [...], std: [...]}} (one value per channel)")
+        return Normalization(**v) if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _normalization_fits(self) -> "DataSection":
+        stats = self.normalization_stats()
+        if stats is not None:
+            channels = input_shape(self.name)[0]
+            if len(stats[0]) != channels:
+                given = self.normalization if isinstance(self.normalization, str) else "given"
+                raise _KeyError("normalization", f"{given} has {len(stats[0])} values per "
+                                f"statistic, {self.dataset}'s images {channels} channel(s): give "
+                                f"{{mean: [...], std: [...]}} with {channels}, dataset or none")
+        return self
+
+    def normalization_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(mean, std) the images are standardized with; None: the dataset's own statistics."""
+        n = self.normalization
+        if n == "dataset":
+            return None
+        if n == "imagenet":
+            return IMAGENET_STATS
+        if n == "none":
+            channels = input_shape(self.name)[0]
+            return (0.0,) * channels, (1.0,) * channels
+        return tuple(n.mean), tuple(n.std)
+
+    def describe(self) -> str:
+        """The dataset and its normalization in words, as notebooks print it."""
+        n = self.normalization
+        how = {"dataset": "its own per-channel statistics", "imagenet": "ImageNet's mean and std",
+               "none": "nothing (pixels scaled to [0, 1])"}
+        said = how[n] if isinstance(n, str) else f"mean {list(n.mean)}, std {list(n.std)}"
+        return f"{self.dataset}, normalized by {said}"
 
     @property
     def name(self) -> str:

@@ -4,6 +4,8 @@ connection unless a torchvision dataset is asked for and absent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from lthkit.config.base import resolve_path
@@ -24,7 +26,15 @@ def load_data(spec: DataSection, device: torch.device | str = "cpu", seed: int =
         data = synthetic_dataset(spec.dataset.removeprefix("synthetic_"), spec, seed)
     else:
         data = torchvision_dataset(spec.dataset, resolve_path(spec.root), spec.download)
-    return _subsets(data, spec, seed).to(device)
+    return _subsets(_normalized(data, spec), spec, seed).to(device)
+
+
+def _normalized(data: ImageData, spec: DataSection) -> ImageData:
+    """`data` standardized as data.normalization says (the dataset's own: as it is)."""
+    stats = spec.normalization_stats()
+    if stats is None:
+        return data
+    return replace(data, mean=torch.tensor(stats[0]), std=torch.tensor(stats[1]))
 
 
 def _subsets(data: ImageData, spec: DataSection, seed: int) -> ImageData:

@@ -74,14 +74,24 @@ def training_curves(history: Sequence[dict], title: str) -> plt.Figure:
     """Training loss and test accuracy per epoch of one training run."""
     h = pd.DataFrame(history)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
-    ax_loss.plot(h["epoch"], h["train_loss"], color="C0", label="training (running, augmented)")
-    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title=title)
-    shown = [100 * h["train_acc"]]
+    if h.empty:  # a run imported without its log
+        ax_loss.text(0.5, 0.5, "no training log", ha="center", transform=ax_loss.transAxes)
+        return fig
+    imported = "source" in h  # an imported run's own log (open_lth's: test loss and accuracy)
+    loss = "train_loss" if "train_loss" in h else "test_loss"
+    ax_loss.plot(h["epoch"], h[loss], color="C0" if loss == "train_loss" else "C1",
+                 label="training (running, augmented)" if loss == "train_loss" and not imported
+                 else loss.replace("_", " "))
+    ax_loss.set(xlabel="epoch", ylabel=loss.replace("_", " "), yscale="log", title=title)
+    if imported:
+        ax_loss.legend(fontsize=8, title=str(h["source"].iloc[0]))
+    shown = [100 * h["train_acc"]] if "train_acc" in h else []
     if "test_acc" in h:
         tested = h.dropna(subset=["test_acc"])
         ax_acc.plot(tested["epoch"], 100 * tested["test_acc"], color="C1", label="test")
         shown.append(100 * tested["test_acc"])
-    ax_acc.plot(h["epoch"], 100 * h["train_acc"], color="C0", alpha=0.6, label="training")
+    if "train_acc" in h:
+        ax_acc.plot(h["epoch"], 100 * h["train_acc"], color="C0", alpha=0.6, label="training")
     ax_acc.set(xlabel="epoch", title=title)
     percent_axis(ax_acc, pd.concat(shown), "accuracy (%)")
     plain_log_ticks(ax_loss)

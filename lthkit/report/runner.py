@@ -98,8 +98,22 @@ def resolve_notebook(name: str) -> Path:
     except ValueError as e:
         raise FileNotFoundError(str(e)) from None
     if not path.exists():
-        raise FileNotFoundError(f"no notebook named {name!r} in {notebook_dir()}")
+        raise FileNotFoundError(_no_notebook(name))
     return path
+
+
+def _no_notebook(name: str) -> str:
+    """Where the notebooks are looked for, and how to run from anywhere (the checkout the
+    package comes from, when it has them)."""
+    folder = notebook_dir()
+    if folder.is_dir():
+        return f"no notebook named {name!r} in {folder}"
+    home = Path(__file__).resolve().parents[2]  # <checkout>/lthkit/report/runner.py
+    there = (f"; the kit's are in {home / 'notebooks'}: run lthkit-report from {home} (or "
+             f"any folder under it)" if (home / "notebooks").is_dir() else "")
+    return (f"no notebook named {name!r}: notebooks are looked for in notebooks/ of the project "
+            f"folder (the nearest folder holding params/ and notebooks/, from {Path.cwd()} up), "
+            f"and there is none{there}")
 
 
 def run_report(params: Params, params_file: Path, only: list[str] | None = None,

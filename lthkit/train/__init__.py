@@ -7,6 +7,7 @@ magnitude pruning with weight rewinding, and the comparison solutions of the pap
     imp        IMP with weight rewinding: the levels W_min(L), their masks and trajectories
     baselines  one-shot, fine-tuned, lr-rewound, re-initialized and randomly pruned solutions
     open_lth   finished open_lth runs imported as run folders (lthkit-import-open-lth)
+    open_lth_run  an open_lth folder's layout, steps and hparams.log as the kit's parameters
 
 Imports lthkit.config, .platform, .store, .data and .nets; the analyses, the tickets and the
 runner import it.

@@ -78,7 +78,7 @@ class Context:
 
     def analysis_key(self) -> str:
         """A short hash of what decides an analysis' loss values (subset, seed, BN handling,
-        the evaluation precision `landscape.dtype`).
+        the evaluation precision `landscape.dtype`, the inputs' `data.normalization`).
 
         Part of every cache key, so changing these parameters computes afresh.
         """
@@ -88,6 +88,8 @@ class Context:
             raw += "/stored"
         if p.landscape.dtype != "float32":  # the default adds nothing: fp32 keys stay as they were
             raw += f"/{p.landscape.dtype}"
+        if p.data.normalization != "dataset":  # likewise: the dataset's own statistics
+            raw += f"/normalization={p.data.normalization_stats()}"
         return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
     def other_replicates(self) -> dict[int, RunStore]:

@@ -148,8 +148,15 @@ class ImpResults:
             rows.append({"level": level, "weights_left_%": 100 * m["density"], "alive": m["alive"],
                          "train_loss": m["train_loss"], "train_acc": m["train_acc"],
                          "test_loss": m["test_loss"], "test_acc": m["test_acc"],
-                         "minutes": m["seconds"] / 60})
+                         "minutes": m["seconds"] / 60, **_measured_there(m)})
         return pd.DataFrame(rows).set_index("level") if rows else pd.DataFrame()
+
+
+def _measured_there(final: dict) -> dict:
+    """What an imported run measured itself at a level's end (open_lth's logger), beside the
+    kit's measurement in the summary; nothing for a level the kit trained."""
+    there = final.get("open_lth", {})
+    return {f"open_lth_{k}": there[k] for k in ("test_loss", "test_acc") if k in there}
 
 
 def train_solution(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
@@ -211,15 +218,19 @@ def _start_model(ctx: Context, files: SolutionFiles, mask: Mask,
 
 
 def finish_solution(ctx: Context, files: SolutionFiles, model: nn.Module, *, tag: str, mask: Mask,
-                    history: list[dict], cfg, start_iteration: int) -> dict:
-    """Measure a trained solution, write final.pt and then metrics.json; returns the metrics."""
-    seconds = sum(h["seconds"] for h in history)  # every epoch's, also those before a resume
+                    history: list[dict], cfg, start_iteration: int, seconds: float | None = None,
+                    extra: dict | None = None) -> dict:
+    """Measure a trained solution, write final.pt and then metrics.json; returns the metrics.
+    `seconds`: the training time when the history does not hold it (an import); `extra`: more
+    entries of the final metrics (what an imported run measured itself)."""
+    if seconds is None:
+        seconds = sum(h["seconds"] for h in history)  # every epoch's, also those before a resume
     train_loss, train_acc = evaluate(model, ctx.data, "train", cfg.eval_batch_size)
     test_loss, test_acc = evaluate(model, ctx.data, "test", cfg.eval_batch_size)
     final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
              "test_acc": test_acc, "alive": count_alive(mask), "total": count_total(mask),
              "density": density(mask), "sparsity": 1 - density(mask), "seconds": seconds,
-             "start_iteration": start_iteration}
+             "start_iteration": start_iteration, **(extra or {})}
     metrics = {"tag": tag, "final": final, "history": history, "layers": layer_report(mask)}
     save_tensors(files.final_file, _cpu_state(model))
     save_json(files.metrics_file, metrics)

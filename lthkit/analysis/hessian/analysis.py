@@ -234,6 +234,9 @@ class HessianAnalysis:
     def key(self, what: str, point: HessianPoint, **fields: object) -> str:
         """Cache key: what, point, space, subset size and seed, and a digest of the settings."""
         settings = {"dtype": self.cfg.dtype, "recalibrate_bn": self.recalibrate, **fields}
+        normalization = self.ctx.params.data.normalization
+        if normalization != "dataset":  # the default adds nothing: earlier results keep their keys
+            settings["normalization"] = self.ctx.params.data.normalization_stats()
         return (f"{what}__{point.name}__in_{point.space}__n{self.subset_size}_s{self.seed}"
                 f"__{_digest(settings)}")
 

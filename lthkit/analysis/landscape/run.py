@@ -233,6 +233,8 @@ class Landscape:
             config["bn"] = "stored"
         if lp.dtype != "float32":  # the default adds nothing: fp32 results keep their keys
             config["dtype"] = lp.dtype
+        if self.params.data.normalization != "dataset":  # likewise
+            config["normalization"] = self.params.data.normalization_stats()
         return config
 
     def _cached(self, name: str, config: dict[str, Any], compute: Callable[[], dict]) -> dict:
