@@ -31,7 +31,7 @@ from lthkit.config import Params, ParamsError, load_params, parse_overrides
 from lthkit.config.catalog import iterations_per_epoch, known_train_size
 from lthkit.nets.models import model_from, prunable_names
 from lthkit.nets.pruning import Mask
-from lthkit.store import RunStore, save_tensors
+from lthkit.store import RunFolderBusyError, RunStore, lock_run_folder, save_tensors
 from lthkit.train.context import open_run
 from lthkit.train.imp import ImpResults, finish_solution
 
@@ -202,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(args.set)
         if args.name:
             overrides["run.name"] = args.name
-        store = import_open_lth(Path(args.folder), load_params(args.params, overrides))
-    except (OpenLthError, ParamsError, FileNotFoundError) as e:
+        params = load_params(args.params, overrides)
+        with lock_run_folder(params.run_dir()):  # one writer per run folder, before its manifest
+            store = import_open_lth(Path(args.folder), params)
+    except (OpenLthError, ParamsError, FileNotFoundError, RunFolderBusyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"imported {args.folder} into {store.root}: run notebooks 03-09 on it")
