@@ -404,7 +404,8 @@ def test_two_runners_started_at_once_on_one_run_folder(tmp_path):
         "train": {"epochs": 2, "batch_size": 32, "milestones": [1], "lr": 0.05},
         "imp": {"levels": 1, "rewind_iteration": 2},
         "report": {"notebooks": ["01_train_imp"], "html": False}}))
-    env = {k: v for k, v in os.environ.items() if k != "LTHKIT_HELD_RUN_FOLDERS"}  # not our children
+    env = {k: v for k, v in os.environ.items()  # the racers are not this process's hands
+           if k != "LTHKIT_HELD_RUN_FOLDERS"}
     start = time.time() + 8  # both imported by then
 
     def runner(*args: str) -> subprocess.Popen:

@@ -91,7 +91,7 @@ class RunStore:
 
     # What a run folder holds besides its results: the report, the parameters it was run with.
     NOT_RESULTS = frozenset({MANIFEST, CHECKSUMS, LOCK_FILE, "notebooks", "index.html",
-                             "params.yaml", "params", "_static"})  # _static: the HTML copies' MathJax
+                             "params.yaml", "params", "_static"})  # _static: the HTMLs' MathJax
 
     def __init__(self, root: Path):
         self.root = Path(root)
