@@ -22,12 +22,13 @@ A write goes to a temporary file in the same folder (`.<name>.<pid>-<random>.tmp
 over the target, so a killed process leaves either the old file or the new one, never half of one;
 a temporary file whose process is gone is removed when the run is opened again. Artifacts (what
 `save_tensors` and `save_json` write, and the kit reads back) have their SHA-256 recorded in the
-folder's SHA256SUMS when written and checked when read: a damaged file stops with one message
-naming it, the notebook that made it and the command that makes it again (a damaged cache file is
-computed again). Checkpoints load with `torch.load(weights_only=True)`. A full disk or a read-only
-folder stops with one line naming the file and the cause; what was written before is intact.
+folder's SHA256SUMS when written and checked when read: a damaged file (or one that its folder's
+SHA256SUMS has no line for: nothing vouches for it) stops with one message naming it, the
+notebook that made it and the command that makes it again (a damaged cache file is computed
+again). Checkpoints load with `torch.load(weights_only=True)`. A full disk or a read-only folder
+stops with one line naming the file and the cause; what was written before is intact.
 
-    python -m lthkit.store verify outputs/<run>    # check every recorded checksum of a run
+    python -m lthkit.store verify outputs/<run>    # every checksum, every file without a line
 """
 
 from __future__ import annotations
