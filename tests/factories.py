@@ -61,3 +61,36 @@ def without_forward_mode(num_classes: int = 10) -> nn.Module:
 def not_a_module(num_classes: int = 10):
     """A factory that returns something else than an nn.Module."""
     return {"classes": num_classes}
+
+
+def raises(num_classes: int = 10) -> nn.Module:
+    """A factory with a bug of its own."""
+    raise RuntimeError("the factory's own bug")
+
+
+def thirteen_outputs() -> nn.Module:
+    """A network that ignores num_classes: 13 scores whatever the dataset."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 13))
+
+
+def grey_only(num_classes: int = 10) -> nn.Module:
+    """A network for 1-channel images whatever the dataset."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, num_classes))
+
+
+class _ChannelScale(nn.Module):
+    """Class scores from a learned scale of each channel's mean: no convolution, no linear."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(3, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) @ self.scale
+
+
+def nothing_prunable(num_classes: int = 10) -> nn.Module:
+    """A network without a convolution or linear layer: nothing to prune by default."""
+    return _ChannelScale(num_classes)

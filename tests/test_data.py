@@ -373,3 +373,57 @@ def test_a_normalization_that_does_not_fit_is_refused_naming_the_key(raw, messag
     with pytest.raises(ParamsError) as e:
         params_from_dict({"data": data, "model": model}, source="p.yaml")
     assert str(e.value).startswith(f"p.yaml: {message}"), str(e.value)
+
+
+# --- an image folder checked when the parameter file is (lthkit-params check) ------------------------
+
+def _no_square_images(root):
+    for path in (root / "train" / "square").iterdir():
+        path.unlink()
+
+
+def _one_class(root):
+    import shutil
+
+    for split in ("train", "test"):
+        for name in ("square", "stripes"):
+            shutil.rmtree(root / split / name)
+
+
+def _half_a_png(root):
+    path = root / "test" / "stripes" / "1.png"
+    path.write_bytes(path.read_bytes()[:40])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_one_class, "train holds 1 class folder(s) (circle): a classifier needs two classes"),
+    (_no_square_images, "train/square holds no images"),
+    (lambda root: (root / "test" / "square").rename(root / "test" / "cube"),
+     "give both the same class folders"),
+    (lambda root: (root / "train" / "circle" / "1.png").write_bytes(b"not a png"),
+     "train/circle/1.png cannot be read as an image"),
+    (_half_a_png, "test/stripes/1.png cannot be read as an image"),
+], ids=["one class", "empty class", "other test classes", "not an image", "truncated"])
+def test_an_image_folder_a_run_cannot_use_is_told_when_the_file_is_checked(
+        tmp_path, capsys, damage, message):
+    import yaml
+    from image_folder import make_image_folder
+
+    from lthkit.config.cli import main
+
+    root = make_image_folder(tmp_path / "images", {"train": 2, "test": 2})
+    path = tmp_path / "folder.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "folder", "root": str(root),
+                                             "image_size": 16},
+                                    "train": {"epochs": 2, "batch_size": 2, "milestones": []},
+                                    "imp": {"levels": 1, "rewind_iteration": 1}}))
+    assert main(["check", str(path)]) == 0
+    capsys.readouterr()
+    damage(root)
+    from lthkit.config.catalog import folder_classes
+
+    folder_classes.cache_clear()  # the listing the check read before the damage
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: data.root: ") and message in err, err
+    assert "\n" not in err and "Traceback" not in err

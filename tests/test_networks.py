@@ -223,3 +223,53 @@ def test_patterns_that_leave_nothing_to_prune_are_refused_naming_the_key():
                                           r"resnet20 with no parameter to prune"):
         _params({"arch": "resnet", "width": 4, "prunable": ["fc.weight"],
                  "not_prunable": ["fc.weight"]})
+
+
+# --- the network tried on a stand-in batch when the file is checked (lthkit-params check) ----------
+
+def _check(tmp_path, model: dict, capsys) -> str:
+    """`lthkit-params check` on a file with `model` on CIFAR-10's stand-in: its one error line."""
+    import yaml
+
+    from lthkit.config.cli import main
+
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": DATASET}, "model": model,
+                                    "imp": {"levels": 2}}))
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and err.startswith(f"error: {path}: ")
+    return err
+
+
+@pytest.mark.parametrize("arch, message", [
+    ("tests.factories:raises", r"model.arch: tests.factories:raises\(num_classes=10\) raised "
+                               r"RuntimeError: the factory's own bug"),
+    ("tests.factories:thirteen_outputs", r"model.arch: .* gives outputs of shape \(13,\) per "
+                                         r"image, the dataset has 10 classes"),
+    ("tests.factories:grey_only", r"model.arch: .* cannot take the dataset's images \(3 x 32 x "
+                                  r"32, .*expected input\[2, 3, 32, 32\] to have 1 channels"),
+    ("torchvision:vit_b_16", r"model.arch: .* cannot take the dataset's images \(3 x 32 x 32, "
+                             r".*Wrong image height! Expected 224 but got 32"),
+    ("tests.factories:nothing_prunable", r"model.prunable: .* has no convolution or linear "
+                                         r"layer.*its parameters: scale"),
+])
+def test_a_network_that_cannot_run_is_told_in_one_line_when_the_file_is_checked(
+        tmp_path, capsys, arch, message):
+    import re
+
+    err = _check(tmp_path, {"arch": arch}, capsys)
+    assert re.search(message, err), err
+    assert "imp.levels" not in err and "double backward" not in err
+
+
+def test_a_network_that_cannot_take_the_images_is_told_so_before_training(tmp_path):
+    """Not as a layer without double backward (the wrong diagnosis and fix)."""
+    from lthkit.train.context import open_run
+
+    p = _params({"arch": "tests.factories:grey_only"},
+                run={"name": "grey", "output_root": str(tmp_path)})
+    with pytest.raises(NetworkError, match="cannot take the dataset's images") as info:
+        open_run(p, create=True)
+    assert "double backward" not in str(info.value)
+    assert not (tmp_path / "grey").exists()

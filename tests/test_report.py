@@ -388,3 +388,137 @@ def test_a_signal_whose_exception_is_swallowed_still_stops_the_runner(tmp_path):
     finally:
         if kernel.poll() is None:
             kernel.kill()
+
+
+# --- one runner per run folder ------------------------------------------------------------------
+
+RACER = """
+import sys, time
+import lthkit.report.runner as r
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # the two start their run together
+sys.exit(r.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.notebook
+def test_two_runners_started_at_once_on_one_run_folder(tmp_path):
+    """Two lthkit-report with other seeds and one run.name, started at the same instant: one is
+    refused in one line naming the other's pid, before it writes anything, and the survivor's
+    folder is an uninterrupted run's (python -m lthkit.store compare; the reference trained in
+    this process as notebook 01 trains it, which saves a third runner's kernel)."""
+    from lthkit.train.context import open_run
+    from lthkit.train.imp import run_imp
+
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(yaml.safe_dump({
+        "run": {"name": "race", "output_root": str(tmp_path / "outputs"), "num_threads": 1},
+        "data": {"dataset": "synthetic_cifar10", "train_size": 128, "test_size": 64},
+        "model": {"width": 4},
+        "train": {"epochs": 2, "batch_size": 32, "milestones": [1], "lr": 0.05},
+        "imp": {"levels": 1, "rewind_iteration": 2},
+        "report": {"notebooks": ["01_train_imp"], "html": False}}))
+    env = {k: v for k, v in os.environ.items()  # the racers are not this process's hands
+           if k != "LTHKIT_HELD_RUN_FOLDERS"}
+    start = time.time() + 8  # both imported by then
+
+    def runner(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", RACER, str(start), str(preset), *args],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    racers = {seed: runner("--set", f"run.seed={seed}") for seed in (0, 1)}
+    done = {seed: (p.wait(timeout=600), *p.communicate()) for seed, p in racers.items()}
+    assert sorted(rc for rc, _, _ in done.values()) == [0, 2], done
+    won = next(seed for seed, (rc, _, _) in done.items() if rc == 0)
+    lost = 1 - won
+    err = done[lost][2].strip()
+    assert "\n" not in err and f"pid {racers[won].pid}" in err and f"kill {racers[won].pid}" in err
+    race = tmp_path / "outputs" / "race"
+    params = load_params(preset, {"run.seed": won, "run.name": "alone"})
+    run_imp(open_run(params, create=True), progress=False)
+    compared = subprocess.run([sys.executable, "-m", "lthkit.store", "compare", str(race),
+                               str(params.run_dir())], cwd=ROOT, capture_output=True, text=True)
+    assert compared.returncode == 0 and "0 different, 0 only in" in compared.stdout, compared
+    written = [load_params(p).run.seed for p in (race / "notebooks").glob("params_*.yaml")]
+    assert written == [won], "nothing of the refused runner's in the folder"
+    assert load_params(race / "params.yaml").run.seed == won
+
+
+def test_a_runner_never_removes_another_runners_record(tmp_path):
+    folder = tmp_path / "notebooks"
+    other = psutil.Process(os.getppid())
+    with KernelGuard(folder) as guard:
+        assert json.loads(guard.record.read_text())["runner"] == os.getpid()
+        save_json(guard.record, {"runner": other.pid, "runner_started": other.create_time(),
+                                 "kernel": None, "kernel_started": None})
+    assert json.loads(guard.record.read_text())["runner"] == other.pid, "the other's record stays"
+    with KernelGuard(tmp_path / "mine") as guard:
+        pass
+    assert not guard.record.exists(), "its own goes"
+
+
+# --- what a killed runner's kernels leave in /tmp ------------------------------------------------
+
+def test_kernel_sockets_and_connection_files_lie_in_one_folder_the_record_names(tmp_path):
+    with KernelGuard(tmp_path / "notebooks") as guard:
+        manager = guard.kernel_manager_class()()
+        folder = Path(guard.kernel_dir)
+        assert folder.is_dir() and folder.name.startswith("lthkit-kernel-")
+        assert Path(manager.connection_file).parent == folder
+        if manager.transport == "ipc":
+            assert Path(manager.ip).parent == folder
+        assert json.loads(guard.record.read_text())["kernel_dir"] == str(folder)
+    assert not folder.exists(), "removed with the runner"
+
+
+def test_the_kernel_folder_of_a_killed_runner_is_removed_by_the_next_run(tmp_path):
+    import tempfile
+
+    left = Path(tempfile.mkdtemp(prefix="lthkit-kernel-"))
+    for name in ("k0-1", "k0-2", "k0.json"):  # sockets, a connection file
+        (left / name).write_text("")
+    foreign = Path(tempfile.mkdtemp(prefix="someone-else-"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        for folder, kernel_dir in ((tmp_path / "a", left), (tmp_path / "b", foreign)):
+            save_json(folder / ".runner.json", {
+                "runner": dead.pid, "runner_started": time.time() - 60, "kernel": None,
+                "kernel_started": None, "kernel_dir": str(kernel_dir)})
+            with KernelGuard(folder):
+                pass
+        assert not left.exists(), "the killed runner's kernel folder is gone"
+        assert foreign.is_dir(), "a folder the kit did not make is never removed"
+    finally:
+        import shutil
+
+        shutil.rmtree(left, ignore_errors=True)
+        shutil.rmtree(foreign, ignore_errors=True)
+
+
+# --- a full disk while copying MathJax --------------------------------------------------------------
+
+def test_a_full_disk_while_copying_mathjax_says_so_and_where(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    from lthkit.report.offline_html import MATHJAX_DIR, copy_mathjax
+
+    run_dir = tmp_path / "run"
+    save_json(run_dir / "manifest.json", {"params": {}})
+    real = shutil.copyfile
+    copied = []
+
+    def fills_up(src, dst, *args, **kwargs):
+        if len(copied) == 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
+        copied.append(dst)
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", fills_up)
+    with pytest.raises(StorageError) as info:
+        copy_mathjax(run_dir)
+    msg = str(info.value)
+    assert msg.startswith(f"no space left on device writing {MATHJAX_DIR} in {run_dir}"), msg
+    assert "free some space" in msg and "\n" not in msg
+    assert not (run_dir / MATHJAX_DIR).exists() and not list(run_dir.glob("_static/.*partial"))

@@ -405,3 +405,137 @@ def test_run_differences_compares_artifacts_by_value_ignoring_timings(tmp_path):
     assert done.returncode == 1 and "differs: imp/level_00/final.pt" in done.stdout
     assert f"only in {b}: cache/landscape/line.pt" in done.stdout
     assert "2 artifact(s) the same, 1 different" in done.stdout
+
+
+# --- files no checksum vouches for, fixes that name what remakes them ------------------------------
+
+def _drop_line(folder: Path, name: str) -> None:
+    lines = (folder / CHECKSUMS).read_text().splitlines()
+    (folder / CHECKSUMS).write_text("".join(f"{line}\n" for line in lines
+                                            if not line.endswith(f"  {name}")))
+
+
+def test_a_file_its_checksums_have_no_line_for_is_damaged(run, capsys):
+    """A file the store wrote and cannot vouch for: its SHA256SUMS line dropped and 64 bytes of
+    it overwritten, it is reported by verify and refused when loaded, in one line with the fix."""
+    final = ImpResults(run.store).level(1).final_file
+    _drop_line(final.parent, final.name)
+    with open(final, "r+b") as f:
+        f.seek(final.stat().st_size // 2)
+        f.write(b"\xff" * 64)
+    assert store_compare.main(["verify", str(run.store.root)]) == 1
+    out = capsys.readouterr().out
+    assert "damaged: imp/level_01/final.pt" in out and "1 damaged" in out
+    with pytest.raises(DamagedFileError) as info:
+        ImpResults(run.store).final(1)
+    msg = str(info.value)
+    assert "\n" not in msg and "imp/level_01/final.pt" in msg and "no line" in msg
+    assert "delete the folder imp/level_01" in msg and "--only 01_train_imp" in msg
+    (final.parent / CHECKSUMS).unlink()  # a folder without one is read unchecked (the fix's way)
+    assert verify_folder(run.store.root) == []
+
+
+def test_damaged_root_checksums_name_the_notebook_that_writes_them_again(run):
+    """The root SHA256SUMS vouches for manifest.json: its fix names notebook 01 (no placeholder),
+    and following it works; so does the fix of a damaged manifest."""
+    root = run.store.root
+    (root / CHECKSUMS).write_text("not a checksum line\n")
+    with pytest.raises(DamagedFileError) as info:
+        RunStore.create(run.params)
+    msg = str(info.value)
+    assert msg.startswith(f"{CHECKSUMS} in {root} is damaged") and "that notebook" not in msg
+    assert f"delete {CHECKSUMS}" in msg and "--only 01_train_imp`" in msg
+    assert "lthkit-report " + run.params.source in msg
+    (root / CHECKSUMS).unlink()
+    RunStore.create(run.params)
+    assert "manifest.json" in (root / CHECKSUMS).read_text() and verify_folder(root) == []
+    (root / "manifest.json").write_text("{")
+    with pytest.raises(DamagedFileError, match="delete manifest.json"):
+        RunStore.create(run.params)
+    (root / "manifest.json").unlink()
+    RunStore.create(run.params)  # a run folder still: its results are kept
+    assert ImpResults(RunStore(root)).metrics(1)["final"]["test_acc"] == 0.8125
+
+
+def test_compare_names_a_damaged_file_without_a_traceback(tmp_path, capsys):
+    a = _artifact_folder(tmp_path / "a", 2.0, seconds=1.0)
+    b = _artifact_folder(tmp_path / "b", 2.0, seconds=1.0)
+    _flip_one_byte(b / "imp" / "level_00" / "final.pt")
+    assert store_compare.main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    damaged = [line for line in out.splitlines() if line.startswith("damaged: ")]
+    assert len(damaged) == 1 and f"{b}/imp/level_00/final.pt is damaged" in damaged[0]
+    assert "2 artifact(s) the same, 0 different" in out and "1 damaged" in out
+    assert store_compare.main(["compare", str(a), str(tmp_path / "nothing")]) == 2
+    assert "nothing is not a folder" in capsys.readouterr().err
+
+
+# --- one writer per run folder ---------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from lthkit.store.lock import lock_run_folder
+lock = lock_run_folder(sys.argv[1], exclusive=sys.argv[2] == "exclusive", what=sys.argv[3])
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def _holder(folder: Path, mode: str, what: str) -> subprocess.Popen:
+    """Another process holding a run folder's lock (not a child writing under this one's)."""
+    from lthkit.store.lock import HELD_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != HELD_ENV}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), mode, what],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_run_folder_held_by_a_command_refuses_every_other_writer(tiny, tmp_path, capsys):
+    from lthkit.report.runner import main as report
+    from lthkit.store.lock import RunFolderBusyError
+    from lthkit.train.open_lth import main as import_open_lth
+
+    params = tiny()
+    preset = tmp_path / "p.yaml"
+    preset.write_text(params.to_yaml())
+    held = _holder(params.run_dir(), "exclusive", "lthkit-report p.yaml")
+    try:
+        with pytest.raises(RunFolderBusyError) as info:  # a notebook opened by hand
+            open_run(params, create=True)
+        assert f"pid {held.pid}: lthkit-report p.yaml" in str(info.value)
+        assert report([str(preset), "--only", "01"]) == 2
+        assert import_open_lth([str(tmp_path), "--params", str(preset)]) == 1
+        errors = capsys.readouterr().err.strip().splitlines()
+        assert len(errors) == 2 and all(f"(kill {held.pid})" in line for line in errors)
+        assert sorted(p.name for p in params.run_dir().iterdir()) == [".lthkit.lock"]
+    finally:
+        held.kill()
+        held.wait()
+    ctx = open_run(params, create=True)  # the holder is gone: the lock went with it
+    assert (ctx.store.root / "manifest.json").is_file()
+
+
+def test_notebooks_share_a_run_folder_that_no_command_may_take_meanwhile(tiny, tmp_path, capsys):
+    from lthkit.report.runner import main as report
+    from lthkit.store.lock import lock_run_folder
+
+    params = tiny()
+    preset = tmp_path / "p.yaml"
+    preset.write_text(params.to_yaml())
+    ctx = open_run(params, create=True)  # this process's notebook, and another one's
+    held = _holder(params.run_dir(), "shared", "a notebook kernel")
+    try:
+        assert report([str(preset), "--only", "01"]) == 2
+        assert f"pid {held.pid}: a notebook kernel" in capsys.readouterr().err
+        assert open_run(params).store.root == ctx.store.root, "notebooks side by side"
+    finally:
+        held.kill()
+        held.wait()
+    with lock_run_folder(params.run_dir(), what="a command"):  # this process's own share grows
+        del ctx
+    proc = _holder(params.run_dir(), "exclusive", "a command")  # every hold here is released
+    proc.kill()
+    proc.wait()

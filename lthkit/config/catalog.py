@@ -3,7 +3,9 @@ image shapes, split sizes, iterations per epoch, and the size of each prunable l
 
 The networks live above the parameters (lthkit.nets), so the one fact that needs a network built,
 its prunable layer sizes, is provided by `lthkit.nets.models` when it is imported (which
-`import lthkit` always does) through `provide_prunable_sizes`.
+`import lthkit` always does) through `provide_prunable_sizes`; so is what `lthkit-params check`
+and `lthkit-report` ask before a run starts (`check_inputs`: a forward pass on a stand-in batch,
+an image folder's classes and files), by `lthkit.train.context` through `provide_input_check`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Callable
 __all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "DATASETS", "num_classes", "input_shape",
            "known_train_size", "iterations_per_epoch", "split_sizes", "folder_name",
            "folder_classes", "FOLDER", "IMAGENET_STATS",
-           "prunable_sizes", "provide_prunable_sizes"]
+           "prunable_sizes", "provide_prunable_sizes", "check_inputs", "provide_input_check"]
 
 NUM_CLASSES = 10
 SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000),
@@ -28,6 +30,8 @@ IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 PrunableSizes = Callable[[Any, str], list[int]]
 _prunable_sizes: list[PrunableSizes] = []
+InputCheck = Callable[[Any], None]
+_input_checks: list[InputCheck] = []
 
 
 FOLDER = "folder"  # data.dataset: an image folder (torchvision's ImageFolder layout)
@@ -107,3 +111,18 @@ def prunable_sizes(model: Any, dataset: str) -> list[int]:
         raise RuntimeError("no network catalog: import lthkit (lthkit.nets.models provides the "
                            "prunable layer sizes the level checks need)")
     return _prunable_sizes[0](model, dataset)
+
+
+def provide_input_check(check: InputCheck) -> InputCheck:
+    """Register the function that checks a run's network and images (lthkit.train.context)."""
+    _input_checks[:] = [check]
+    return check
+
+
+def check_inputs(params: Any) -> None:
+    """What reading the parameters cannot tell, before a run starts: that the network takes the
+    dataset's images and gives one score per class, that an image folder's classes and files are
+    usable. A ParamsError naming the key and the file."""
+    if not _input_checks:
+        raise RuntimeError("no input check: import lthkit (lthkit.train.context provides it)")
+    _input_checks[0](params)

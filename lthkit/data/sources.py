@@ -18,7 +18,8 @@ from lthkit.config.catalog import IMAGE_SUFFIXES, folder_classes
 from lthkit.data.images import DatasetMissingError, ImageData, channel_stats
 from lthkit.platform.errors import first_line
 
-__all__ = ["SOURCES", "Source", "torchvision_dataset", "image_folder", "dataset_problem"]
+__all__ = ["SOURCES", "Source", "torchvision_dataset", "image_folder", "dataset_problem",
+           "check_image_folder"]
 
 
 @dataclass(frozen=True)
@@ -148,17 +149,59 @@ def image_folder(root: Path, size: int, name: str) -> ImageData:
     """Images of <root>/train/<class>/ and <root>/test/<class>/ as RGB, resized to size x size,
     labelled by their class folder in sorted order (torchvision's ImageFolder); normalized with
     the training images' own per-channel statistics."""
-    classes = folder_classes(root)
-    test_classes = folder_classes(root, "test")
-    if test_classes != classes:
-        raise DatasetMissingError(
-            f"{root}: the class folders of train/ ({', '.join(classes) or 'none'}) and test/ "
-            f"({', '.join(test_classes) or 'none'}) differ: give both the same class folders")
+    classes = check_image_folder(root)
     train_x, train_y = _read_split(root / "train", classes, size)
     test_x, test_y = _read_split(root / "test", classes, size)
     mean, std = channel_stats(train_x)
     return ImageData(name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
                      mean=mean, std=std, augmentable=True)
+
+
+def check_image_folder(root: Path, readable: bool = False) -> tuple[str, ...]:
+    """The class folders of an image folder, after checking what a classifier needs of them:
+    two classes at least, each with training images, the same classes in test/ and train/, and
+    with `readable` every image opened and verified (PIL reads its header and, for PNG, its
+    checksums; no pixels are decoded, so it stays fast). DatasetMissingError naming the folder
+    or the file and what to do."""
+    root = Path(root)
+    classes = folder_classes(root)
+    if len(classes) < 2:
+        raise DatasetMissingError(
+            f"{root}/train holds {len(classes)} class folder(s) ({', '.join(classes) or 'none'}):"
+            f" a classifier needs two classes at least: add a folder of images per class")
+    test_classes = folder_classes(root, "test")
+    if test_classes != classes:
+        raise DatasetMissingError(
+            f"{root}: the class folders of train/ ({', '.join(classes) or 'none'}) and test/ "
+            f"({', '.join(test_classes) or 'none'}) differ: give both the same class folders")
+    for name in classes:
+        if not _images(root / "train" / name):
+            raise DatasetMissingError(
+                f"{root}/train/{name} holds no images ({', '.join(IMAGE_SUFFIXES)}): the network "
+                f"would have a class it never sees: add its images, or remove the class from "
+                f"train/ and test/")
+    if readable:
+        from PIL import Image
+
+        for split in ("train", "test"):
+            for name in classes:
+                for path in _images(root / split / name):
+                    try:
+                        with Image.open(path) as image:
+                            image.verify()
+                    except Exception as e:  # not an image, truncated, unreadable
+                        raise _unreadable(path, e) from None
+    return classes
+
+
+def _images(folder: Path) -> list[Path]:
+    """The images of one class folder, in ImageFolder's order (file name)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _unreadable(path: Path, error: Exception) -> DatasetMissingError:
+    return DatasetMissingError(f"{path} cannot be read as an image ({first_line(error)}): "
+                               f"replace it or remove it")
 
 
 def _read_split(split: Path, classes: tuple[str, ...],
@@ -168,14 +211,12 @@ def _read_split(split: Path, classes: tuple[str, ...],
 
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in files:
+        for path in _images(split / name):
             try:
                 with Image.open(path) as image:
                     rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             except Exception as e:  # not an image, truncated, unreadable
-                raise DatasetMissingError(f"{path} cannot be read as an image "
-                                          f"({first_line(e)}): replace it or remove it") from e
+                raise _unreadable(path, e) from e
             images.append(torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
                           .view(size, size, 3))
             labels.append(label)

@@ -18,8 +18,8 @@ from lthkit.config.catalog import FOLDER, SPLIT_SIZES, input_shape, num_classes
 from lthkit.config.training import DataSection
 from lthkit.data.images import ImageData, channel_stats, generator
 
-__all__ = ["synthetic_images", "synthetic_dataset", "stand_in", "SYNTHETIC_BLOCK",
-           "PAPERS_DATASETS"]
+__all__ = ["synthetic_images", "synthetic_dataset", "stand_in", "stand_in_batch",
+           "SYNTHETIC_BLOCK", "PAPERS_DATASETS"]
 
 SYNTHETIC_BLOCK = 1000  # examples generated per seeded block, so the first n never depend on n
 PAPERS_DATASETS = ("cifar10", "mnist")  # their stand-ins keep the stream they always had
@@ -53,6 +53,24 @@ def stand_in(dataset: str, n_train: int, n_test: int, seed: int = 0,
                      test_y=test_y, mean=mean, std=std, augmentable=augmentable)
 
 
+def stand_in_batch(dataset: str, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n normalized images and their labels of the stand-in of `dataset`'s shape and classes,
+    made alone (not a block of SYNTHETIC_BLOCK: large images stay cheap): a batch to try a
+    network on before anything is loaded (lthkit.train.context.check_inputs)."""
+    base = dataset.removeprefix("synthetic_")
+    shape, classes = input_shape(base), num_classes(base)
+    make = _texture_images if shape[0] == 3 else _shape_images
+    img, y = make(shape, n, 0.5, seed, generator(seed, "stand-in batch", base), classes, (base,))
+    x = _as_uint8(img).float()
+    mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
+    return (x - mean) / std.clamp_min(1e-3), y
+
+
+def _as_uint8(img: torch.Tensor) -> torch.Tensor:
+    """A stand-in's images (around 0, class signal of about unit size) as uint8 pixels."""
+    return (128 + 40 * img).round().clamp(0, 255).to(torch.uint8)
+
+
 def synthetic_images(shape: tuple[int, int, int], n: int, split: str, noise: float,
                      seed: int = 0, classes: int = 10,
                      stream: tuple[str, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +86,7 @@ def synthetic_images(shape: tuple[int, int, int], n: int, split: str, noise: flo
     for block in range((n + SYNTHETIC_BLOCK - 1) // SYNTHETIC_BLOCK):
         g = generator(seed, "synthetic", *stream, split, shape, block)
         img, y = make(shape, SYNTHETIC_BLOCK, noise, seed, g, classes, stream)
-        xs.append((128 + 40 * img).round().clamp(0, 255).to(torch.uint8))
+        xs.append(_as_uint8(img))
         ys.append(y)
     return torch.cat(xs)[:n].contiguous(), torch.cat(ys)[:n].contiguous()
 

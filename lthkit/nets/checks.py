@@ -1,11 +1,13 @@
-"""What the analyses need of a network, checked before anything is trained: BatchNorm the
-evaluator can recalibrate, no other running statistics, Hessian-vector products in the mode the
-run will use, and points fused by vmap where the run fuses them.
+"""What a run needs of a network, checked before anything is trained: that it takes the
+dataset's images and gives one score per class (`check_forward`, one forward pass on a batch of
+two); and what the analyses need: BatchNorm the evaluator can recalibrate, no other running
+statistics, Hessian-vector products in the mode the run will use, and points fused by vmap where
+the run fuses them.
 
 A network that fails a check is refused with one line naming the module (its path in the network
-and its type) and the parameter to change. The kit's own networks pass by construction; the
-checks are for torchvision's and the user's (`model.arch`), and cost one forward and backward on
-two examples.
+and its type) or what it gave, and the parameter to change. The kit's own networks pass by
+construction; the checks are for torchvision's and the user's (`model.arch`), and cost one
+forward and backward on two examples.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch.func import functional_call, grad, jvp, vmap
 from lthkit.nets.models import NetworkError
 from lthkit.platform.errors import first_line
 
-__all__ = ["resolve_hvp_mode", "check_network", "HvpMode"]
+__all__ = ["resolve_hvp_mode", "check_forward", "check_network", "HvpMode"]
 
 HvpMode = Literal["auto", "double_backward", "forward_over_reverse"]
 
@@ -34,11 +36,42 @@ def resolve_hvp_mode(mode: HvpMode, device: torch.device | str) -> str:
     return "forward_over_reverse" if torch.device(device).type == "cuda" else "double_backward"
 
 
+def check_forward(model: nn.Module, x: torch.Tensor, classes: int, name: str) -> None:
+    """NetworkError (model.arch) unless `model` takes the batch `x` (the dataset's shape) and
+    gives a tensor of `classes` scores per image: one forward pass, in eval mode, no gradients.
+    A network that cannot take the images is told so here, not later as a failing analysis."""
+    shape = " x ".join(str(d) for d in x.shape[1:])
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as e:  # noqa: BLE001 - the network's own words say what it expected
+        raise NetworkError("model.arch", f"{name} cannot take the dataset's images ({shape}, "
+                           f"channels x height x width): a forward pass on two of them fails "
+                           f"({first_line(e, 200)}); use a network for {shape} images, or "
+                           f"images of its size (data.image_size for an image folder)") from None
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor):
+        raise NetworkError("model.arch", f"{name} returns a {type(out).__name__}, not a tensor "
+                           f"of class scores: return the logits alone")
+    if tuple(out.shape) != (x.shape[0], classes):
+        raise NetworkError("model.arch", f"{name} gives outputs of shape "
+                           f"{tuple(out.shape[1:])} per image, the dataset has {classes} "
+                           f"classes: its last layer must give {classes} scores (a factory "
+                           f"gets num_classes={classes} when it takes that argument)")
+
+
 def check_network(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, hvp: str,
-                  fused_points: bool, name: str) -> None:
+                  fused_points: bool, name: str, classes: int | None = None) -> None:
     """Raise NetworkError when the analyses cannot use `model` (see the module doc). `x`, `y`: two
     examples; `hvp`: the resolved Hessian-vector product mode; `fused_points`: whether the
-    evaluator will vmap over points; `name`: the network as the parameter file names it."""
+    evaluator will vmap over points; `name`: the network as the parameter file names it;
+    `classes`: the dataset's, for the forward check first (a network that cannot take the
+    images fails there, not as a layer without double backward)."""
+    if classes is not None:
+        check_forward(model, x, classes, name)
     _check_normalization(model, name)
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}

@@ -34,7 +34,7 @@ from lthkit.config.catalog import input_shape, num_classes, provide_prunable_siz
 from lthkit.platform.errors import first_line
 
 __all__ = ["build_model", "model_from", "prunable_names", "prunable_sizes", "DEFAULT_WIDTH",
-           "input_shape", "NetworkError", "VGG_LAYOUTS"]
+           "input_shape", "NetworkError", "FactoryError", "VGG_LAYOUTS"]
 
 DEFAULT_WIDTH = {"resnet20": 16, "vgg16": 64, "mlp": 300, "lenet5": 6, "resnet": 16, "vgg": 64,
                  "wrn": 4}
@@ -56,6 +56,10 @@ class NetworkError(ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(f"{key}: {message}")
         self.key, self.message = key, message
+
+
+class FactoryError(NetworkError):
+    """The user's factory (`model.arch: <module>:<factory>`) raised while building the network."""
 
 
 class BasicBlock(nn.Module):
@@ -308,7 +312,13 @@ def _foreign_network(arch: str, width: int | None, channels: int, size: int, cla
     offered = {"num_classes": classes, "in_channels": channels, "image_size": size, "width": width}
     accepted = inspect.signature(factory).parameters
     kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
-    model = factory(**kwargs)
+    try:
+        model = factory(**kwargs)
+    except Exception as e:  # the user's code: its error in one line, with how it was called
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise FactoryError("model.arch", f"{arch}({args}) raised {type(e).__name__}: "
+                           f"{first_line(e, 200)}; fix the factory, or name another "
+                           f"network") from None
     if not isinstance(model, nn.Module):
         raise NetworkError("model.arch", f"{arch} returned a {type(model).__name__}, not an "
                            f"nn.Module")
@@ -374,9 +384,16 @@ def prunable_sizes(model: Any, dataset: str, width: int | None = None) -> list[i
     try:
         with torch.device("meta"):
             net = build()
-    except NetworkError:
-        raise
-    except Exception:  # a factory that cannot build on the meta device: build it for real
+    except Exception as e:  # a factory that cannot build on the meta device: build it for real
+        if isinstance(e, NetworkError) and not isinstance(e, FactoryError):
+            raise
         net = build()
     params = dict(net.named_parameters())
-    return [params[n].numel() for n in prunable_names(net)]
+    names = prunable_names(net)
+    if not names:
+        shown = ", ".join(list(params)[:8]) or "none"
+        raise NetworkError("model.prunable", f"{getattr(model, 'network', model)} has no "
+                           f"convolution or linear layer, whose weights IMP prunes unless told "
+                           f"otherwise: name the parameters to prune with model.prunable (glob "
+                           f"patterns; its parameters: {shown})")
+    return [params[n].numel() for n in names]

@@ -55,15 +55,24 @@ def copy_mathjax(run_dir: Path) -> Path:
         return target
     source = mathjax_source()
     partial = target.with_name(f".{target.name}.partial")
+    failures: list[OSError] = []  # copytree gathers its files' errors as text: keep the first
+
+    def copy(src: str, dst: str) -> object:
+        try:
+            return shutil.copy2(src, dst)
+        except OSError as e:
+            failures.append(e)
+            raise
+
     try:
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source, partial, ignore=_ignored(source))
+        shutil.copytree(source, partial, ignore=_ignored(source), copy_function=copy)
         (partial / _MARKER).write_text("copied from jupyter-server-mathjax\n")
         shutil.rmtree(target, ignore_errors=True)  # a copy without its marker is incomplete
         partial.rename(target)
     except OSError as e:
         shutil.rmtree(partial, ignore_errors=True)
-        raise StorageError(target, e) from None
+        raise StorageError(target, failures[0] if failures else e) from None
     return target
 
 

@@ -20,10 +20,16 @@ the failing cell and traceback), and its executed copy goes to notebooks/failed/
 good copy, never over it. Expensive results are cached in the run folder, so running the report
 again resumes where it stopped.
 
+One runner at a time writes a run folder: it holds the folder's lock (lthkit.store.lock) from
+before the manifest is read to its end; a second is refused in one line naming the first.
+
 Kernels talk to the runner over IPC sockets (no plain-TCP warning in the notebooks), draw text
 progress bars that the saved notebook keeps, and end with the runner: on SIGINT, SIGTERM or
 SIGHUP the kernel is shut down before the runner exits, and a kernel left by a runner killed with
-SIGKILL is ended by the next run of the same run folder before it starts.
+SIGKILL is ended by the next run of the same run folder before it starts. Their sockets and
+connection files lie in one private folder (/tmp/lthkit-kernel-*: a socket's path must be short),
+removed on exit; the one a killed runner left is removed by the next run, which reads it from
+the runner's record.
 """
 
 from __future__ import annotations
@@ -44,14 +50,17 @@ from pathlib import Path
 from typing import Any
 
 from lthkit.config.base import ParamsError, notebook_path, project_root
+from lthkit.config.catalog import check_inputs
 from lthkit.config.params import Params, load_params, parse_overrides
 from lthkit.config.seeds import replicate_params
 from lthkit.platform.executor import ExecutorError, UnitsFailedError
+from lthkit.platform.processes import process_started, same_process
 from lthkit.platform.progress import ENV as PROGRESS_ENV
 from lthkit.report.offline_html import notebook_html
 from lthkit.store.files import (DamagedFileError, StorageError, atomic_write_bytes, load_json,
                                 save_json)
 from lthkit.store.layout import MissingInputError, RunMismatchError, RunStore
+from lthkit.store.lock import RunFolderBusyError, lock_run_folder
 from lthkit.store.paths import REPLICATE_DIR, replicate_dir
 from lthkit.report.claims_page import STYLE as CLAIMS_STYLE
 from lthkit.report.claims_page import claims_html
@@ -66,10 +75,10 @@ FAILED = "failed"  # notebooks/failed/: executed copies of notebooks that failed
 # The columns of claims.csv and of the report's opening table (lthkit.verdicts.claims.claims_frame).
 CLAIM_COLUMNS = FRAME_COLUMNS
 KIT_ERRORS = {"MissingInputError", "RunMismatchError", "ParamsError", "DamagedFileError",
-              "StorageError", "DatasetMissingError", "NetworkError"}
+              "StorageError", "DatasetMissingError", "NetworkError", "RunFolderBusyError"}
 
 
-class RunnerBusyError(RuntimeError):
+class RunnerBusyError(RunFolderBusyError):
     """Another lthkit-report is running the same run folder."""
 
 
@@ -126,8 +135,15 @@ def run_report(params: Params, params_file: Path, only: list[str] | None = None,
     <run>/claims.csv and open index.html. Returns every series' results (replicate 0's last).
 
     Refuses (RunMismatchError) before running anything when the run folder, or a replicate's
-    folder, holds results made with other training parameters.
+    folder, holds results made with other training parameters, and (RunFolderBusyError) when
+    another process writes the run folder: the folder's lock is held for the whole series.
     """
+    with lock_run_folder(params.run_dir(), what=f"lthkit-report {params.source}"):
+        return _run_report(params, params_file, only, html_copies, stream)
+
+
+def _run_report(params: Params, params_file: Path, only: list[str] | None,
+                html_copies: bool | None, stream: bool) -> list[NotebookResult]:
     names = only or params.report.notebooks
     notebooks = [resolve_notebook(n) for n in names]
     run_dir = params.run_dir()
@@ -415,17 +431,18 @@ class KernelGuard:
     """The kernels of one runner: over IPC, recorded in the run's notebooks/.runner.json, and
     ended with the runner.
 
-    On entry, a record left by a runner that is gone names its kernel: if that kernel still runs,
-    its process group is ended (and waited for) before anything starts; a runner that still runs
-    the same folder is an error. SIGINT, SIGTERM and SIGHUP end the kernels and become
+    On entry, a record left by a runner that is gone names its kernel and the folder of its
+    sockets and connection files: if that kernel still runs, its process group is ended (and
+    waited for) before anything starts, and the folder is removed; a runner that still runs the
+    same folder is an error. SIGINT, SIGTERM and SIGHUP end the kernels and become
     KeyboardInterrupt while the guard is active, so every exit path passes through the kernel's
-    shutdown; on exit a kernel still alive is killed.
+    shutdown; on exit a kernel still alive is killed, and the record (this runner's only) goes.
     """
 
     def __init__(self, folder: Path):
         self.record = folder / ".runner.json"
         self.kernels: list[int] = []
-        self.ipc_dir: str | None = None
+        self.kernel_dir: str | None = None  # the kernels' sockets and connection files
         self._handlers: dict[int, Any] = {}
         self._env: str | None = None
         self.interrupted: int | None = None  # the signal that asked the runner to stop
@@ -468,36 +485,46 @@ class KernelGuard:
             os.environ.pop(PROGRESS_ENV, None)
         for pid in self.kernels:
             _end_process_group(pid)
-        if self.ipc_dir:
-            shutil.rmtree(self.ipc_dir, ignore_errors=True)
-        try:
-            self.record.unlink(missing_ok=True)
-        except OSError:
-            pass
+        if self.kernel_dir:
+            shutil.rmtree(self.kernel_dir, ignore_errors=True)
+        if (self._read_record() or {}).get("runner") == os.getpid():  # never another's record
+            try:
+                self.record.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     # the record ----------------------------------------------------------------------------------
     def _write_record(self) -> None:
         me = os.getpid()
         kernel = self.kernels[-1] if self.kernels else None
-        save_json(self.record, {"runner": me, "runner_started": _started(me), "kernel": kernel,
-                                "kernel_started": _started(kernel) if kernel else None})
+        save_json(self.record, {"runner": me, "runner_started": process_started(me),
+                                "kernel": kernel,
+                                "kernel_started": process_started(kernel) if kernel else None,
+                                "kernel_dir": self.kernel_dir})
 
-    def _end_leftover_kernel(self) -> None:
+    def _read_record(self) -> dict[str, Any] | None:
         if not self.record.exists():
-            return
+            return None
         try:
             old = load_json(self.record)
         except DamagedFileError:
+            return None
+        return old if isinstance(old, dict) else None
+
+    def _end_leftover_kernel(self) -> None:
+        old = self._read_record()
+        if old is None:
             return
         runner, kernel = old.get("runner"), old.get("kernel")
-        if runner and runner != os.getpid() and _same_process(runner, old.get("runner_started")):
+        if runner and runner != os.getpid() and same_process(runner, old.get("runner_started")):
             raise RunnerBusyError(
                 f"another lthkit-report (pid {runner}) is running the run folder "
                 f"{self.record.parent.parent}: wait for it to finish, or stop it (kill {runner})")
-        if kernel and _same_process(kernel, old.get("kernel_started")):
+        if kernel and same_process(kernel, old.get("kernel_started")):
             print(f"note: ending the kernel (pid {kernel}) that an interrupted run left behind",
                   file=sys.stderr)
             _end_process_group(kernel)
+        _remove_kernel_dir(old.get("kernel_dir"))
 
     def kernel_started(self, pid: int) -> None:
         self.kernels.append(pid)
@@ -505,24 +532,31 @@ class KernelGuard:
 
     # the kernel manager --------------------------------------------------------------------------
     def kernel_manager_class(self) -> type:
-        """AsyncKernelManager over IPC sockets in a private folder, reporting its kernel's pid."""
+        """AsyncKernelManager over IPC sockets, its sockets and connection file in a private
+        folder that the record names, reporting its kernel's pid."""
         from jupyter_client.manager import AsyncKernelManager
         from traitlets import default
 
         guard = self
-        if self.ipc_dir is None and _ipc_available():
-            self.ipc_dir = tempfile.mkdtemp(prefix="lthkit-kernel-")
+        if self.kernel_dir is None:
+            self.kernel_dir = tempfile.mkdtemp(prefix=KERNEL_DIR_PREFIX)
+            self._write_record()  # before a kernel starts: a killed runner's folder is known
+        ipc = _ipc_available()
 
         class ReportKernelManager(AsyncKernelManager):
             @default("transport")
             def _transport_default(self) -> str:
-                return "ipc" if guard.ipc_dir else "tcp"
+                return "ipc" if ipc else "tcp"
 
             @default("ip")
             def _ip_default(self) -> str:
-                if self.transport == "ipc" and guard.ipc_dir:
-                    return os.path.join(guard.ipc_dir, f"k{len(guard.kernels)}")
+                if self.transport == "ipc":
+                    return os.path.join(guard.kernel_dir, f"k{len(guard.kernels)}")
                 return super()._ip_default()
+
+            @default("connection_file")
+            def _connection_file_default(self) -> str:
+                return os.path.join(guard.kernel_dir, f"k{len(guard.kernels)}.json")
 
             async def start_kernel(self, **kw: Any) -> None:
                 await super().start_kernel(**kw)
@@ -541,30 +575,23 @@ class KernelGuard:
         return ReportKernelManager
 
 
+KERNEL_DIR_PREFIX = "lthkit-kernel-"
+
+
+def _remove_kernel_dir(folder: object) -> None:
+    """Remove a kernel folder a runner recorded (sockets, connection files); nothing else."""
+    if not isinstance(folder, str) or not Path(folder).name.startswith(KERNEL_DIR_PREFIX):
+        return
+    if Path(folder).is_dir() and not Path(folder).is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _ipc_available() -> bool:
     try:
         import zmq
     except ImportError:
         return False
     return os.name == "posix" and bool(zmq.has("ipc"))
-
-
-def _started(pid: int | None) -> float | None:
-    """A process's start time (with its pid, its identity), or None where psutil cannot say."""
-    if not pid:
-        return None
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:
-        return None
-
-
-def _same_process(pid: int, started: float | None) -> bool:
-    """Whether `pid` is still the process recorded with start time `started`."""
-    now = _started(pid)
-    return now is not None and started is not None and abs(now - started) < 0.01
 
 
 def _signal_group(pid: int, sig: int) -> bool:
@@ -630,27 +657,30 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params, overrides)
         for name in args.only or []:
             resolve_notebook(name)
+        check_inputs(params)  # the network on a stand-in batch, an image folder's files
     except (ParamsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        RunStore(params.run_dir()).check_compatible(params)
-        # the notebooks read a file: with overrides, the resolved parameters get one of their own
-        params_file = resolved_params_file(params) if overrides else Path(params.source)
-        results = run_report(params, params_file, only=args.only,
-                             html_copies=False if args.no_html else None, stream=args.stream)
-    except (RunMismatchError, RunnerBusyError, StorageError, DamagedFileError, ExecutorError,
+    command = " ".join(["lthkit-report", *(sys.argv[1:] if argv is None else argv)])
+    try:  # one runner per run folder: its lock, before the manifest is read
+        with lock_run_folder(params.run_dir(), what=command):
+            RunStore(params.run_dir()).check_compatible(params)
+            # the notebooks read a file: with overrides, the resolved parameters get their own
+            params_file = resolved_params_file(params) if overrides else Path(params.source)
+            results = run_report(params, params_file, only=args.only,
+                                 html_copies=False if args.no_html else None, stream=args.stream)
+            ok = all(r.status == "ok" for r in results)
+            if ok and overrides:
+                save_yaml(params.run_dir() / "params.yaml", params)
+    except (RunMismatchError, RunFolderBusyError, StorageError, DamagedFileError, ExecutorError,
             UnitsFailedError, MissingInputError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, (RunMismatchError, RunnerBusyError)) else 1
+        return 2 if isinstance(e, (RunMismatchError, RunFolderBusyError)) else 1
     except KeyboardInterrupt:
         print("interrupted: the notebook's kernel was ended; run the same command again to "
               "resume", file=sys.stderr)
         return 130
     index = params.run_dir() / "index.html"
-    ok = all(r.status == "ok" for r in results)
-    if ok and overrides:
-        save_yaml(params.run_dir() / "params.yaml", params)
     print(f"report: {index}")
     print(json.dumps({r.label: r.status for r in results}))
     return 0 if ok else 1

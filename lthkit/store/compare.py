@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from lthkit.store.files import load_json, load_tensors, verify_folder
+from lthkit.store.files import DamagedFileError, load_json, load_tensors, verify_folder
 
 __all__ = ["is_timing", "value_differences", "run_differences", "COMPARED", "main"]
 
@@ -47,7 +47,8 @@ COMPARED = ("*.pt", "metrics.json", "early_stopping.json")
 def run_differences(a: Path, b: Path) -> dict[str, list[str]]:
     """Two run folders artifact by artifact (weights, masks, cached analyses, metrics; not the
     notebooks, figures or resume files): {"differ": [...], "only_a": [...], "only_b": [...],
-    "same": [...]}, paths relative to the folders."""
+    "same": [...]}, paths relative to the folders; with "damaged": [...] where some cannot be
+    read, their messages (lthkit.store.files.DamagedFileError: the file and the fix)."""
     def artifacts(root: Path) -> set[str]:
         return {p.relative_to(root).as_posix() for pattern in COMPARED for p in root.rglob(pattern)
                 if p.name != "resume.pt" and "notebooks" not in p.relative_to(root).parts}
@@ -59,7 +60,11 @@ def run_differences(a: Path, b: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"differ": [], "only_a": sorted(in_a - in_b),
                                  "only_b": sorted(in_b - in_a), "same": []}
     for rel in sorted(in_a & in_b):
-        differs = value_differences(load(Path(a) / rel), load(Path(b) / rel))
+        try:
+            differs = value_differences(load(Path(a) / rel), load(Path(b) / rel))
+        except DamagedFileError as e:
+            out.setdefault("damaged", []).append(str(e))
+            continue
         out["differ" if differs else "same"].append(rel)
     return out
 
@@ -75,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("a")
     compare.add_argument("b")
     args = parser.parse_args(argv)
+    folders = [args.a, args.b] if args.command == "compare" else [args.folder]
+    missing = [f for f in folders if not Path(f).is_dir()]
+    if missing:
+        print(f"error: {missing[0]} is not a folder: give a run folder (outputs/<run>)",
+              file=sys.stderr)
+        return 2
     if args.command == "compare":
         return _print_comparison(Path(args.a), Path(args.b))
     damaged = verify_folder(Path(args.folder))
@@ -85,14 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_comparison(a: Path, b: Path) -> int:
-    found = run_differences(a, b)
+    found = {"damaged": [], **run_differences(a, b)}
     for kind, label in (("differ", "differs"), ("only_a", f"only in {a}"),
-                        ("only_b", f"only in {b}")):
+                        ("only_b", f"only in {b}"), ("damaged", "damaged")):
         for rel in found[kind]:
             print(f"{label}: {rel}")
     print(f"{len(found['same'])} artifact(s) the same, {len(found['differ'])} different, "
-          f"{len(found['only_a'])} only in {a}, {len(found['only_b'])} only in {b}")
-    return 0 if not (found["differ"] or found["only_a"] or found["only_b"]) else 1
+          f"{len(found['only_a'])} only in {a}, {len(found['only_b'])} only in {b}, "
+          f"{len(found['damaged'])} damaged")
+    return 0 if not any(found[k] for k in ("differ", "only_a", "only_b", "damaged")) else 1
 
 
 if __name__ == "__main__":

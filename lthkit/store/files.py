@@ -18,12 +18,13 @@ from typing import Any, Callable, Iterator
 import torch
 
 from lthkit.platform.errors import first_line
+from lthkit.platform.processes import pid_alive
 from lthkit.store.paths import CHECKSUMS, damage_message, where
 
 __all__ = ["CHECKSUMS", "TEMP_FILE", "DamagedFileError", "StorageError", "atomic_write_bytes",
            "save_tensors",
            "load_tensors", "save_json", "load_json", "save_bytes", "verify_folder",
-           "remove_stale_temp_files"]
+           "remove_stale_temp_files", "recorded_names"]
 
 _UMASK = os.umask(0o022)  # read once, at import (setting it is the only way to read it)
 os.umask(_UMASK)
@@ -211,13 +212,22 @@ def _read_sums(folder: Path) -> dict[str, list[str]]:
     return sums
 
 
+def recorded_names(folder: Path) -> set[str]:
+    """The file names a folder's SHA256SUMS has lines for (none without one); DamagedFileError
+    when it cannot be read."""
+    return set(_read_sums(Path(folder)))
+
+
 def _write_sums(folder: Path, sums: dict[str, list[str]]) -> None:
     text = "".join(f"{d}  {name}\n" for name in sorted(sums) for d in sums[name])
     _atomic_write(folder / CHECKSUMS, text.encode(), checksum=False)
 
 
 def _read_verified(path: Path) -> bytes:
-    """The bytes of `path` when they match a digest recorded for it (or none is recorded)."""
+    """The bytes of `path` when they match a digest recorded for it. In a folder with a
+    SHA256SUMS, a file it has no line for is damaged: the store records every file it writes
+    before the file appears, so nothing vouches for it (put there by hand, its line removed).
+    A folder without one (deleted to make it again) is read unchecked until it is rewritten."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -225,14 +235,22 @@ def _read_verified(path: Path) -> bytes:
     except OSError as e:
         raise DamagedFileError(path, f"unreadable ({e.strerror})") from None
     expected = _read_sums(path.parent).get(path.name)
+    if expected is None and (path.parent / CHECKSUMS).exists():
+        raise DamagedFileError(path, NO_LINE)
     if expected and hashlib.sha256(data).hexdigest() not in expected:
         raise DamagedFileError(path, f"its SHA-256 differs from the one recorded in {CHECKSUMS} "
                                      f"when it was written ({len(data)} bytes now)")
     return data
 
 
+NO_LINE = (f"no line of its folder's {CHECKSUMS} vouches for it (the kit records every file it "
+           f"writes there: this one was put there by hand, or its line was removed)")
+ARTIFACT_SUFFIXES = (".pt", ".json")  # what save_tensors, save_json and save_bytes write
+
+
 def verify_folder(root: Path) -> list[DamagedFileError]:
-    """Every recorded checksum under `root` checked: the damaged files (missing ones are skipped)."""
+    """Every recorded checksum under `root` checked, and every artifact in a folder with a
+    SHA256SUMS that has no line there: the damaged files (recorded ones missing are skipped)."""
     damaged = []
     for sums in sorted(Path(root).rglob(CHECKSUMS)):
         try:
@@ -240,7 +258,9 @@ def verify_folder(root: Path) -> list[DamagedFileError]:
         except DamagedFileError as e:
             damaged.append(e)
             continue
-        for name in sorted(names):
+        unvouched = [p.name for p in sums.parent.iterdir()
+                     if p.suffix in ARTIFACT_SUFFIXES and p.is_file()]
+        for name in sorted(set(names) | set(unvouched)):
             try:
                 if (sums.parent / name).exists():
                     _read_verified(sums.parent / name)
@@ -270,7 +290,7 @@ def remove_stale_temp_files(root: Path) -> list[Path]:
         if not match or not tmp.is_file():
             continue
         pid = int(match.group(1)) if match.group(1) else None
-        if pid is not None and _alive(pid):
+        if pid is not None and pid_alive(pid):
             continue
         try:
             tmp.unlink(missing_ok=True)
@@ -278,16 +298,4 @@ def remove_stale_temp_files(root: Path) -> list[Path]:
             continue
         removed.append(tmp)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 

@@ -15,17 +15,20 @@
                                   files are removed there too, `verify` checks them, and they
                                   count as results (a folder holding replicates is not empty)
       */SHA256SUMS                the SHA-256 of every artifact of that folder (`sha256sum -c`)
+      .lthkit.lock                one writer at a time: a command, or notebooks opened by hand
+                                  (lthkit.store.lock)
 
 A write goes to a temporary file in the same folder (`.<name>.<pid>-<random>.tmp`) and is renamed
 over the target, so a killed process leaves either the old file or the new one, never half of one;
 a temporary file whose process is gone is removed when the run is opened again. Artifacts (what
 `save_tensors` and `save_json` write, and the kit reads back) have their SHA-256 recorded in the
-folder's SHA256SUMS when written and checked when read: a damaged file stops with one message
-naming it, the notebook that made it and the command that makes it again (a damaged cache file is
-computed again). Checkpoints load with `torch.load(weights_only=True)`. A full disk or a read-only
-folder stops with one line naming the file and the cause; what was written before is intact.
+folder's SHA256SUMS when written and checked when read: a damaged file (or one that its folder's
+SHA256SUMS has no line for: nothing vouches for it) stops with one message naming it, the
+notebook that made it and the command that makes it again (a damaged cache file is computed
+again). Checkpoints load with `torch.load(weights_only=True)`. A full disk or a read-only folder
+stops with one line naming the file and the cause; what was written before is intact.
 
-    python -m lthkit.store verify outputs/<run>    # check every recorded checksum of a run
+    python -m lthkit.store verify outputs/<run>    # every checksum, every file without a line
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from typing import Any, Callable, Iterator, TypeVar
 from lthkit.config import Params, flatten
 from lthkit.config.params import completed_fingerprint
 from lthkit.store.files import (CHECKSUMS, TEMP_FILE, DamagedFileError, atomic_write_bytes,
-                                load_json, load_tensors, remove_stale_temp_files, save_json,
-                                save_tensors)
-from lthkit.store.paths import MANIFEST, REPLICATE_DIR, replicate_dir
+                                load_json, load_tensors, recorded_names, remove_stale_temp_files,
+                                save_json, save_tensors)
+from lthkit.store.paths import LOCK_FILE, MANIFEST, REPLICATE_DIR, replicate_dir
 
 __all__ = ["RunStore", "CacheMissing", "MissingInputError", "RunMismatchError", "params_table",
            "other_replicates"]
@@ -89,8 +92,8 @@ class RunStore:
     """Paths and atomic reads and writes inside one run folder."""
 
     # What a run folder holds besides its results: the report, the parameters it was run with.
-    NOT_RESULTS = frozenset({MANIFEST, CHECKSUMS, "notebooks", "index.html", "params.yaml",
-                             "params", "_static"})  # _static: the HTML copies' MathJax
+    NOT_RESULTS = frozenset({MANIFEST, CHECKSUMS, LOCK_FILE, "notebooks", "index.html",
+                             "params.yaml", "params", "_static"})  # _static: the HTMLs' MathJax
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -118,6 +121,9 @@ class RunStore:
         manifest = store.root / MANIFEST
         if manifest.exists():
             store._check_fingerprint(params, load_json(manifest), replaceable=True)
+        elif store._lost_its_manifest():
+            print(f"note: {manifest} was deleted: the run folder takes the parameters of "
+                  f"{params.source}", file=sys.stderr)
         save_json(manifest, {
             "params": params.model_dump(),
             "fingerprint": params.training_fingerprint(),
@@ -181,13 +187,22 @@ class RunStore:
 
     def _refuse_foreign_folder(self) -> None:
         """A folder that exists, holds files and has no manifest is not a run folder: refuse to
-        write into it (a run.name that names some other folder)."""
+        write into it (a run.name that names some other folder). One whose SHA256SUMS still
+        names its manifest is a run folder whose damaged manifest was deleted (the remedy of
+        lthkit.store.paths): it takes the parameters it is run with."""
         if self.root.exists() and not self.root.is_dir():
             raise RunMismatchError(f"the run folder {self.root} is a file: choose another run.name")
-        if self.root.is_dir() and not (self.root / MANIFEST).exists() and self.has_results():
+        if self.root.is_dir() and not (self.root / MANIFEST).exists() \
+                and not self._lost_its_manifest() and self.has_results():
             raise RunMismatchError(
                 f"{self.root} exists, holds files and is not a run folder (no {MANIFEST}): "
                 f"choose another run.name (or run.output_root)")
+
+    def _lost_its_manifest(self) -> bool:
+        try:
+            return MANIFEST in recorded_names(self.root)
+        except DamagedFileError:
+            return False
 
     def clean(self) -> list[Path]:
         """Remove what killed writers left in the folder (stale temporary files)."""

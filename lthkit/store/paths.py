@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["MANIFEST", "REPLICATE_DIR", "WRITTEN_BY", "run_root_of", "replicate_dir",
+__all__ = ["MANIFEST", "REPLICATE_DIR", "LOCK_FILE", "WRITTEN_BY", "run_root_of", "replicate_dir",
            "damage_message", "where"]
 
 MANIFEST = "manifest.json"
@@ -16,6 +16,7 @@ MANIFEST = "manifest.json"
 # notebooks/failed/.
 REPLICATE_DIR = re.compile(r"^replicate_(\d+)$")
 CHECKSUMS = "SHA256SUMS"
+LOCK_FILE = ".lthkit.lock"  # one writer at a time (lthkit.store.lock); never removed
 
 
 def replicate_dir(run_dir: Path, replicate: int) -> Path:
@@ -46,16 +47,17 @@ def damage_message(path: Path, problem: str) -> str:
     rel = path.relative_to(root)
     if len(rel.parts) > 1 and REPLICATE_DIR.match(rel.parts[0]):  # a replicate's own file
         root, rel = root / rel.parts[0], Path(*rel.parts[1:])
-    notebook = WRITTEN_BY.get(rel.parts[0])
+    # the root's SHA256SUMS vouches for manifest.json: what writes the manifest writes it again
+    notebook = WRITTEN_BY.get(MANIFEST if rel == Path(CHECKSUMS) else rel.parts[0])
     if rel.parts[0] == "cache":
         return (f"{rel} in {root} is damaged: {problem}. It is a cache: delete it and run the "
                 f"notebook that reads it again, which computes it again.")
     if rel.parts[0] == "notebooks":
         return (f"{rel} in {root} is damaged: {problem}. The report runner writes it: delete it "
                 f"and run lthkit-report again.")
-    made_by = f"notebooks/{notebook}.ipynb" if notebook else "the notebook that writes it"
-    command = f"lthkit-report {_params_file(root)} --only {notebook}" if notebook else \
-        "that notebook"
+    made_by = (f"notebooks/{notebook}.ipynb" if notebook else
+               "a notebook of the series (the run's own code, a sub-run of it)")
+    command = f"lthkit-report {_params_file(root)}" + (f" --only {notebook}" if notebook else "")
     return (f"{rel} in {root} is damaged: {problem}. It was made by {made_by}; to make it "
             f"again, {_remedy(rel)} and run `{command}`.")
 
@@ -64,11 +66,14 @@ def _remedy(rel: Path) -> str:
     """What to delete so that the notebook that made `rel` makes it again."""
     parts = rel.parts
     levels = [i for i, part in enumerate(parts) if re.fullmatch(r"level_\d+", part)]
-    if rel.name == CHECKSUMS:
+    if rel == Path(CHECKSUMS):
+        return (f"delete {rel} ({MANIFEST} is then read unchecked until "
+                f"{WRITTEN_BY[MANIFEST]} writes both again)")
+    if rel.name == CHECKSUMS and not levels:
         return f"delete {rel} (the files of its folder are then read unchecked until rewritten)"
     if rel.name == MANIFEST:
         return (f"delete {rel} (the run folder then takes the parameters it is run with: give it "
-                f"the ones it was made with)")
+                f"the ones it was made with; its {CHECKSUMS} keeps it a run folder)")
     if rel.name == "resume.pt" or rel.name.startswith("together_"):
         return f"delete {rel} (the training it resumes starts again from its beginning)"
     if levels:

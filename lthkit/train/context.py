@@ -10,19 +10,24 @@ from typing import Callable
 import torch
 from torch import nn
 
+from lthkit.config.base import ParamsError, resolve_path
+from lthkit.config.catalog import FOLDER, num_classes, provide_input_check
 from lthkit.config.params import Params
 from lthkit.config.seeds import derive_seed, replicate_params
-from lthkit.data.images import ImageData
+from lthkit.data.images import DatasetMissingError, ImageData
 from lthkit.data.load import load_data
+from lthkit.data.sources import check_image_folder
+from lthkit.data.synthetic import stand_in_batch
 from lthkit.nets.evaluator import PointEvaluator
-from lthkit.nets.checks import check_network, resolve_hvp_mode
-from lthkit.nets.models import model_from
+from lthkit.nets.checks import check_forward, check_network, resolve_hvp_mode
+from lthkit.nets.models import NetworkError, model_from
 from lthkit.nets.points import fused_by_default
 from lthkit.platform.device import set_deterministic
 from lthkit.store.layout import RunStore
+from lthkit.store.lock import RunFolderLock, lock_run_folder
 from lthkit.store.paths import replicate_dir
 
-__all__ = ["Context", "resolve_device", "open_run", "sub_run"]
+__all__ = ["Context", "resolve_device", "open_run", "sub_run", "check_inputs"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,6 +51,7 @@ class Context:
     replicate: int = 0  # which replicate of the run (lthkit.verdicts.replicates); 0: the run folder
     data_seed: int | None = None  # seeds the dataset itself (None: run.seed); the run's for all
     #                               replicates, so that they repeat the experiment on one dataset
+    lock: RunFolderLock | None = field(default=None, repr=False, compare=False)  # while it lives
 
     @cached_property
     def data(self) -> ImageData:
@@ -124,7 +130,7 @@ def sub_run(ctx: Context, name: str, select: Callable[[ImageData], ImageData] | 
                                            "source": f"{ctx.params.source} (sub-run {name})"})
     store = RunStore.create(params, root=ctx.store.root / name)
     return Context(params=params, store=store, device=ctx.device, select=select,
-                   replicate=ctx.replicate, data_seed=ctx.data_seed)
+                   replicate=ctx.replicate, data_seed=ctx.data_seed, lock=ctx.lock)
 
 
 def open_run(params: Params, create: bool = False, needed_by: str = "this notebook",
@@ -133,6 +139,8 @@ def open_run(params: Params, create: bool = False, needed_by: str = "this notebo
 
     `replicate` r >= 1 opens <run folder>/replicate_<r>/ with that replicate's seed
     (`lthkit.verdicts.replicates`); creating one creates (or checks) the run folder first.
+    The context holds the run folder's lock, shared, while it lives (lthkit.store.lock): a
+    folder that a command (lthkit-report) writes is refused, unless this is its notebook.
     """
     if params.run.num_threads:
         torch.set_num_threads(params.run.num_threads)
@@ -141,6 +149,7 @@ def open_run(params: Params, create: bool = False, needed_by: str = "this notebo
     if create and not params.model.kit_network:
         check_foreign_network(params, device)  # before anything is written or trained
     own = replicate_params(params, replicate)
+    lock = lock_run_folder(params.run_dir(), exclusive=False, create=create)
     if replicate == 0:
         store = RunStore.create(params) if create else RunStore.existing(params, needed_by)
     else:
@@ -151,7 +160,7 @@ def open_run(params: Params, create: bool = False, needed_by: str = "this notebo
         else:
             store = RunStore.existing(own, needed_by, root=folder)
     return Context(params=own, store=store, device=device, replicate=replicate,
-                   data_seed=params.run.seed)
+                   data_seed=params.run.seed, lock=lock)
 
 
 _CHECKED: set[tuple] = set()  # networks checked in this process, with what decided the checks
@@ -170,5 +179,24 @@ def check_foreign_network(params: Params, device: torch.device) -> None:
     data = _load_data_cached(params.data, str(device), params.run.seed)
     x, y = data.analysis_subset(2, params.run.seed)
     model = model_from(params.model, params.data.name, seed=0).to(device)
-    check_network(model, x, y, hvp=hvp, fused_points=fused, name=params.model.arch)
+    check_network(model, x, y, hvp=hvp, fused_points=fused, name=params.model.arch,
+                  classes=num_classes(params.data.name))
     _CHECKED.add(key)
+
+
+@provide_input_check
+def check_inputs(params: Params) -> None:
+    """What `lthkit-params check` and `lthkit-report` ask before a run starts (reading the
+    parameters cannot tell): an image folder's classes and files (every image opened), then one
+    forward pass of the network on a stand-in batch of the dataset's shape, two images, no
+    dataset loaded. A ParamsError naming the key and the file."""
+    try:
+        if params.data.dataset == FOLDER:
+            check_image_folder(resolve_path(params.data.root), readable=True)
+        x, _ = stand_in_batch(params.data.name)
+        model = model_from(params.model, params.data.name, seed=0)
+        check_forward(model, x, num_classes(params.data.name), params.model.arch)
+    except NetworkError as e:
+        raise ParamsError(f"{params.source}: {e.key}: {e.message}") from None
+    except DatasetMissingError as e:
+        raise ParamsError(f"{params.source}: data.root: {e}") from None

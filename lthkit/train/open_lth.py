@@ -34,8 +34,9 @@ from lthkit.config.catalog import known_train_size
 from lthkit.nets.models import model_from, prunable_names
 from lthkit.nets.pruning import Mask
 from lthkit.platform.errors import first_line
-from lthkit.store import (DamagedFileError, RunMismatchError, RunStore, StorageError,
-                          atomic_write_bytes, load_json, load_tensors, save_json, save_tensors)
+from lthkit.store import (DamagedFileError, RunFolderBusyError, RunMismatchError, RunStore,
+                          StorageError, atomic_write_bytes, load_json, load_tensors,
+                          lock_run_folder, save_json, save_tensors)
 from lthkit.train.context import open_run
 from lthkit.train.imp import ImpResults, finish_solution
 from lthkit.train.open_lth_run import (Expected, OpenLthError, OpenLthRun, disagreements,
@@ -416,9 +417,11 @@ def main(argv: list[str] | None = None) -> int:
             params_file = args.params
         if args.name:
             overrides["run.name"] = args.name
-        store = import_open_lth(Path(args.folder), load_params(params_file, overrides))
+        params = load_params(params_file, overrides)
+        with lock_run_folder(params.run_dir()):  # one writer per run folder, before its manifest
+            store = import_open_lth(Path(args.folder), params)
     except (OpenLthError, ParamsError, FileNotFoundError, RunMismatchError, DamagedFileError,
-            StorageError) as e:
+            StorageError, RunFolderBusyError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
     print(f"imported {args.folder} into {store.root}: run notebooks 03-09 on it "
