@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import typing
-from typing import Any
+from typing import Any, Callable
 
+from lthkit.config.base import ParamsError
 from lthkit.config.params import SECTIONS
 
 
@@ -47,3 +48,15 @@ def other_values(section: str, name: str, value: Any) -> list:
     else:
         tried = [*others, f"{value}_other", 4, [1]]
     return [v for v in tried if v != value]
+
+
+def with_another_value(build: Callable[[Any], Any], section: str, name: str, value: Any
+                       ) -> tuple[Any, Any]:
+    """(build(v), v) for the first other value v of `section.name` that `build` takes (it refuses
+    one with a ParamsError); (None, None) when it takes none."""
+    for candidate in other_values(section, name, value):
+        try:
+            return build(candidate), candidate
+        except ParamsError:
+            continue
+    return None, None

@@ -14,7 +14,7 @@ from lthkit.train.context import open_run
 from lthkit.train.imp import ImpResults, run_imp
 from lthkit.train.training import Checkpoint, train
 
-from param_walk import other_values
+from param_walk import with_another_value
 from training_steps import counted_steps
 
 
@@ -174,14 +174,9 @@ def test_every_training_key_is_fixed_unless_extendable(tiny):
     refused, taken, untried = [], [], []
     for key, value in training.items():
         section, name = key.split(".")
-        changed = None
-        for candidate in other_values(section, name, value):
-            edit = {**raw[section], **together.get(key, {}), name: candidate}
-            try:
-                changed = params_from_dict({**raw, section: edit}, source="walk")
-                break
-            except ParamsError:
-                continue
+        changed, _ = with_another_value(lambda v: params_from_dict(
+            {**raw, section: {**raw[section], **together.get(key, {}), name: v}}, source="walk"),
+            section, name, value)
         if changed is None:
             untried.append(key)
             continue

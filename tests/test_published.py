@@ -322,8 +322,9 @@ def test_published_numbers_never_enter_a_verdict(smoke, smoke_vgg16):
             path = params.run_dir() / "tables" / claim.table
             assert path.exists(), f"{claim.claim.key}: {claim.table} was not written"
             own = read_table(path)
-            with_published = own.assign(**{f"paper {c}": 1e6 for c in own.columns},
-                                        **{c: -1e6 for c in paper_columns})
+            published_columns = {f"paper {c}": 1e6 for c in own.columns}
+            published_columns.update({c: -1e6 for c in paper_columns})
+            with_published = own.assign(**published_columns)
             values = pc.values_across(claim, [own])
             assert repr(pc.values_across(claim, [with_published])) == repr(values), \
                 claim.claim.key
@@ -333,4 +334,4 @@ def test_published_numbers_never_enter_a_verdict(smoke, smoke_vgg16):
                             for t in (own, with_published)]
                 assert verdicts[0].equals(verdicts[1]), claim.claim.key
                 checked.append(claim.claim.key)
-    assert len(checked) == len(set(checked)) >= 30, checked
+    assert len(set(checked)) >= 40, checked  # 02's claims are read in both series
