@@ -228,7 +228,7 @@ CANNOT_CHANGE_ALONE = {"model.depth": "a depth only with model.arch resnet, vgg 
 
 
 def _published_candidates(key: str, value):
-    from test_cache_keys import _candidates  # the same "another valid value" as the cache walk
+    from param_walk import other_values  # the same "another valid value" as the cache walk
 
     section, name = key.split(".")
     extra = {"model.arch": ["vgg16"], "data.dataset": ["synthetic_cifar10"],
@@ -239,7 +239,7 @@ def _published_candidates(key: str, value):
              "data.train_size": [5000], "model.prunable": [["fc.weight"]],
              "model.not_prunable": [["fc.weight"]]}.get(key, [])
     try:
-        more = _candidates(section, name, value)
+        more = other_values(section, name, value)
     except TypeError:  # a list of names (baselines.kinds)
         more = [value[:1]]
     return [*extra, *more]
