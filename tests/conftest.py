@@ -163,3 +163,49 @@ def _image_folder_series(raw: dict, folder: Path) -> None:
 def smoke_folder(tmp_path_factory) -> SmokeSeries:
     return SmokeSeries(session_folder(tmp_path_factory, "smoke_folder"), preset="smoke_factory",
                        edit=_image_folder_series)
+
+
+@pytest.fixture
+def deny_writes(monkeypatch):
+    """Make a folder (and the folders below it) refuse new files and folders as folders without
+    write permission do, with the OS's own EACCES: by chmod where permissions hold; as root, who
+    bypasses them, through os.open and os.mkdir raising PermissionError(EACCES) for a new entry
+    below it (tempfile.mkstemp, where every artifact's write starts, creates through os.open)."""
+    import errno
+
+    denied: list[Path] = []
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def below(path) -> bool:
+        p = Path(os.fsdecode(path)).absolute()
+        return any(d == p or d in p.parents for d in denied)
+
+    def creates_below(path) -> bool:  # a new entry in a denied folder (an existing one: EEXIST)
+        return below(Path(os.fsdecode(path)).parent) and not os.path.lexists(path)
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and creates_below(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def refusing_mkdir(path, *args, **kwargs):
+        if creates_below(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    def deny(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            for sub in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+                sub.chmod(0o555)
+                denied.append(sub)
+            return
+        if not denied:
+            monkeypatch.setattr(os, "open", refusing_open)
+            monkeypatch.setattr(os, "mkdir", refusing_mkdir)
+        denied.append(folder.absolute())
+
+    yield deny
+    if os.geteuid() != 0:
+        for sub in denied:
+            sub.chmod(0o755)

@@ -23,6 +23,8 @@ from lthkit.train.context import open_run
 from lthkit.train.imp import ImpResults, run_imp
 from lthkit.train.training import Checkpoint, GroupProbe, Member, group_batches, train, train_group
 
+from training_steps import counted_steps
+
 
 @pytest.fixture(scope="module")
 def _imp_cache(tmp_path_factory):
@@ -176,14 +178,17 @@ def test_a_fused_members_checkpoint_resumes_alone(tmp_path):
     """A member's resume file is `train`'s own: it resumes alone where the group stopped."""
     data = load_data(DataSection(dataset="synthetic_mnist", train_size=64, test_size=32))
     cfg = TrainSection(epochs=3, batch_size=32, lr=0.05, milestones=[2], eval_batch_size=32)
-    members, alone = _members_and_copies("lenet5", "synthetic_mnist", 6, k=2)
+    members, _ = _members_and_copies("lenet5", "synthetic_mnist", 6, k=2)
     for i, m in enumerate(members):
         m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
     one_epoch = cfg.model_copy(update={"epochs": 1, "milestones": []})
     train_group(members, data, one_epoch, progress=False)  # writes each member's epoch-1 file
     m = members[1]
-    resumed = train(alone[1], data, cfg, seed=m.seed, tag=m.tag, mask=m.mask, start_iteration=1,
-                    checkpoint=m.checkpoint, progress=False)
+    other_init = build_model("lenet5", 6, "synthetic_mnist", seed=7)  # the file replaces it all
+    with counted_steps() as steps:
+        resumed = train(other_init, data, cfg, seed=m.seed, tag=m.tag, mask=m.mask,
+                        start_iteration=1, checkpoint=m.checkpoint, progress=False)
+    assert len(steps) == 4, "2 iterations per epoch from iteration 1: epoch 1 was the group's"
     fresh = _members_and_copies("lenet5", "synthetic_mnist", 6, k=2)[1][1]
     whole = train(fresh, data, cfg, seed=m.seed, tag=m.tag, mask=m.mask, start_iteration=1,
                   progress=False)
@@ -191,7 +196,7 @@ def test_a_fused_members_checkpoint_resumes_alone(tmp_path):
     assert [h["train_loss"] for h in resumed] == pytest.approx([h["train_loss"] for h in whole],
                                                                 abs=1e-5)
     for name, t in fresh.state_dict().items():
-        assert torch.allclose(alone[1].state_dict()[name], t, atol=1e-6), name
+        assert torch.allclose(other_init.state_dict()[name], t, atol=1e-6), name
 
 
 class _Killed(RuntimeError):
@@ -248,8 +253,10 @@ def test_a_killed_group_resumes_and_matches_an_uninterrupted_run(imp_run, tiny, 
         assert load_tensors(results.files(kind, 2).resume_file)["epoch"] == 0
     monkeypatch.setattr(training, "group_batches", real)
     calls = _trained_members(monkeypatch)
-    run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
+    with counted_steps() as steps:
+        run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
     assert calls == [["baselines/one_shot/level_02", "baselines/random_prune/level_02"]]
+    assert len(steps) == 8, "the pair resumes after its first epoch: iterations 5-12, not 3-12"
     for kind in kinds:
         a, b = results.final(kind, 2), straight.final(kind, 2)
         assert all(torch.equal(a[n], b[n]) for n in a), kind
@@ -284,8 +291,10 @@ def test_a_group_killed_between_its_members_saves_regroups_by_progress(imp_run, 
     assert sorted((c.iteration, c.members) for c in classes) == [
         (k, [("random_prune", 2)]), (4, [("one_shot", 2)])]
     calls = _trained_members(monkeypatch)
-    run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
+    with counted_steps() as steps:
+        run_baselines(ctx, kinds=kinds, progress=False, group_size=2)
     assert sorted(calls) == [["baselines/one_shot/level_02"], ["baselines/random_prune/level_02"]]
+    assert len(steps) == 8 + 10, "one_shot resumes at iteration 4, random_prune starts at k = 2"
     for kind in kinds:
         history = results.metrics(kind, 2)["history"]
         assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -318,14 +327,30 @@ def test_the_probe_picks_the_fastest_projected_group_size():
     assert probe.best([(4, 100)]) == 4
 
 
-def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys):
+def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys, monkeypatch):
+    import lthkit.train.training as training
+
     ctx, _ = imp_run
     classes = [ScheduleClass(ctx.params.train, 0, 12, [("one_shot", 1), ("random_prune", 1),
                                                        ("lr_rewind", 1)])]
+    timed, real_time_steps = [], training.time_steps
+    monkeypatch.setattr(training, "time_steps", lambda *a, **k: (
+        timed.append(a[4]), real_time_steps(*a, **k))[1])
     k = auto_group_size(ctx, classes)
     out = capsys.readouterr().out
     assert f"baselines.group_size auto: K = {k}" in out and "images/s" in out
-    assert k in (1, 2)  # 3 members: the probe stops at K = 2 (4 would exceed them)
+    assert timed[:2] == [1, 2] and 4 not in timed, "3 members: K = 4 would exceed them"
+    # the choice, on step times of our own: the 1.25x of pairs passes group_min_speedup 1.2,
+    # the 1.07x does not
+    for pair_ms, chosen, why in ((12.0, 2, "3 trainings in 2 groups, projected"),
+                                 (14.0, 1, "K = 2 was projected only 1.07x faster")):
+        step_ms = {1: 10.0, 2: pair_ms}
+        monkeypatch.setattr(training, "time_steps", lambda *a, **kw: {
+            "images_per_s": 32 * a[4] / step_ms[a[4]] * 1e3, "step_ms": step_ms[a[4]],
+            "peak_mib": None})
+        assert auto_group_size(ctx, classes) == chosen
+        out = capsys.readouterr().out
+        assert f"baselines.group_size auto: K = {chosen}: {why}" in out, out
 
 
 def test_old_train_together_key_still_reads(write_yaml):

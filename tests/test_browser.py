@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +26,6 @@ pytestmark = [pytest.mark.browser,
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _lab_settings(folder: Path) -> None:
@@ -55,39 +48,64 @@ def _png_digest(page, selector: str) -> str:
         selector)
 
 
+def _start_lab(tmp_path: Path, env: dict, token: str, log) -> tuple[subprocess.Popen, str]:
+    """JupyterLab on a port the OS picks as it binds (port 0: no port chosen here and released
+    before the server takes it); (the process, its base url) once it answers, read from the
+    server's info file; the url is empty when the server ended before answering."""
+    runtime = Path(env["JUPYTER_RUNTIME_DIR"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--port=0",
+         "--ServerApp.port_retries=0", "--ip=127.0.0.1",
+         f"--ServerApp.token={token}", f"--ServerApp.root_dir={tmp_path}",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.news_url=", "--allow-root"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    info = runtime / f"jpserver-{proc.pid}.json"
+    for _ in range(240):
+        if proc.poll() is not None:
+            break
+        try:
+            base = json.loads(info.read_text())["url"].rstrip("/")
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+            return proc, base
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.5)
+    else:
+        _stop(proc)
+        pytest.fail("JupyterLab did not answer in 120 s:\n"
+                    + (tmp_path / "lab.log").read_text()[-3000:])
+    return proc, ""
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture
 def lab(tmp_path: Path):
     """A JupyterLab server on localhost serving tmp_path; yields (base url, token, folder)."""
-    port, token = _free_port(), "lthkit-test"
+    token = "lthkit-test"
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / ".jupyter"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / ".runtime"),
            "JUPYTER_DATA_DIR": str(tmp_path / ".data"),  # holds the notebook-signing key
            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / ".settings")}
     _lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
     log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={tmp_path}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--LabApp.news_url=", "--allow-root"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
+    for _ in range(3):  # jupyter_server checks the port it was given before it listens on it
+        proc, base = _start_lab(tmp_path, env, token, log)
+        if base:
+            break
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+        if not base:
+            pytest.fail("JupyterLab ended before it answered:\n"
+                        + (tmp_path / "lab.log").read_text()[-3000:])
         yield base, token, tmp_path, env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
 
 

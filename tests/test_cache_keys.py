@@ -1,16 +1,19 @@
-"""Every analysis parameter that changes a cached number is in that number's cache key.
+"""Every analysis parameter that changes a cached number is in the keys of exactly the results it
+changes.
 
 The test walks every key of the analysis sections (and run.seed): it changes one value at a
 time and records the cache keys that the analyses ask the store for (lines, radii, planes,
-surfaces, points, trajectories, spectra, traces, densities). A key whose change leaves every
-cache key as it was must be listed in `params.RESULT_NEUTRAL_KEYS` with the reason it changes
-no number; a listed key that does change a cache key is listed wrongly. Nothing is computed: the
-store answers with canned results.
+surfaces, points, trajectories, spectra, traces, densities). `CHANGES` declares, for each
+parameter, the kinds of result whose keys must change with it, and only those: a Hessian
+parameter in a landscape key fails, as does one missing from a key. A key that changes no cache
+key must be listed in `params.RESULT_NEUTRAL_KEYS` with the reason it changes no number. Nothing
+is computed: the store answers with canned results.
 """
 
 from __future__ import annotations
 
-import typing
+import re
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
@@ -19,13 +22,72 @@ import torch
 from lthkit import geometry
 from lthkit.analysis.hessian.analysis import HessianAnalysis, HessianPoint
 from lthkit.analysis.landscape.run import Landscape, PointRef
-from lthkit.config.base import ParamsError, flatten
-from lthkit.config.params import RESULT_NEUTRAL_KEYS, SECTIONS
+from lthkit.config.base import flatten
+from lthkit.config.params import RESULT_NEUTRAL_KEYS
 from lthkit.tickets.bain import bain_landscape
 from lthkit.train.context import Context
 
+from param_walk import with_another_value
+
 WALKED = ("analysis", "hessian", "landscape")
 EXTRA = ("run.seed", "bain.surface_split", "bain.directions", "bain.draw")  # Bain's surfaces
+
+# The kinds of cached result the walk reaches (the first word of a landscape key, the solver of a
+# Hessian key): see `result_kind`.
+LOSSES = ("point", "line", "radius", "plane", "surface")  # on the landscape's examples
+TRAJECTORIES = ("trajectories",)  # Fig 4: on the analysis subset, BatchNorm recalibrated
+HESSIAN = ("spectrum", "trace", "density")
+ANY_LOSS = LOSSES + TRAJECTORIES
+EVERYTHING = ANY_LOSS + HESSIAN
+
+# Which results each parameter changes: the kinds whose cache keys must change with it, and no
+# other. A new parameter of the walked sections goes here (or, when it changes no number, in
+# params.RESULT_NEUTRAL_KEYS with the reason).
+CHANGES: dict[str, tuple[str, ...]] = {
+    "run.seed": EVERYTHING,  # subsets, directions, starting vectors
+    "analysis.subset_size": EVERYTHING,
+    # surfaces follow landscape.surface_bn (Li et al.'s solution statistics, or recalibrated)
+    "analysis.recalibrate_bn": tuple(k for k in EVERYTHING if k != "surface"),
+    "analysis.batch_size": ANY_LOSS,  # BatchNorm statistics are taken per batch
+    "landscape.dtype": ANY_LOSS,  # the evaluation precision of losses (not of Hessians)
+    "landscape.examples": ("point", "line", "radius", "plane"),  # surfaces have their own
+    "landscape.one_pass_bn": LOSSES,
+    "landscape.line_points": ("line",),
+    "landscape.line_margin": ("line",),
+    "landscape.radius_cutoff": ("radius",),
+    "landscape.radius_value": ("radius",),
+    "landscape.radius_reference": ("radius",),
+    "landscape.radius_directions": ("radius",),
+    "landscape.radius_start": ("radius",),
+    "landscape.radius_growth": ("radius",),
+    "landscape.radius_max": ("radius",),
+    "landscape.radius_tol": ("radius",),
+    "landscape.plane_resolution": ("plane",),
+    "landscape.plane_margin": ("plane",),
+    "landscape.surface_examples": ("surface",),
+    "landscape.surface_resolution": ("surface",),
+    "landscape.surface_span": ("surface",),
+    "landscape.surface_include_bn": ("surface",),
+    "landscape.surface_bn": ("surface",),
+    "landscape.surface_directions": ("surface",),
+    "landscape.surface_draw": ("surface",),
+    "landscape.line_test_examples": ("line",),  # Result 4's test-split lines (line_test_...)
+    "bain.surface_split": ("surface",),
+    "bain.directions": ("surface",),
+    "bain.draw": ("surface",),
+    "hessian.subset_size": HESSIAN,
+    "hessian.dtype": HESSIAN,
+    "hessian.k": ("spectrum",),
+    "hessian.method": ("spectrum",),
+    "hessian.block_size": ("spectrum",),
+    "hessian.max_iterations": ("spectrum",),
+    "hessian.tol": ("spectrum",),
+    "hessian.tol_relative_to": ("spectrum",),
+    "hessian.positive_threshold": ("spectrum",),
+    "hessian.trace_samples": ("trace",),
+    "hessian.density_iterations": ("density",),
+    "hessian.density_runs": ("density",),
+}
 
 
 class _Recorder:
@@ -44,6 +106,30 @@ class _Recorder:
         if analysis == "hessian":
             return {"status": "converged"}
         return {}
+
+
+def result_kind(analysis: str, key: str) -> str:
+    """The kind of result a cache key holds: point, line, radius, plane, surface (landscape),
+    trajectories, spectrum, trace, density (hessian)."""
+    if analysis == "landscape":
+        return key.split("_")[0]
+    if analysis == "hessian":
+        solver = re.match(r"[a-z]+", key).group()
+        return {"top": "spectrum", "trace": "trace", "slq": "density"}[solver]
+    return analysis
+
+
+def keys_by_kind(keys: list[tuple[str, str]]) -> dict[str, Counter]:
+    out: dict[str, Counter] = {}
+    for analysis, key in keys:
+        out.setdefault(result_kind(analysis, key), Counter())[key] += 1
+    return out
+
+
+def changed_kinds(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> set[str]:
+    """The kinds of result whose cache keys differ between two walks."""
+    a, b = keys_by_kind(before), keys_by_kind(after)
+    return {kind for kind in a.keys() | b.keys() if a.get(kind) != b.get(kind)}
 
 
 def _never():
@@ -78,34 +164,6 @@ def cache_keys(params) -> list[tuple[str, str]]:
     return store.keys
 
 
-def _options(annotation) -> list:
-    """The literal values a field's annotation admits (auto, the dtypes, ...)."""
-    found = []
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, str | int | float) and not isinstance(arg, type):
-            found.append(arg)
-        else:
-            found += _options(arg)
-    return found
-
-
-def _candidates(section: str, name: str, value) -> list:
-    """Other values to try for a key, most likely valid first."""
-    options = _options(SECTIONS[section].model_fields[name].annotation)
-    others = [o for o in options if o != value]
-    if isinstance(value, bool):
-        return [not value]
-    if isinstance(value, int):
-        return [value + 1, value * 2, max(1, value - 1), *others]
-    if isinstance(value, float):
-        return [value * 1.5, value / 2, value * 0.9, *others]
-    if isinstance(value, list):
-        return [value[:1], [1], [*value, value[-1] + 1] if value else [1]]
-    if value is None:
-        return [32, 0.5, [0, 1, 2], 1]
-    return [*others, 4, [1]]
-
-
 def _base_raw() -> dict:
     return {"run": {"name": "keys", "seed": 0},
             "data": {"dataset": "synthetic_cifar10", "train_size": 2000, "test_size": 500},
@@ -138,29 +196,33 @@ def test_every_analysis_parameter_is_in_the_keys_of_what_it_changes(tmp_path):
 
     base = make(_base_raw())
     before = cache_keys(base)
-    missing, wrongly_listed, untried = [], [], []
-    for key in _walked_keys(base):
+    walked = _walked_keys(base)
+    undeclared = [k for k in walked if k not in CHANGES and k not in RESULT_NEUTRAL_KEYS]
+    assert not undeclared, (
+        f"undeclared parameter(s) {undeclared}: say which results each changes in CHANGES "
+        f"(tests/test_cache_keys.py), or list it in params.RESULT_NEUTRAL_KEYS with the reason "
+        f"it changes no number")
+    both = sorted(set(CHANGES) & set(RESULT_NEUTRAL_KEYS))
+    assert not both, f"{both}: declared in CHANGES and listed in params.RESULT_NEUTRAL_KEYS"
+    stale = sorted(set(CHANGES) - set(walked))
+    assert not stale, f"{stale}: declared in CHANGES but no such parameter is walked"
+    wrong, untried = [], []
+    for key in walked:
         section, name = key.split(".")
         value = getattr(getattr(base, section), name)
-        changed = None
-        for candidate in _candidates(section, name, value):
-            try:
-                changed = make(_with(key, candidate))
-                break
-            except ParamsError:
-                continue
+        changed, candidate = with_another_value(lambda v: make(_with(key, v)), section, name,
+                                                value)
         if changed is None:
             untried.append(key)
             continue
-        moves = cache_keys(changed) != before
-        if not moves and key not in RESULT_NEUTRAL_KEYS:
-            missing.append(f"{key}: {value!r} -> {candidate!r}")
-        if moves and key in RESULT_NEUTRAL_KEYS:
-            wrongly_listed.append(key)
-    assert not untried, f"no other valid value found for {untried}: extend _candidates"
-    assert not missing, ("in no cache key, and not listed in params.RESULT_NEUTRAL_KEYS: "
-                         f"{missing}")
-    assert not wrongly_listed, f"listed as changing no number, but in a cache key: {wrongly_listed}"
+        moved = changed_kinds(before, cache_keys(changed))
+        expected = set(CHANGES.get(key, ()))
+        if moved != expected:
+            wrong.append(f"{key} ({value!r} -> {candidate!r}) changes the keys of "
+                         f"{sorted(moved) or 'nothing'}, declared {sorted(expected) or 'nothing'}"
+                         f"{' (RESULT_NEUTRAL_KEYS)' if key in RESULT_NEUTRAL_KEYS else ''}")
+    assert not untried, f"no other valid value for {untried}: extend param_walk.other_values"
+    assert not wrong, "cache keys that differ from CHANGES:\n" + "\n".join(wrong)
 
 
 def test_the_walk_sees_what_it_should():
@@ -170,6 +232,7 @@ def test_the_walk_sees_what_it_should():
     keys = cache_keys(params_from_dict(_base_raw(), source="walk"))
     analyses = {a for a, _ in keys}
     assert analyses == {"landscape", "trajectories", "hessian"}
+    assert set(keys_by_kind(keys)) == set(EVERYTHING)
     names = [k.split("_")[0] for a, k in keys if a == "landscape"]
     for kind in ("point", "line", "radius", "plane", "surface"):
         assert kind in names, kind

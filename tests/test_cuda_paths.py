@@ -380,9 +380,12 @@ def test_a_points_probe_that_fails_to_allocate_keeps_the_last_block_that_worked(
 
 # --- run.deterministic ---------------------------------------------------------------------------
 
-def test_run_deterministic_sets_deterministic_algorithms_and_is_not_part_of_the_training(tiny):
+def test_run_deterministic_sets_deterministic_algorithms_and_is_not_part_of_the_training(
+        tiny, monkeypatch):
     from lthkit.train.context import open_run
 
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # restored (unset) after the test ...
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # ... and unset during it, for the kit to set
     try:
         ctx = open_run(tiny(run={"name": "det", "seed": 0, "deterministic": True}), create=True)
         assert torch.are_deterministic_algorithms_enabled()

@@ -178,10 +178,12 @@ def _idx(path, array):
     path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
-def test_fashion_mnist_is_read_through_torchvision(tmp_path):
+@pytest.mark.parametrize("name, folder, mean", [("mnist", "MNIST", 0.1307),
+                                                 ("fashion_mnist", "FashionMNIST", 0.2860)])
+def test_mnist_and_fashion_mnist_are_read_through_torchvision(tmp_path, name, folder, mean):
     import numpy as np
 
-    raw = tmp_path / "fashion_mnist" / "FashionMNIST" / "raw"
+    raw = tmp_path / name / folder / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     images = {s: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for s, n in (("train", 40),
@@ -190,11 +192,58 @@ def test_fashion_mnist_is_read_through_torchvision(tmp_path):
     for s in images:
         _idx(raw / f"{s}-images-idx3-ubyte", images[s])
         _idx(raw / f"{s}-labels-idx1-ubyte", labels[s])
-    data = load_data(DataSection(dataset="fashion_mnist", root=str(tmp_path), download=False))
+    data = load_data(DataSection(dataset=name, root=str(tmp_path), download=False))
     assert tuple(data.train_x.shape) == (40, 1, 28, 28) and not data.augmentable
     assert torch.equal(data.train_x[:, 0], torch.from_numpy(images["train"]))
+    assert torch.equal(data.train_y, torch.from_numpy(labels["train"]).long())
+    assert torch.equal(data.test_x[:, 0], torch.from_numpy(images["t10k"]))
     assert torch.equal(data.test_y, torch.from_numpy(labels["t10k"]).long())
-    assert data.mean.tolist() == pytest.approx([0.2860])
+    assert data.mean.tolist() == pytest.approx([mean])
+
+
+def test_a_valid_cifar10_copy_is_read_through_torchvision(tmp_path, monkeypatch):
+    """CIFAR-10's files in torchvision's layout and format (pickled batches of 3072 bytes per
+    image, channel planes of 32 x 32; batches.meta), tiny: torchvision's table of MD5s is given
+    these files' own, as it holds the real files'."""
+    import hashlib
+    import pickle
+
+    import numpy as np
+    import torchvision
+
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {f"data_batch_{i}": 6 for i in range(1, 6)} | {"test_batch": 8}
+    written = {}
+    for batch, n in batches.items():
+        images = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        with open(folder / batch, "wb") as f:
+            pickle.dump({"batch_label": batch, "labels": labels, "data": images,
+                         "filenames": [f"{batch}_{i}.png" for i in range(n)]}, f)
+        written[batch] = (images.reshape(n, 3, 32, 32), labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog",
+                                     "frog", "horse", "ship", "truck"],
+                     "num_cases_per_batch": 6, "num_vis": 3072}, f)
+
+    def md5(name: str) -> str:
+        return hashlib.md5((folder / name).read_bytes()).hexdigest()
+
+    cifar = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(cifar, "train_list", [[n, md5(n)] for n in batches if n != "test_batch"])
+    monkeypatch.setattr(cifar, "test_list", [["test_batch", md5("test_batch")]])
+    monkeypatch.setattr(cifar, "meta", {**cifar.meta, "md5": md5("batches.meta")})
+    data = load_data(DataSection(dataset="cifar10", root=str(tmp_path), download=False))
+    train_x = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)])
+    train_y = sum((written[f"data_batch_{i}"][1] for i in range(1, 6)), [])
+    assert tuple(data.train_x.shape) == (30, 3, 32, 32) and data.train_x.dtype == torch.uint8
+    assert torch.equal(data.train_x, torch.from_numpy(train_x)), "N x C x H x W, batches in order"
+    assert data.train_y.tolist() == train_y
+    assert torch.equal(data.test_x, torch.from_numpy(written["test_batch"][0]))
+    assert data.test_y.tolist() == written["test_batch"][1]
+    assert data.augmentable and data.mean.tolist() == pytest.approx([0.4914, 0.4822, 0.4465])
 
 
 # --- an image folder (data.dataset: folder) ---------------------------------------------------------

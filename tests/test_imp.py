@@ -14,6 +14,9 @@ from lthkit.train.context import open_run
 from lthkit.train.imp import ImpResults, run_imp
 from lthkit.train.training import Checkpoint, train
 
+from param_walk import with_another_value
+from training_steps import counted_steps
+
 
 class Killed(Exception):
     """Stands for a process killed in the middle of training."""
@@ -44,13 +47,16 @@ def test_resumed_training_equals_uninterrupted(tiny, tmp_path):
         if kill_at is not None:
             with pytest.raises(Killed):
                 train(model, ctx.data, params.train, on_iteration=_kill_at(kill_at), **kwargs)
-            model = ctx.new_model()  # a fresh process: nothing survives but the files
-            model.load_state_dict(start)
-        history = train(model, ctx.data, params.train, **kwargs)
-        return model.state_dict(), history
+            # a fresh process: nothing survives but the files. The network it resumes into starts
+            # from another initialization, which the resume file must replace entirely.
+            model = ctx.new_model(init_seed=12345)
+        with counted_steps() as steps:
+            history = train(model, ctx.data, params.train, **kwargs)
+        return model.state_dict(), history, len(steps)
 
-    straight, h1 = run(None, "a.pt")
-    resumed, h2 = run(9, "b.pt")  # killed in epoch 3 (4 iterations per epoch, start at 2)
+    straight, h1, n1 = run(None, "a.pt")
+    resumed, h2, n2 = run(9, "b.pt")  # killed in epoch 3 (4 iterations per epoch, start at 2)
+    assert (n1, n2) == (10, 4), "resumed after epoch 2: only epoch 3's iterations 9-12 are left"
     assert _states_equal(straight, resumed)
     assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
 
@@ -130,8 +136,10 @@ def test_killed_imp_run_resumes_without_retraining_finished_levels(tiny, monkeyp
 
     calls = []
     monkeypatch.setattr(imp_module, "train", lambda *a, **k: calls.append(k["tag"]) or real_train(*a, **k))
-    resumed = run_imp(open_run(other, create=True), progress=False)
+    with counted_steps() as steps:
+        resumed = run_imp(open_run(other, create=True), progress=False)
     assert calls == ["imp/level_02"], "finished levels must not be retrained"
+    assert len(steps) == 8, "level 2 resumes after its first epoch: iterations 5-12, not 3-12"
     assert ImpResults(ctx.store).level(1).final_file.stat().st_mtime_ns == level1_mtime
     assert not files.resume_file.exists()
     for lv in (0, 1, 2):
@@ -146,6 +154,41 @@ def test_run_folder_with_other_training_params_is_refused(tiny):
     with pytest.raises(RunMismatchError, match="train.lr"):
         open_run(tiny(imp={"levels": 0}, train={"lr": 0.2}), create=True)
     open_run(tiny(imp={"levels": 1}, run={"device": "cpu"}), create=True)  # extending is fine
+
+
+def test_every_training_key_is_fixed_unless_extendable(tiny):
+    """Walk every key of run, data, model, train and imp: a run folder holding results refuses a
+    change of the key, naming it, unless the key is in EXTENDABLE_KEYS (then it takes it)."""
+    from lthkit.config.base import flatten
+    from lthkit.config.params import EXTENDABLE_KEYS, TRAINING_SECTIONS, params_from_dict
+    from lthkit.store.layout import RunStore
+
+    params = tiny(imp={"levels": 1})
+    folder = params.run_dir()
+    RunStore.create(params)
+    save_json(folder / "imp" / "level_00" / "metrics.json", {"final": {}})  # it holds a result
+    raw = params.model_dump()
+    training = flatten(params.model_dump(include=set(TRAINING_SECTIONS)))
+    # model.depth has no other value for resnet20 alone: it comes with the family's name
+    together = {"model.depth": {"arch": "resnet"}}
+    refused, taken, untried = [], [], []
+    for key, value in training.items():
+        section, name = key.split(".")
+        changed, _ = with_another_value(lambda v: params_from_dict(
+            {**raw, section: {**raw[section], **together.get(key, {}), name: v}}, source="walk"),
+            section, name, value)
+        if changed is None:
+            untried.append(key)
+            continue
+        try:
+            RunStore.create(changed, root=folder)  # the same folder, whatever run.name says
+            taken.append(key)
+        except RunMismatchError as e:
+            assert f"{key}: " in str(e), f"the refusal of {key} does not name it: {e}"
+            refused.append(key)
+    assert not untried, f"no other valid value found for {untried}: extend param_walk"
+    assert sorted(taken) == sorted(k for k in training if k in EXTENDABLE_KEYS)
+    assert len(refused) + len(taken) == len(training) > 40
 
 
 def test_later_notebooks_name_the_notebook_to_run_first(tiny):

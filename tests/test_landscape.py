@@ -54,7 +54,12 @@ def test_line_ends_are_the_points_own_losses(tiny_net):
     assert line["loss_b"] == pytest.approx(float(own_b), rel=1e-6)
     assert float(line["acc"][line["alpha"] == 0][0]) == float(acc_a)
     assert len(line["loss"]) == len(line["alpha"]) == 5 + 2 * 1
-    assert line["barrier"] >= 0
+    # the barrier: the highest loss on the segment (not on its margins) above the higher end,
+    # from losses evaluated here point by point
+    inside = [float(t) for t in line["alpha"] if 0 <= t <= 1]
+    segment = max(float(ev.evaluate((1 - t) * a + t * b)[0]) for t in inside)
+    assert line["barrier"] == pytest.approx(segment - max(float(own_a), float(own_b)),
+                                            rel=1e-5, abs=1e-6)
 
 
 def test_barrier_of_a_known_bump():
@@ -678,7 +683,10 @@ def test_06_barriers_on_smoke(smoke):
     levels = params.levels(params.analysis.levels, minimum=1)
     barriers = pd.read_csv(store.table_path("barriers.csv"))
     assert sorted(barriers.loc[barriers["figure"] == "fig12", "level"]) == levels
-    assert (barriers["barrier"] >= 0).all()
+    higher_end = barriers[["loss_A", "loss_B"]].max(axis=1)
+    assert (barriers["barrier"] - (barriers["max_loss"] - higher_end)).abs().max() < 1e-6
+    assert (barriers["barrier_linear"] >= barriers["barrier"] - 1e-6).all(), \
+        "a loss above the higher end is above the straight line between the ends too"
     for lv in levels:
         assert store.figure_path(f"fig12_barrier_level{lv:02d}.png").exists()
     if (ROOT / "notebooks" / "02_baselines.ipynb").exists():
@@ -700,7 +708,11 @@ def test_07_sublevel_sets_on_smoke(smoke):
     points = pd.read_csv(store.table_path("fig13_points.csv"), index_col=0)
     imp_rows = [p for p in points.index if p.startswith("W_min")]
     assert len(imp_rows) == params.imp.levels + 1, "every IMP solution is on the figure"
-    assert (points.loc[imp_rows, "loss_below_sublevel"]).all()
+    c = points["sublevel_loss"].iloc[0]
+    if params.landscape.sublevel_loss is None:
+        assert c == pytest.approx(points.loc[imp_rows, "loss"].max()), \
+            "c defaults to the largest loss of the IMP solutions"
+    assert (points["loss_below_sublevel"] == (points["loss"] <= c)).all()
     assert (points["distance_from_plane"].iloc[:3].abs() < 1e-2).all(), "A, B, C lie on the plane"
     for lv in sorted({0, *params.levels(params.analysis.levels, minimum=1)}):
         assert store.figure_path(f"surface_level{lv:02d}.png").exists()

@@ -181,9 +181,15 @@ def test_the_same_network_with_double_backward_is_accepted():
 
 
 def test_fused_points_are_checked_where_the_run_fuses_them():
-    model = model_from(_spec("tests.factories:tiny_cnn", None, 4), DATASET).eval()
     x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,))
+    model = model_from(_spec("tests.factories:tiny_cnn", None, 4), DATASET).eval()
     check_network(model, x, y, hvp="double_backward", fused_points=True, name="tiny")
+    # an autograd.Function without vmap rules: twice differentiable, but not fusable
+    custom = model_from(_spec("tests.factories:without_forward_mode", None, None), DATASET)
+    check_network(custom, x, y, hvp="double_backward", fused_points=False, name="custom")
+    with pytest.raises(NetworkError, match=r"custom cannot be analysed: 1 \(_CustomRelu\) has no "
+                                           r"vmap over points .*; set analysis.vmap: no"):
+        check_network(custom, x, y, hvp="double_backward", fused_points=True, name="custom")
 
 
 def test_foreign_networks_are_not_fused_for_baselines():

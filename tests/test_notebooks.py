@@ -63,6 +63,71 @@ def test_01_train_imp_on_smoke(smoke):
     assert len(images) >= 1 + len(params.levels(params.report.show_levels)), "Fig 1 + every level"
 
 
+@pytest.mark.notebook
+def test_lthkit_report_runs_the_smoke_preset_end_to_end(smoke):
+    """`make report` (lthkit-report params/smoke.yaml) end to end, on the suite's smoke run
+    folder: once the notebook tests have trained and analysed it (each notebook once), the
+    runner executes the whole series in order, reads what they computed (retrains and
+    recomputes nothing) and writes the report: every notebook and its HTML copy, the claims,
+    index.html."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from lthkit.verdicts.paper_claims import all_claims
+
+    params = load_params(smoke.params_file)
+    for name in params.report.notebooks:
+        smoke.run(name)
+    run_dir = params.run_dir()
+    trained = {p: p.stat().st_mtime_ns for p in run_dir.glob("*/**/*.pt")
+               if p.relative_to(run_dir).parts[0] in ("imp", "baselines", "cache", "mnist", "bain")}
+    script = Path(sys.executable).with_name("lthkit-report")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "lthkit.report"]
+    done = subprocess.run([*command, str(smoke.params_file)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    statuses = json.loads(done.stdout.strip().splitlines()[-1])
+    assert statuses == {name: "ok" for name in params.report.notebooks}
+    for name in params.report.notebooks:
+        for ext in ("ipynb", "html"):
+            assert (run_dir / "notebooks" / f"{name}.{ext}").stat().st_size > 10_000, (name, ext)
+    assert not list((run_dir / "notebooks").glob("failed/*"))
+    index = (run_dir / "index.html").read_text()
+    assert all(f"notebooks/{name}.html" in index for name in params.report.notebooks)
+    claims = pd.read_csv(run_dir / "claims.csv")
+    assert len(claims) == len([c for c in all_claims(params)
+                               if c.notebook in params.report.notebooks])
+    assert list((run_dir / "_static" / "mathjax").rglob("MathJax.js"))
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained, "nothing trained or computed"
+
+
+@pytest.mark.notebook
+def test_a_notebook_whose_inputs_are_missing_stops_naming_the_notebook_to_run(tmp_path):
+    """The README: a notebook opened before the run it analyses exists stops with an error that
+    names the notebook to run first (here 05, on a parameter file nothing was run with)."""
+    import papermill
+    import yaml
+
+    params_file = tmp_path / "fresh.yaml"
+    params_file.write_text(yaml.safe_dump({
+        "run": {"name": "fresh", "output_root": str(tmp_path / "outputs")},
+        "data": {"dataset": "synthetic_cifar10", "train_size": 128, "test_size": 64},
+        "model": {"width": 2}, "train": {"epochs": 2, "batch_size": 32, "milestones": [1]},
+        "imp": {"levels": 1, "rewind_iteration": 2}}))
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "05_basin_radius.ipynb"), str(tmp_path / "05.ipynb"),
+            kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+            parameters={"params_file": str(params_file), "interactive": False})
+    assert info.value.ename == "MissingInputError"
+    assert info.value.evalue.startswith("notebooks/05_basin_radius.ipynb needs the run folder ")
+    assert f"run notebooks/01_train_imp.ipynb with {params_file} first" in info.value.evalue
+    assert not (tmp_path / "outputs").exists(), "nothing is written"
+
+
 def _images(nb) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
 

@@ -386,7 +386,7 @@ CANNOT_CHANGE_ALONE = {"model.depth": "a depth only with model.arch resnet, vgg 
 
 
 def _published_candidates(key: str, value):
-    from test_cache_keys import _candidates  # the same "another valid value" as the cache walk
+    from param_walk import other_values  # the same "another valid value" as the cache walk
 
     section, name = key.split(".")
     extra = {"model.arch": ["vgg16"], "data.dataset": ["synthetic_cifar10"],
@@ -397,7 +397,7 @@ def _published_candidates(key: str, value):
              "data.train_size": [5000], "model.prunable": [["fc.weight"]],
              "model.not_prunable": [["fc.weight"]]}.get(key, [])
     try:
-        more = _candidates(section, name, value)
+        more = other_values(section, name, value)
     except TypeError:  # a list of names (baselines.kinds)
         more = [value[:1]]
     return [*extra, *more]
@@ -454,3 +454,42 @@ def test_the_issues_drifts_hide_the_published_radii(key, value):
     params = load_params(RESNET, {key: value})
     assert published.paper_recipe(params, "radius") is None
     assert published.paper_columns(params, "radius_L", 1) == {}
+
+
+@pytest.mark.notebook
+def test_published_numbers_never_enter_a_verdict(smoke, smoke_vgg16):
+    """The README: the verdicts rest on the tables the run folder holds, never on published
+    numbers. Every claim of the smoke series (notebook 09's on smoke_vgg16), read off the run's
+    own tables, gives the same values and verdicts when those tables also hold published numbers
+    far from ours: the columns a run of the paper's recipe adds ("paper W_min(L)", ...) and a
+    "paper" twin of every column."""
+    from lthkit.verdicts import paper_claims as pc
+    from lthkit.verdicts.claims import claim_table
+    from lthkit.verdicts.replicates import read_table
+
+    paper_columns = {published.paper_column(t, point) for t in published.TABLES.values()
+                     for point in t.points}
+    checked = []
+    for series in (smoke, smoke_vgg16):
+        params = load_params(series.params_file)
+        for name in params.report.notebooks:
+            series.run(name)
+        for claim in pc.all_claims(params):
+            if claim.notebook not in params.report.notebooks:
+                continue
+            path = params.run_dir() / "tables" / claim.table
+            assert path.exists(), f"{claim.claim.key}: {claim.table} was not written"
+            own = read_table(path)
+            published_columns = {f"paper {c}": 1e6 for c in own.columns}
+            published_columns.update({c: -1e6 for c in paper_columns})
+            with_published = own.assign(**published_columns)
+            values = pc.values_across(claim, [own])
+            assert repr(pc.values_across(claim, [with_published])) == repr(values), \
+                claim.claim.key
+            if values:  # a claim about sparsities the smoke runs do not reach has none
+                verdicts = [claim_table(claim.claim, pc.values_across(claim, [t]),
+                                        margins=params.claims.margins)
+                            for t in (own, with_published)]
+                assert verdicts[0].equals(verdicts[1]), claim.claim.key
+                checked.append(claim.claim.key)
+    assert len(set(checked)) >= 40, checked  # 02's claims are read in both series

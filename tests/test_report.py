@@ -17,11 +17,10 @@ import pytest
 import yaml
 
 import lthkit.report.runner as report
-import lthkit.store.files as store_files
 from lthkit.config.params import load_params
 from lthkit.platform.progress import LINES_PER_CELL
 from lthkit.report.runner import KernelGuard, RunnerBusyError, _describe_failure, main
-from lthkit.store.files import StorageError, save_json
+from lthkit.store.files import save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 psutil = pytest.importorskip("psutil")
@@ -156,7 +155,9 @@ sys.exit(r.main(sys.argv[1:]))
 @pytest.mark.notebook
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_runner_ends_its_kernel(preset, tmp_path, sig):
-    nb = _notebook(tmp_path, "sleepy", "import time\nprint('started', flush=True)\ntime.sleep(600)")
+    running = tmp_path / "cell_running"  # the cell's own signal that it runs
+    nb = _notebook(tmp_path, "sleepy", "import pathlib, time\n"
+                   f"pathlib.Path({str(running)!r}).touch()\ntime.sleep(600)")
     record = load_params(preset).run_dir() / "notebooks" / ".runner.json"
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(preset), "--only", str(nb),
                                "--no-html"], start_new_session=True, cwd=ROOT,
@@ -164,12 +165,12 @@ def test_interrupted_runner_ends_its_kernel(preset, tmp_path, sig):
     kernel = None
     try:
         deadline = time.monotonic() + 300
-        while kernel is None and time.monotonic() < deadline and runner.poll() is None:
-            time.sleep(0.5)
-            kernel = next((p.pid for p in psutil.Process(runner.pid).children(recursive=True)
-                           if "ipykernel" in " ".join(p.cmdline())), None)
-        assert kernel, f"no kernel started: {runner.communicate()}"
-        time.sleep(3)  # the cell is running
+        while not running.exists() and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.2)
+        assert running.exists(), f"the cell did not start: {runner.communicate()}"
+        kernel = next((p.pid for p in psutil.Process(runner.pid).children(recursive=True)
+                       if "ipykernel" in " ".join(p.cmdline())), None)
+        assert kernel, "the cell runs in a kernel of the runner's"
         assert json.loads(record.read_text())["kernel"] == kernel, "the runner records its kernel"
         os.killpg(runner.pid, sig)  # the whole process group, as a terminal or a job manager does
         out, err = runner.communicate(timeout=120)
@@ -213,6 +214,33 @@ def test_failed_run_goes_beside_the_good_copy(preset, notebooks):
     assert len(read) == 2 and all("notebooks/params_" in s for s in read)
 
 
+@pytest.mark.notebook
+def test_the_series_stops_at_the_first_failing_notebook_and_keeps_those_before(
+        preset, notebooks, tmp_path, capsys):
+    """The README: the runner stops at the first failing notebook and prints the failing cell;
+    the notebooks before it are kept, the ones after it never start."""
+    started = tmp_path / "started"
+    started.mkdir()
+
+    def starts(name: str) -> str:
+        return f"import pathlib\npathlib.Path({str(started / name)!r}).touch()"
+
+    _notebook(notebooks, "first", starts("first"), "print('first done')")
+    _notebook(notebooks, "second", starts("second"), "raise ValueError('second breaks here')")
+    _notebook(notebooks, "third", starts("third"))
+    assert main([str(preset), "--only", "first", "second", "third", "--no-html"]) == 1
+    assert sorted(p.name for p in started.iterdir()) == ["first", "second"]
+    executed = load_params(preset).run_dir() / "notebooks"
+    assert "first done" in _outputs_text(executed / "first.ipynb"), "the one before is kept"
+    assert not (executed / "second.ipynb").exists() and not (executed / "third.ipynb").exists()
+    assert "second breaks here" in (executed / "failed" / "second.ipynb").read_text()
+    err = capsys.readouterr().err
+    assert "raise ValueError('second breaks here')" in err, "the failing cell is printed"
+    index = json.loads((executed / "index.json").read_text())
+    assert {r["name"]: r["status"] for r in index} == {"first": "ok", "second": "failed",
+                                                     "third": "not run"}
+
+
 def test_refused_run_changes_nothing(preset, tmp_path, capsys):
     """A run whose training parameters differ stops before anything is written."""
     from lthkit.train.context import open_run
@@ -253,16 +281,8 @@ def test_outside_the_project_the_message_says_where_notebooks_are_looked_for(tmp
     assert f"run lthkit-report from {ROOT} (or any folder under it)" in message
 
 
-def test_read_only_run_folder_is_one_line(preset, monkeypatch, capsys):
-    run_dir = load_params(preset).run_dir()
-    real = store_files._atomic_write
-
-    def read_only(path, data, checksum):
-        if run_dir in path.parents:
-            raise StorageError(path, PermissionError(13, "Permission denied"))
-        real(path, data, checksum)
-
-    monkeypatch.setattr(store_files, "_atomic_write", read_only)
+def test_read_only_run_folder_is_one_line(preset, deny_writes, capsys):
+    deny_writes(load_params(preset).run_dir())  # the OS's EACCES (chmod, or as root os.open)
     assert main([str(preset), "--only", "01"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: permission denied writing ") and "\n" not in err

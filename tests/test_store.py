@@ -20,6 +20,7 @@ from lthkit.store.layout import RunMismatchError, RunStore
 from lthkit.store.paths import CHECKSUMS
 from lthkit.train.context import open_run
 from lthkit.train.imp import ImpResults, run_imp
+from lthkit.train.training import Checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +81,57 @@ def test_damaged_artifact_stops_naming_file_maker_and_command(run, kind, damage)
     assert f"lthkit-report {run.params.source} --only 01_train_imp" in msg, "the command"
     assert "delete the folder imp/level_01" in msg
     assert "Traceback" not in msg and "PytorchStreamReader" not in msg.split("(")[0]
+
+
+def _read_baseline(ctx, root: str, kind: str, level: int):
+    from lthkit.train.baselines import BaselineResults
+
+    return BaselineResults(RunStore(ctx.store.root / root)).final(kind, level)
+
+
+# part: (its file, the notebook that makes it, what the message says to delete, how it is read)
+DAMAGED_PARTS = {
+    "baselines": ("baselines/one_shot/level_01/final.pt", "02_baselines",
+                  "delete the folder baselines/one_shot/level_01 and run",
+                  lambda ctx: _read_baseline(ctx, "", "one_shot", 1)),
+    "mnist": ("mnist/mlp/imp/level_02/mask.pt", "10_ticket_transfer",
+              "delete the folder mnist/mlp/imp/level_02 and the levels after it",
+              lambda ctx: ImpResults(RunStore(ctx.store.root / "mnist" / "mlp")).mask(2)),
+    "bain": ("bain/baselines/random_prune_oneshot/level_01/final.pt", "11_ticket_landscapes",
+             "delete the folder bain/baselines/random_prune_oneshot/level_01 and run",
+             lambda ctx: _read_baseline(ctx, "bain", "random_prune_oneshot", 1)),
+    "resume.pt": ("imp/level_01/resume.pt", "01_train_imp",
+                  "delete imp/level_01/resume.pt (the training it resumes starts again from its "
+                  "beginning) and run",
+                  lambda ctx: Checkpoint(ctx.store.root / "imp" / "level_01" / "resume.pt").load()),
+    "manifest.json": ("manifest.json", "01_train_imp",
+                      "delete manifest.json (the run folder then takes the parameters it is run "
+                      "with: give it the ones it was made with) and run",
+                      lambda ctx: open_run(ctx.params, create=True)),
+}
+
+
+@pytest.mark.parametrize("part", DAMAGED_PARTS)
+def test_damage_anywhere_names_the_file_its_notebook_and_what_to_delete(run, part):
+    """Beyond imp/: a damaged file of the baselines, of notebooks 10 and 11, a resume file and the
+    manifest, each read by the kit's own reader."""
+    rel, notebook, remedy, read = DAMAGED_PARTS[part]
+    path = run.store.root / rel
+    if not path.exists():
+        save_tensors(path, {"conv.weight": torch.randn(64, 64, generator=torch.Generator()
+                                                        .manual_seed(1))})
+        save_json(path.parent / "metrics.json", {"final": {}})  # a finished solution
+    read(run)  # intact: reads
+    _flip_one_byte(path)
+    with pytest.raises(DamagedFileError) as info:
+        read(run)
+    msg = str(info.value)
+    assert msg.startswith(f"{rel} in {run.store.root} is damaged: "), msg
+    assert f"It was made by notebooks/{notebook}.ipynb; to make it again, {remedy}" in msg, msg
+    assert msg.endswith(f"--only {notebook}`."), msg
+    if part != "manifest.json":  # the command names the parameter file the manifest names
+        assert f"`lthkit-report {run.params.source} --only {notebook}`" in msg
+    assert "Traceback" not in msg
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -313,32 +365,20 @@ def test_full_disk_stops_with_one_line_and_keeps_earlier_results(tiny, tmp_path,
             _umount(disk)
 
 
-def test_read_only_folder_stops_with_one_line(tiny, tmp_path, monkeypatch):
-    """A read-only tmpfs (EROFS) where the test can mount one; a folder without write permission
-    (EACCES) by chmod when not root, else with writes that raise EACCES (root ignores chmod)."""
+def test_read_only_folder_stops_with_one_line(tiny, tmp_path, deny_writes):
+    """A folder without write permission: the OS's EACCES (by chmod, or for root, who ignores
+    chmod, from the os calls that create files) becomes one line."""
     params = tiny(imp={"levels": 1})
     run_imp(open_run(params.model_copy(update={"imp": params.imp.model_copy(
         update={"levels": 0})}), create=True), progress=False)
     level1 = params.run_dir() / "imp" / "level_01"
-    level1.mkdir(parents=True)
-    if os.geteuid() != 0:
-        level1.chmod(0o555)
-    else:
-        real = store_files._atomic_write
-
-        def refused(path, data, checksum):
-            if level1 in path.parents:
-                raise StorageError(path, PermissionError(errno.EACCES, "Permission denied"))
-            real(path, data, checksum)
-
-        monkeypatch.setattr(store_files, "_atomic_write", refused)
-    try:
-        with pytest.raises(StorageError) as info:
-            run_imp(open_run(params, create=True), progress=False)
-        msg = _one_line_storage_error(info.value, "permission denied writing imp/level_01/")
-        assert "make the folder writable" in msg
-    finally:
-        level1.chmod(0o755)
+    deny_writes(level1)
+    with pytest.raises(StorageError) as info:
+        run_imp(open_run(params, create=True), progress=False)
+    msg = _one_line_storage_error(info.value, "permission denied writing imp/level_01/")
+    assert "make the folder writable" in msg
+    assert isinstance(info.value.__context__, PermissionError), "from the OS's own error"
+    assert info.value.__context__.errno == errno.EACCES
 
 
 def test_read_only_file_system_stops_with_one_line(tiny, tmp_path):

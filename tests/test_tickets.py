@@ -22,6 +22,8 @@ from lthkit.train.context import open_run, sub_run
 from lthkit.train.imp import ImpResults, SolutionFiles, run_imp
 from lthkit.train.training import Checkpoint, evaluate, train
 
+from training_steps import counted_steps
+
 ADAM = {"optimizer": "adam", "lr": 2e-3, "batch_size": 32, "momentum": 0.0, "weight_decay": 0.0,
         "epochs": 1, "milestones": [], "eval_batch_size": 128}
 SMALL_IMP = {"levels": 1, "prune_fraction": 0.5, "rewind_iteration": 0, "save_every": 0}
@@ -240,10 +242,23 @@ def test_random_ticket_has_the_imp_layer_counts_on_the_same_init(bain_run):
     table = tickets.accuracy_table(bain_run)
     assert {"ticket_test_acc", "random_test_acc", "gap", "ticket_vs_dense"} <= set(table.columns)
     assert "ticket_kept_epoch" not in table, "no early stopping here"
-    assert table.loc[1, "gap"] == pytest.approx(table.loc[1, "ticket_test_acc"]
-                                               - table.loc[1, "random_test_acc"])
-    assert table.loc[2, "ticket_vs_dense"] == pytest.approx(table.loc[2, "ticket_test_acc"]
-                                                           - table.loc[0, "ticket_test_acc"])
+    # every accuracy measured here on the test split, from the saved solutions
+    measured = {(side, lv): _test_accuracy(bain_run, files) for lv in (0, 1, 2)
+                for side, files in (("ticket", imp.level(lv)),
+                                    ("random", base.files(tickets.RANDOM_TICKET, lv)))
+                if lv or side == "ticket"}
+    for level in (1, 2):
+        ticket, random = measured["ticket", level], measured["random", level]
+        assert table.loc[level, "ticket_test_acc"] == pytest.approx(ticket)
+        assert table.loc[level, "random_test_acc"] == pytest.approx(random)
+        assert table.loc[level, "gap"] == pytest.approx(ticket - random), "IMP ticket - random"
+        assert table.loc[level, "ticket_vs_dense"] == pytest.approx(ticket - measured["ticket", 0])
+
+
+def _test_accuracy(sub, files) -> float:
+    model = sub.new_model()
+    model.load_state_dict(files.final())
+    return evaluate(model, sub.data, "test", 64)[1]
 
 
 def test_random_ticket_surface_perturbs_only_its_own_survivors(bain_run):
@@ -415,7 +430,11 @@ def test_early_stopping_resumes_after_a_kill_as_if_uninterrupted(tiny, tmp_path,
                                                                  where):
     stop = {**STOPPED, "imp": {**STOPPED["imp"], "levels": 1}, "show_levels": [0, 1],
             "early_stopping": {"validation_size": 32, "patience": 2}}
-    whole = tickets.bain_tickets(open_run(tiny(bain=stop), create=True), progress=False)
+    with counted_steps() as whole_steps:
+        whole = tickets.bain_tickets(open_run(tiny(bain=stop), create=True), progress=False)
+    per_epoch = whole.data.iterations_per_epoch(whole.params.train.batch_size)
+    # the steps a kill loses: those since the last epoch the resume file holds
+    lost = {"mid_epoch": 1, "between_hook_and_checkpoint": per_epoch, "before_finish": 0}[where]
     killed_params = tiny(run={"name": "killed"}, bain=stop)
     calls = {"n": 0}
     if where == "mid_epoch":  # a kill in the middle of level 1's third epoch
@@ -451,10 +470,13 @@ def test_early_stopping_resumes_after_a_kill_as_if_uninterrupted(tiny, tmp_path,
                 raise _Kill()
             return real_finish(*a, **kw)
         monkeypatch.setattr(bain, "finish_solution", kill_finish)
-    with pytest.raises(_Kill):
+    with pytest.raises(_Kill), counted_steps() as before_kill:
         tickets.bain_tickets(open_run(killed_params, create=True), progress=False)
     monkeypatch.undo()
-    resumed = tickets.bain_tickets(open_run(killed_params, create=True), progress=False)
+    with counted_steps() as after_kill:
+        resumed = tickets.bain_tickets(open_run(killed_params, create=True), progress=False)
+    assert len(before_kill) + len(after_kill) == len(whole_steps) + lost, \
+        "the rerun trains only what the resume files had not reached"
     a, b = _finals(whole), _finals(resumed)
     assert len(a) == len(b) == 3
     for (state_a, es_a), (state_b, es_b) in zip(a, b):
