@@ -686,8 +686,9 @@ CLAIMS: list[PaperClaim] = [
        "a significant barrier separates Pr_L(min(L-1)) from W_RI(L) (different sublevel sets)",
        "barrier on the line Pr_L(min(L-1)) - W_RI(L)", "barrier", "0", "greater", NB06,
        "barriers.csv", barrier_above("fig09"),
-       quote="[Fig. 9 shows] a significant barrier between [Pr_L(min(L-1))] and [W_RI(L)], which "
-             "demonstrates that these two points lie in different loss sublevel sets."),
+       quote="The figure shows a significant barrier between the two points [Pr_L(min(L-1)) "
+             "and W_RI(L), Fig. 9], demonstrating clearly that these two points lie in different "
+             "loss sublevel sets."),
     _c("R6-fig17", f"{S}, Result 6 (Fig 17)",
        "a huge barrier separates Pr_L(min(L-1)) from the randomly pruned W_RP(L) (different "
        "sublevel sets)", "barrier on the line Pr_L(min(L-1)) - W_RP(L)", "barrier", "0",
@@ -943,13 +944,13 @@ CLAIMS: list[PaperClaim] = [
        "ticket's test accuracy is the dense network's, within the margin", "test accuracy",
        "IMP ticket", "dense network", "equal", NB11, "bain_accuracy.csv",
        against_dense("ticket_test_acc", weights_left(2.0, 5.0)),
-       quote="When [P_m] = 3.2% the winning ticket is still performing as well as the original "
+       quote="When P_m = 3.2% the winning ticket is still performing as well as the original "
              "dense network"),
     _c("Bain-fig5-twice", f"{BAIN}, Fig 5", "near 3.2% of the weights left (2-5%) the IMP "
        "ticket's test accuracy is at least twice the random ticket's", "test accuracy",
        "IMP ticket", "2 x random ticket", "at_least", NB11, "bain_accuracy.csv",
        scaled(columns("ticket_test_acc", "random_test_acc", weights_left(2.0, 5.0)), 2.0),
-       quote="When [P_m] = 3.2% the winning ticket ... generalizes twice as well as the random "
+       quote="When P_m = 3.2% the winning ticket ... generalizes twice as well as the random "
              "ticket of the same sparsity."),
     _c("Bain-fig7-flat", f"{BAIN}, Fig 7", "the random ticket's surface at the sparsest shown "
        "level is flatter (smaller curvature at the solution) than the random tickets' surfaces "
