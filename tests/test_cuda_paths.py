@@ -172,11 +172,13 @@ def test_states_like_params_leaves_matching_states_alone():
 class _CpuGraphs:
     """training.CudaGraphs with the meaning of the CUDA calls, on the CPU: a capture records the
     step and changes no state (what it ran is put back), a replay runs it and writes its outputs
-    into the captured ones. `broken`: replays do nothing, as an empty capture (cuda:1 captured
-    on cuda:0). Counts what was called inside `context()` (the device's) and outside it."""
+    into the captured ones. `broken`: replays do nothing, as an empty capture. `runs`: the capture
+    runs the step instead of recording it and replays do nothing, as a capture for cuda:1 on
+    cuda:0's capture stream does. Counts what was called inside `context()` (the device's) and
+    outside it."""
 
-    def __init__(self, device, broken: bool = False):
-        self.device, self.broken = device, broken
+    def __init__(self, device, broken: bool = False, runs: bool = False):
+        self.device, self.broken, self.runs = device, broken or runs, runs
         self.depth = 0
         self.calls: list[tuple[str, bool]] = []
 
@@ -203,9 +205,10 @@ class _CpuGraphs:
         self.calls.append(("capture", self.depth > 0))
         saved = [t.detach().clone() for t in state]
         out = fn()
-        with torch.no_grad():
-            for t, s in zip(state, saved):
-                t.copy_(s)
+        if not self.runs:
+            with torch.no_grad():
+                for t, s in zip(state, saved):
+                    t.copy_(s)
         return (fn, out), out
 
     def replay(self, graph):
@@ -219,12 +222,12 @@ class _CpuGraphs:
                 o.copy_(n)
 
 
-def _stand_in(monkeypatch, broken: bool = False) -> list[_CpuGraphs]:
+def _stand_in(monkeypatch, broken: bool = False, runs: bool = False) -> list[_CpuGraphs]:
     """training.graph_backend gives stand-ins (on the CPU too); the list of those made."""
     made: list[_CpuGraphs] = []
 
     def backend(device):
-        made.append(_CpuGraphs(device, broken))
+        made.append(_CpuGraphs(device, broken, runs))
         return made[-1]
 
     monkeypatch.setattr(training, "graph_backend", backend)
@@ -265,6 +268,52 @@ def test_the_graph_step_trains_as_the_eager_step(data, monkeypatch, capsys, brok
     assert any(not torch.equal(t, graphed.model.state_dict()[n]) for n, t in start.items())
 
 
+def test_a_capture_that_ran_the_step_keeps_that_step_once(data, monkeypatch, capsys):
+    """A capture on the wrong device's stream runs the step instead of recording it (issue 35
+    item 5): the step it ran counts once, not again eagerly after an empty replay."""
+    cfg = _three_epochs()
+    eager = _nets(1)[0]
+    train(eager.model, data, cfg, seed=1, tag="t", mask=eager.mask, progress=False)
+    made = _stand_in(monkeypatch, runs=True)
+    graphed = _nets(1)[0]
+    train(graphed.model, data, cfg, seed=1, tag="t", mask=graphed.mask, progress=False)
+    kinds = [kind for kind, _ in made[0].calls]
+    assert kinds.count("capture") == 1 and kinds.count("replay") == 0
+    assert capsys.readouterr().out.count("ran the training step instead of recording it") == 1
+    for name, t in _weights(eager.model).items():
+        assert torch.equal(t, graphed.model.state_dict()[name]), name
+
+
+class _FakeStream:
+    def __init__(self, device=None):
+        self.device = torch.device(device)
+
+
+def test_each_device_captures_on_a_stream_of_its_own(monkeypatch):
+    """torch.cuda.graph's default capture stream is made once, on the device current at the first
+    capture; the kit gives every device its own (issue 35 item 5)."""
+    captured = []
+
+    class _Graph:
+        def __init__(self, graph, stream=None, **kwargs):
+            captured.append(stream)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(training, "_CAPTURE_STREAMS", {})
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", _Graph)
+    for index in (0, 1, 0, 1):
+        training.CudaGraphs(torch.device("cuda", index)).capture(lambda: (), [])
+    assert [s.device for s in captured] == [torch.device(f"cuda:{i}") for i in (0, 1, 0, 1)]
+    assert captured[0] is captured[2] and captured[1] is captured[3]  # one stream per device
+
+
 def test_the_fused_graph_step_trains_as_the_fused_eager_step(data, monkeypatch):
     cfg = _three_epochs()
     eager = _nets(2)
@@ -292,7 +341,14 @@ def test_cuda_calls_are_made_on_the_runs_device():
     ("CUDA out of memory. Tried to allocate 2.00 GiB", True),
     ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", True),
     ("cuDNN error: CUDNN_STATUS_ALLOC_FAILED", True),
+    ("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported", True),
     ("Expected all tensors to be on the same device", False),
+    # real errors, never "failed to allocate" (issue 35 item 7): an unsupported grouped NHWC bf16
+    # convolution, a broken cuDNN, a cuBLAS that could not start
+    ("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
+     "non-contiguous input.", False),
+    ("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR", False),
+    ("CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`", False),
 ])
 def test_allocation_failures_are_known_in_every_librarys_words(message, failed):
     assert gpu.is_allocation_failure(RuntimeError(message)) is failed
@@ -302,7 +358,8 @@ def test_allocation_failures_are_known_in_every_librarys_words(message, failed):
 
 def test_a_task_holding_part_of_a_card_sizes_itself_to_its_share(monkeypatch):
     gib = 2 ** 30
-    monkeypatch.setattr(gpu, "cuda_memory", lambda device: (70 * gib, 80 * gib, 2 * gib))
+    # 70 GiB free to the driver; this process holds 2 GiB reserved, all of it allocated
+    monkeypatch.setattr(gpu, "cuda_memory", lambda device: (70 * gib, 80 * gib, 2 * gib, 2 * gib))
     card = torch.device("cuda:0")
     gpu.set_gpu_share(None)
     monkeypatch.delenv(gpu.GPU_SHARE_ENV, raising=False)
@@ -315,6 +372,23 @@ def test_a_task_holding_part_of_a_card_sizes_itself_to_its_share(monkeypatch):
     finally:
         gpu.set_gpu_share(None)
     assert gpu.memory_budget(torch.device("cpu")) is None
+
+
+def test_the_memory_budget_counts_what_pytorchs_cache_holds_free(monkeypatch):
+    """After training in the same kernel, PyTorch's cache holds blocks free that the driver counts
+    as taken (issue 35 item 6): they are this process's to use."""
+    gib = 2 ** 30
+    # 10 GiB free to the driver; this process reserved 60 GiB and uses 4 of them
+    monkeypatch.setattr(gpu, "cuda_memory", lambda device: (10 * gib, 80 * gib, 60 * gib, 4 * gib))
+    card = torch.device("cuda:0")
+    gpu.set_gpu_share(None)
+    monkeypatch.delenv(gpu.GPU_SHARE_ENV, raising=False)
+    assert gpu.memory_budget(card) == 66 * gib  # 10 free + 56 cached
+    gpu.set_gpu_share(0.5)
+    try:
+        assert gpu.memory_budget(card) == 36 * gib  # half of 80 less the 4 in use
+    finally:
+        gpu.set_gpu_share(None)
 
 
 def test_ray_tasks_on_part_of_a_gpu_are_told_their_share():

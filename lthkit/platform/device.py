@@ -4,11 +4,13 @@ failures, deterministic algorithms, and the layouts that the CUDA paths use.
 - `on_device(device)`: CUDA calls that act on the *current* device (graph capture, streams,
   synchronize) are made under `torch.cuda.device(device)`, so `run.device: cuda:1` captures on
   cuda:1, not on cuda:0.
-- `memory_budget(device)`: the bytes a probe may plan with: the free memory of the card, capped
-  at this task's share of it (a Ray task holding 0.25 GPU sizes itself to a quarter of the card,
-  not to the whole of it, since the tasks sharing it start at once).
+- `memory_budget(device)`: the bytes a probe may plan with: the free memory of the card plus
+  what PyTorch's caching allocator holds reserved but unused (the driver counts that as taken),
+  capped at this task's share of the card (a Ray task holding 0.25 GPU sizes itself to a quarter
+  of the card, not to the whole of it, since the tasks sharing it start at once).
 - `is_allocation_failure(error)`: out of memory in any of its forms (cuDNN and cuBLAS report a
-  failed allocation as a RuntimeError, not as torch.cuda.OutOfMemoryError).
+  failed allocation as a RuntimeError, not as torch.cuda.OutOfMemoryError); nothing else (an
+  unsupported or failing kernel is a real error, not a full card).
 - `set_deterministic(on)`: `run.deterministic`, deterministic algorithms on CUDA.
 - `cuda_layouts(device)`: whether the CUDA-only layouts (channels_last) apply; tests force them on
   the CPU with `force_cuda_layouts()` so that the code paths a GPU takes run in CI.
@@ -30,10 +32,11 @@ GPU_SHARE_ENV = "LTHKIT_GPU_SHARE"  # set in a Ray task holding a fraction of a 
 _share: float | None = None
 _forced_layouts = False
 
+# Only the words of a failed allocation: CUDNN_STATUS_NOT_SUPPORTED (an unsupported convolution),
+# CUDNN_STATUS_INTERNAL_ERROR and CUBLAS_STATUS_NOT_INITIALIZED (a broken library or driver) are
+# real errors, and read as "out of memory" they would stop a probe at a K that merely failed.
 _ALLOCATION_MESSAGES = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
-                        "CUDNN_STATUS_INTERNAL_ERROR", "CUDNN_STATUS_NOT_SUPPORTED",
-                        "cudaErrorMemoryAllocation", "CUBLAS_STATUS_NOT_INITIALIZED",
-                        "CUFFT_ALLOC_FAILED")
+                        "cudaErrorMemoryAllocation", "CUFFT_ALLOC_FAILED")
 
 
 def on_device(device: torch.device | str):
@@ -64,23 +67,29 @@ def gpu_share() -> float:
     return value if 0 < value <= 1 else 1.0
 
 
-def cuda_memory(device: torch.device) -> tuple[int, int, int]:
-    """(free, total, reserved by this process) bytes of a CUDA device (tests replace it)."""
+def cuda_memory(device: torch.device) -> tuple[int, int, int, int]:
+    """(free, total, reserved by this process, allocated by this process) bytes of a CUDA device
+    (tests replace it). Reserved less allocated is PyTorch's cache: free to this process, taken
+    to the driver."""
     free, total = torch.cuda.mem_get_info(device)
-    return int(free), int(total), int(torch.cuda.memory_reserved(device))
+    return (int(free), int(total), int(torch.cuda.memory_reserved(device)),
+            int(torch.cuda.memory_allocated(device)))
 
 
 def memory_budget(device: torch.device | str) -> int | None:
-    """Bytes a probe may plan with on `device`: free memory, capped at this task's share of the
-    card less what this process holds already; None off CUDA (the CPU's is not probed here)."""
+    """Bytes a probe may plan with on `device`: the driver's free memory plus the blocks PyTorch
+    holds free in its cache (after training in the same kernel that cache can be tens of GB),
+    capped at this task's share of the card less what this process has allocated; None off CUDA
+    (the CPU's is not probed here)."""
     device = torch.device(device)
     if device.type != "cuda":
         return None
-    free, total, reserved = cuda_memory(device)
+    free, total, reserved, allocated = cuda_memory(device)
+    usable = free + max(0, reserved - allocated)
     share = gpu_share()
     if share >= 1:
-        return free
-    return max(0, min(free, int(share * total) - reserved))
+        return usable
+    return max(0, min(usable, int(share * total) - allocated))
 
 
 def is_allocation_failure(error: BaseException) -> bool:

@@ -290,14 +290,31 @@ class CudaGraphs:
         current.wait_stream(side)
 
     def capture(self, fn: Callable[[], tuple], state: list[torch.Tensor]) -> tuple[Any, tuple]:
-        """(graph, outputs) of `fn` captured (not run: its kernels run at each replay)."""
+        """(graph, outputs) of `fn` captured (not run: its kernels run at each replay), on this
+        device's own capture stream."""
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=capture_stream(self.device)):
             out = fn()
         return graph, out
 
     def replay(self, graph: Any) -> None:
         graph.replay()
+
+
+_CAPTURE_STREAMS: dict[int, Any] = {}
+
+
+def capture_stream(device: torch.device) -> Any:
+    """The stream graphs on `device` are captured on, one per device, made on that device.
+
+    `torch.cuda.graph` without a stream takes one class-wide stream made on whichever device was
+    current at the first capture: a later capture for cuda:1 would then capture on cuda:0's
+    stream, record nothing, and run the step instead (torch 2.14)."""
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    if index not in _CAPTURE_STREAMS:
+        _CAPTURE_STREAMS[index] = torch.cuda.Stream(device=torch.device("cuda", index))
+    return _CAPTURE_STREAMS[index]
 
 
 def graph_backend(device: torch.device) -> CudaGraphs | None:
@@ -317,8 +334,11 @@ class _GraphedStep:
     a graph as a number, which is why there is one graph per value. A batch of another shape runs
     eagerly. The step may return any tuple of tensors (the fused step of `train_group` does).
 
-    The first replay of every graph is checked: when it changed no weight (an empty or broken
-    capture), the step says so in one line and runs eagerly from then on, never frozen.
+    Every capture is checked twice. A capture must change no state (its kernels only run at a
+    replay): one that did ran the step instead of recording it, so that step is kept as taken and
+    training goes on eagerly (replaying it as well would apply the step twice). The first replay
+    of every graph must change the weights: one that changed none (an empty or broken capture)
+    is said in one line and training goes on eagerly, never frozen.
     """
 
     WARMUP = 3
@@ -350,8 +370,11 @@ class _GraphedStep:
                 # a schedule never returns to an earlier lr: free the earlier graph's memory pool
                 self.graphs.clear()
                 self.out.clear()
+                before = self._checksum() if lr > 0 else None
                 self.graphs[lr], self.out[lr] = self.backend.capture(
                     lambda: self.step(sx, sy), self._state())
+                if before is not None and not torch.equal(before, self._checksum()):
+                    return self._captured_by_running(lr)
             before = self._checksum() if fresh and lr > 0 else None
             self.backend.replay(self.graphs[lr])
             if before is not None and torch.equal(before, self._checksum()):
@@ -360,13 +383,24 @@ class _GraphedStep:
 
     def _give_up(self, x: torch.Tensor, y: torch.Tensor, lr: float):
         """The replay changed no weight: this step, and every later one, eagerly."""
+        self._disable(f"the CUDA-graph training step changed no weight at its first replay "
+                      f"(lr {lr:g}, on {self.backend.device})")
+        return self._eager(x, y)
+
+    def _captured_by_running(self, lr: float):
+        """The capture changed the weights: it ran the step (on this batch) instead of recording
+        it. That step counts as taken (its outputs are returned); every later one runs eagerly."""
+        out = self.out[lr]
+        self._disable(f"the CUDA-graph capture ran the training step instead of recording it "
+                      f"(lr {lr:g}, on {self.backend.device}); the step it ran is kept")
+        return out
+
+    def _disable(self, why: str) -> None:
         self.graphs.clear()
         self.out.clear()
-        self.disabled = (f"the CUDA-graph training step changed no weight at its first replay "
-                         f"(lr {lr:g}, on {self.backend.device}): training goes on eagerly "
-                         f"(train.cuda_graphs: false does this from the start)")
+        self.disabled = (f"{why}: training goes on eagerly (train.cuda_graphs: false does this "
+                         f"from the start)")
         print(self.disabled, flush=True)
-        return self._eager(x, y)
 
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
