@@ -452,6 +452,58 @@ def test_a_points_probe_that_fails_to_allocate_keeps_the_last_block_that_worked(
     assert p == 2 and "4 points failed to allocate" in why and "stopped at 2" in why
 
 
+# --- train.precision (issue 35 item 8) --------------------------------------------------------------
+
+def _tf32_flags() -> tuple[bool, bool]:
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_training_step_runs_with_the_tf32_flags_of_its_precision(data, precision, fused):
+    """torch lets cuDNN use TF32 by default, so an 'fp32' step must turn it off; the flags are
+    process-wide and readable on the CPU. Evaluation is IEEE fp32 whatever the precision, and the
+    flags are as they were afterwards."""
+    seen: list[tuple[bool, bool, bool]] = []  # (training mode, cudnn, matmul) at each forward
+    nets = _nets(2 if fused else 1)
+    for m in nets:
+        m.model.register_forward_pre_hook(lambda mod, args: seen.append((mod.training,
+                                                                         *_tf32_flags())))
+    cfg = _cfg(epochs=1).model_copy(update={"precision": precision})
+    before = _tf32_flags()
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+    try:
+        if fused:  # the fused module calls each member's forward inside its own: not hooked
+            from lthkit.train import fused as fusion
+
+            real = fusion.FusedNetworks.__init__
+
+            def hooked(self, models):
+                real(self, models)
+                self.module.register_forward_pre_hook(
+                    lambda mod, args: seen.append((mod.training, *_tf32_flags())))
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(fusion.FusedNetworks, "__init__", hooked)
+                histories = train_group(nets, data, cfg, progress=False)
+        else:
+            histories = [train(nets[0].model, data, cfg, seed=1, tag="t", mask=nets[0].mask,
+                               progress=False)]
+        assert _tf32_flags() == (True, False)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    tf32 = precision == "tf32"
+    assert {flags for flags in seen if flags[0]} == {(True, tf32, tf32)}
+    assert {flags for flags in seen if not flags[0]} == {(False, False, False)}
+    assert all(h[-1]["precision"] == "fp32" for h in histories)  # the CPU trains in fp32
+
+
+def test_the_precision_is_said_with_what_it_gives_on_the_device():
+    cfg = _cfg().model_copy(update={"precision": "bf16"})
+    assert training.precision_note(cfg, torch.device("cuda:0")) == \
+        "train.precision bf16 (bf16 autocast)"
+    assert training.precision_note(cfg, torch.device("cpu")).endswith("; on cpu: fp32")
+
+
 # --- run.deterministic ---------------------------------------------------------------------------
 
 def test_run_deterministic_sets_deterministic_algorithms_and_is_not_part_of_the_training(tiny):

@@ -12,6 +12,9 @@ failures, deterministic algorithms, and the layouts that the CUDA paths use.
   failed allocation as a RuntimeError, not as torch.cuda.OutOfMemoryError); nothing else (an
   unsupported or failing kernel is a real error, not a full card).
 - `set_deterministic(on)`: `run.deterministic`, deterministic algorithms on CUDA.
+- `tf32(allowed)`: TF32 for CUDA convolutions and matrix products on or off inside a block
+  (torch lets cuDNN use TF32 by default, so fp32 without it is not IEEE fp32);
+  `effective_precision(precision, device)`: what `train.precision` gives on a device.
 - `cuda_layouts(device)`: whether the CUDA-only layouts (channels_last) apply; tests force them on
   the CPU with `force_cuda_layouts()` so that the code paths a GPU takes run in CI.
 """
@@ -26,7 +29,7 @@ import torch
 
 __all__ = ["on_device", "memory_budget", "set_gpu_share", "gpu_share", "is_allocation_failure",
            "set_deterministic", "cuda_layouts", "force_cuda_layouts", "GPU_SHARE_ENV",
-           "cuda_memory"]
+           "cuda_memory", "tf32", "effective_precision", "PRECISION_WORDS"]
 
 GPU_SHARE_ENV = "LTHKIT_GPU_SHARE"  # set in a Ray task holding a fraction of a GPU
 _share: float | None = None
@@ -111,6 +114,28 @@ def set_deterministic(on: bool) -> None:
     torch.backends.cudnn.deterministic = on
     if on:
         torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def tf32(allowed: bool) -> Iterator[None]:
+    """TF32 allowed (or not) for CUDA matrix products and cuDNN convolutions inside the block,
+    then both flags as they were. Off: every product is IEEE fp32."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+PRECISION_WORDS = {"fp32": "IEEE fp32, TF32 off", "tf32": "convolutions and matrix products in "
+                   "TF32", "bf16": "bf16 autocast"}
+
+
+def effective_precision(precision: str, device: torch.device) -> str:
+    """The arithmetic `train.precision` gives a training step on `device`: as asked on CUDA, fp32
+    elsewhere (the CPU has no TF32, and bf16 autocast is used on CUDA only)."""
+    return precision if torch.device(device).type == "cuda" else "fp32"
 
 
 def cuda_layouts(device: torch.device) -> bool:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from lthkit.config import Params, flatten
+from lthkit.config.training import renamed_training_keys
 from lthkit.store.files import (CHECKSUMS, TEMP_FILE, DamagedFileError, atomic_write_bytes,
                                 load_json, load_tensors, remove_stale_temp_files, save_json,
                                 save_tensors)
@@ -145,7 +146,8 @@ class RunStore:
 
     def _check_fingerprint(self, params: Params, manifest: dict[str, Any],
                            replaceable: bool = False, quiet: bool = False) -> None:
-        old, new = manifest.get("fingerprint", {}), params.training_fingerprint()
+        old = renamed_training_keys(manifest.get("fingerprint", {}))
+        new = params.training_fingerprint()
         if replaceable and _differences(old, new) and not self.has_results():
             if quiet:
                 return

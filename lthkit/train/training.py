@@ -31,7 +31,8 @@ from lthkit.config.seeds import derive_seed
 from lthkit.config.training import TrainSection
 from lthkit.data.images import CROP_PADDING, ImageData, crop_and_flip
 from lthkit.nets.pruning import Mask, full_mask
-from lthkit.platform.device import cuda_layouts, is_allocation_failure, memory_budget, on_device
+from lthkit.platform.device import (PRECISION_WORDS, cuda_layouts, effective_precision,
+                                    is_allocation_failure, memory_budget, on_device, tf32)
 from lthkit.platform.errors import first_line
 from lthkit.platform.progress import tqdm
 from lthkit.store.files import load_tensors, save_tensors
@@ -39,7 +40,7 @@ from lthkit.train.fused import FusedNetworks
 
 __all__ = ["train", "train_group", "Member", "group_batches", "evaluate", "evaluate_group",
            "probe_group_sizes", "GroupProbe", "Checkpoint", "lr_at_epoch", "make_optimizer",
-           "EpochHook", "time_steps"]
+           "EpochHook", "time_steps", "precision_note", "capture_stream"]
 
 EpochHook = Callable[[int, nn.Module], bool | None]
 IterationHook = Callable[[int, nn.Module], None]
@@ -203,7 +204,8 @@ def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, ta
         record = {"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
                   "train_loss": float(loss_sum) / max(seen, 1),  # syncs once per epoch
                   "train_acc": float(correct) / max(seen, 1),
-                  "train_seconds": time.perf_counter() - t0, "images": seen}
+                  "train_seconds": time.perf_counter() - t0, "images": seen,
+                  "precision": effective_precision(cfg.precision, device)}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             test_loss, test_acc = evaluate(model, data, "test", cfg.eval_batch_size)
             record.update(test_loss=test_loss, test_acc=test_acc)
@@ -244,20 +246,24 @@ def _compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, keeper: _
 
 def _optimizer_step(loss_of: Callable, module: nn.Module, optimizer: torch.optim.Optimizer,
                     keeper: _MaskKeeper, cfg: TrainSection, device: torch.device) -> Callable:
-    """A step function from `loss_of(x, y) -> (loss, outputs)`: forward under autocast,
-    backward, masked update; returns the outputs. Replayed from a CUDA graph where it can be."""
+    """A step function from `loss_of(x, y) -> (loss, outputs)`: forward (under bf16 autocast
+    for `train.precision` bf16), backward, masked update, with TF32 allowed only for tf32 and
+    bf16; returns the outputs. Replayed from a CUDA graph where it can be (the arithmetic is
+    chosen when the graph is captured)."""
     cuda = device.type == "cuda"
+    bf16 = cfg.precision == "bf16" and cuda
 
     def step(x: torch.Tensor, y: torch.Tensor):
-        # cache_enabled=False: autocast's weight cache must not outlive a graph capture
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and cuda,
-                            cache_enabled=False) if cuda else contextlib.nullcontext():
-            loss, outputs = loss_of(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        keeper.grads()
-        optimizer.step()
-        keeper.weights()
+        with tf32(cfg.precision != "fp32"):
+            # cache_enabled=False: autocast's weight cache must not outlive a graph capture
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16,
+                                cache_enabled=False) if cuda else contextlib.nullcontext():
+                loss, outputs = loss_of(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            keeper.grads()
+            optimizer.step()
+            keeper.weights()
         return outputs
 
     backend = graph_backend(device) if cfg.cuda_graphs and cfg.optimizer == "sgd" \
@@ -423,9 +429,18 @@ class _GraphedStep:
             return self.step(x, y)
 
 
+def precision_note(cfg: TrainSection, device: torch.device) -> str:
+    """`train.precision` in words, and what it gives on `device` (a notebook prints it)."""
+    used = effective_precision(cfg.precision, device)
+    note = f"train.precision {cfg.precision} ({PRECISION_WORDS[cfg.precision]})"
+    return note if used == cfg.precision else f"{note}; on {device.type}: {used}"
+
+
 @torch.no_grad()
+@tf32(False)
 def evaluate(model: nn.Module, data: ImageData, split: str, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a whole split, in eval mode, without augmentation."""
+    """Mean cross-entropy and accuracy on a whole split, in eval mode, without augmentation, in
+    IEEE fp32 whatever `train.precision` (TF32 off)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -561,7 +576,8 @@ def _train_fused(group: list[Member], histories: list[list[dict]], optimizer_sta
             history.append({"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
                             "train_loss": loss_sum[i] / max(seen, 1),
                             "train_acc": correct[i] / max(seen, 1),
-                            "train_seconds": train_seconds, "images": seen, "group_size": k})
+                            "train_seconds": train_seconds, "images": seen, "group_size": k,
+                            "precision": effective_precision(cfg.precision, device)})
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             for history, (test_loss, test_acc) in zip(histories, evaluate_group(
                     fused, data, "test", cfg.eval_batch_size)):
@@ -649,6 +665,7 @@ def group_batches(data: ImageData, batch_size: int, seeds: list[int], augment: b
 
 
 @torch.no_grad()
+@tf32(False)
 def evaluate_group(fused: FusedNetworks, data: ImageData, split: str,
                    batch_size: int = 1000) -> list[tuple[float, float]]:
     """`evaluate` for each of the fused networks: (mean cross-entropy, accuracy) of each."""
@@ -819,6 +836,7 @@ def time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...]
 
 
 @torch.no_grad()
+@tf32(False)
 def _time_evaluation(model: nn.Module, fused: FusedNetworks | None, image_shape: tuple[int, ...],
                      batch_size: int, device: torch.device) -> float:
     """Seconds of one evaluation batch of the K networks (as `evaluate_group` runs it, fp32)."""
