@@ -322,7 +322,7 @@ def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys):
     ctx, _ = imp_run
     classes = [ScheduleClass(ctx.params.train, 0, 12, [("one_shot", 1), ("random_prune", 1),
                                                        ("lr_rewind", 1)])]
-    k = auto_group_size(ctx, classes)
+    k = auto_group_size(ctx, classes).size
     out = capsys.readouterr().out
     assert f"baselines.group_size auto: K = {k}" in out and "images/s" in out
     assert k in (1, 2)  # 3 members: the probe stops at K = 2 (4 would exceed them)

@@ -9,7 +9,6 @@ of cuDNN) is checked by benchmarks/gpu_check.py on a GPU.
 from __future__ import annotations
 
 import contextlib
-import copy
 
 import pytest
 import torch
@@ -37,8 +36,10 @@ def _cfg(optimizer: str = "sgd", epochs: int = 2) -> TrainSection:
                         milestones=[], eval_batch_size=32, optimizer=optimizer)
 
 
-def _nets(k: int) -> list[Member]:
-    models = [build_model("resnet20", WIDTH, "synthetic_cifar10", seed=i) for i in range(k)]
+def _nets(k: int, start_seed: int = 0) -> list[Member]:
+    """K masked networks; `start_seed` moves their start weights (not masks or data order)."""
+    models = [build_model("resnet20", WIDTH, "synthetic_cifar10", seed=start_seed + i)
+              for i in range(k)]
     return [Member(m, tag=f"net{i}", seed=10 + i, start_iteration=0,
                    mask=random_prune(full_mask(m), fraction=0.3,
                                      generator=torch.Generator().manual_seed(i)))
@@ -79,28 +80,31 @@ def _weights(model) -> dict[str, torch.Tensor]:
     return {n: t.detach().clone() for n, t in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_a_lone_resume_keeps_the_parameters_layout_and_equals_the_straight_run(
-        data, tmp_path, monkeypatch, optimizer):
+# A resumed run is given start weights of other seeds: one that read its resume file ends where the
+# straight run ends, one that ignored it (and trained from scratch) ends elsewhere (issue 38 item 1)
+OTHER_START = 50
+
+
+def _lone_resume(data, tmp_path, monkeypatch, optimizer: str) -> None:
     cfg = _cfg(optimizer)
     with gpu.force_cuda_layouts():
         watch = _LayoutWatch(monkeypatch)
         straight, resumed = _nets(1)[0], _nets(1)[0]
         train(straight.model, data, cfg, seed=1, tag="t", mask=straight.mask, progress=False)
         ckpt = Checkpoint(tmp_path / "resume.pt")
-        train(resumed.model, data, _cfg(optimizer, epochs=1), seed=1, tag="t",
-              mask=resumed.mask, checkpoint=ckpt, progress=False)
-        fresh = _nets(1)[0].model  # a new process: the model starts from scratch, then resumes
-        train(fresh, data, cfg, seed=1, tag="t", mask=resumed.mask, checkpoint=ckpt,
-              on_epoch=watch.check, progress=False)
+        first = train(resumed.model, data, _cfg(optimizer, epochs=1), seed=1, tag="t",
+                      mask=resumed.mask, checkpoint=ckpt, progress=False)
+        # a new process: the model is built again (here from other start weights), then resumes
+        fresh = _nets(1, start_seed=OTHER_START)[0].model
+        history = train(fresh, data, cfg, seed=1, tag="t", mask=resumed.mask, checkpoint=ckpt,
+                        on_epoch=watch.check, progress=False)
     assert watch.mismatches == []
+    assert history[0] == first[0], "epoch 1 was trained again, not read back"
     for name, t in _weights(straight.model).items():
         assert torch.equal(t, fresh.state_dict()[name]), name
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_a_group_resumes_from_its_own_files_in_the_parameters_layout(data, tmp_path, monkeypatch,
-                                                                     optimizer):
+def _group_resume(data, tmp_path, monkeypatch, optimizer: str) -> None:
     cfg = _cfg(optimizer)
     with gpu.force_cuda_layouts():
         watch = _LayoutWatch(monkeypatch)
@@ -109,15 +113,53 @@ def test_a_group_resumes_from_its_own_files_in_the_parameters_layout(data, tmp_p
         first = _nets(2)
         for i, m in enumerate(first):
             m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
-        train_group(first, data, _cfg(optimizer, epochs=1), progress=False)
-        again = _nets(2)
+        done = train_group(first, data, _cfg(optimizer, epochs=1), progress=False)
+        again = _nets(2, start_seed=OTHER_START)
         for i, m in enumerate(again):
             m.checkpoint, m.on_epoch = Checkpoint(tmp_path / f"m{i}.pt"), watch.check
-        train_group(again, data, cfg, progress=False)
+        resumed = train_group(again, data, cfg, progress=False)
     assert watch.mismatches == []
+    assert [h[0] for h in resumed] == [h[0] for h in done], "epoch 1 was trained again"
     for a, b in zip(straight, again):
         for name, t in _weights(a.model).items():
             assert torch.equal(t, b.model.state_dict()[name]), name
+
+
+def _member_resume(data, tmp_path, monkeypatch, resume_as: str) -> None:
+    with gpu.force_cuda_layouts():
+        watch = _LayoutWatch(monkeypatch)
+        first = _nets(3)
+        for i, m in enumerate(first):
+            m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
+        done = train_group(first[:2], data, _cfg(epochs=1), progress=False)
+        done.append(train(first[2].model, data, _cfg(epochs=1), seed=first[2].seed,
+                          tag=first[2].tag, mask=first[2].mask, checkpoint=first[2].checkpoint,
+                          progress=False))
+        again = _nets(3, start_seed=OTHER_START)
+        for i, m in enumerate(again):
+            m.checkpoint, m.on_epoch = Checkpoint(tmp_path / f"m{i}.pt"), watch.check
+        if resume_as == "alone":
+            m = again[0]
+            histories = [train(m.model, data, _cfg(), seed=m.seed, tag=m.tag, mask=m.mask,
+                               checkpoint=m.checkpoint, on_epoch=m.on_epoch, progress=False)]
+        else:
+            histories = train_group(again, data, _cfg(), progress=False)
+    assert all([h["epoch"] for h in hist] == [1, 2] for hist in histories)
+    assert [h[0] for h in histories] == [h[0] for h in done[:len(histories)]], \
+        "epoch 1 was trained again, not read back"
+    assert watch.optimizers and watch.mismatches == []
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_lone_resume_keeps_the_parameters_layout_and_equals_the_straight_run(
+        data, tmp_path, monkeypatch, optimizer):
+    _lone_resume(data, tmp_path, monkeypatch, optimizer)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_group_resumes_from_its_own_files_in_the_parameters_layout(data, tmp_path, monkeypatch,
+                                                                     optimizer):
+    _group_resume(data, tmp_path, monkeypatch, optimizer)
 
 
 @pytest.mark.parametrize("resume_as", ["alone", "group_of_3"])
@@ -125,26 +167,19 @@ def test_a_group_members_file_resumes_alone_or_in_another_group_size(
         data, tmp_path, monkeypatch, resume_as):
     """A restart may probe another K: a member's file (written contiguous by a group) is loaded
     into a lone run or a group of another size, whose parameters are channels_last."""
-    with gpu.force_cuda_layouts():
-        watch = _LayoutWatch(monkeypatch)
-        first = _nets(3)
-        for i, m in enumerate(first):
-            m.checkpoint = Checkpoint(tmp_path / f"m{i}.pt")
-        train_group(first[:2], data, _cfg(epochs=1), progress=False)
-        train(first[2].model, data, _cfg(epochs=1), seed=first[2].seed, tag=first[2].tag,
-              mask=first[2].mask, checkpoint=first[2].checkpoint, progress=False)
-        again = _nets(3)
-        for i, m in enumerate(again):
-            m.checkpoint, m.on_epoch = Checkpoint(tmp_path / f"m{i}.pt"), watch.check
-        if resume_as == "alone":
-            m = again[0]
-            history = train(m.model, data, _cfg(), seed=m.seed, tag=m.tag, mask=m.mask,
-                            checkpoint=m.checkpoint, on_epoch=m.on_epoch, progress=False)
-            assert [h["epoch"] for h in history] == [1, 2]
-        else:
-            histories = train_group(again, data, _cfg(), progress=False)
-            assert all([h["epoch"] for h in hist] == [1, 2] for hist in histories)
-    assert watch.optimizers and watch.mismatches == []
+    _member_resume(data, tmp_path, monkeypatch, resume_as)
+
+
+@pytest.mark.parametrize("scenario, arg", [(_lone_resume, "sgd"), (_group_resume, "sgd"),
+                                           (_member_resume, "alone"),
+                                           (_member_resume, "group_of_3")],
+                         ids=["lone", "group", "member_alone", "member_in_a_group_of_3"])
+def test_the_resume_tests_fail_when_resuming_is_off(data, tmp_path, monkeypatch, scenario, arg):
+    """With the training checkpoint's load patched to return nothing (a run that ignores its
+    resume file and starts over), each resume test above must fail (issue 38 item 1)."""
+    monkeypatch.setattr(Checkpoint, "load", lambda self: None)
+    with pytest.raises(AssertionError):
+        scenario(data, tmp_path, monkeypatch, arg)
 
 
 def test_masks_take_their_parameters_layout():
@@ -420,6 +455,82 @@ def test_a_group_size_probe_that_fails_to_allocate_stops_at_the_last_k_that_work
     monkeypatch.setattr(training, "time_steps", other_error)
     with pytest.raises(RuntimeError, match="same device"):
         training.probe_group_sizes(lambda: None, (3, 32, 32), _cfg(), torch.device("cpu"), 4)
+
+
+def _layout_timer(monkeypatch, rates: dict[tuple[int, bool], float]) -> list[tuple[int, bool]]:
+    """training.time_steps as a stand-in timer: images/s from `rates` by (K, channels_last), the
+    layout taken as on CUDA; the list of what was timed."""
+    timed: list[tuple[int, bool]] = []
+
+    def steps(make_model, shape, cfg, device, k, min_seconds, channels_last=None):
+        layout = cfg.channels_last if channels_last is None else channels_last
+        timed.append((k, layout))
+        rate = rates[(k, layout)]
+        return {"images_per_s": rate, "step_ms": 1e3 * 32 * k / rate, "peak_mib": None,
+                "channels_last": layout}
+
+    monkeypatch.setattr(training, "time_steps", steps)
+    return timed
+
+
+def test_the_group_probe_times_both_layouts_and_keeps_the_faster(monkeypatch):
+    """Grouped NHWC convolutions of 16-64 channels a group may be no faster than K plain ones
+    (issue 35 item 9): for K > 1 the probe times the fused step contiguous too."""
+    timed = _layout_timer(monkeypatch, {(1, True): 100.0, (2, True): 150.0, (2, False): 240.0,
+                                        (4, True): 400.0, (4, False): 300.0, (8, True): 401.0,
+                                        (8, False): 402.0})
+    probe = training.probe_group_sizes(lambda: None, (3, 32, 32), _cfg(), torch.device("cpu"),
+                                       max_k=8)
+    assert timed == [(1, True), (2, True), (2, False), (4, True), (4, False), (8, True),
+                     (8, False)]
+    assert [r["images_per_s"] for r in probe.rows] == [100.0, 240.0, 400.0, 401.0]
+    assert [probe.channels_last(k) for k in (1, 2, 4, 8)] == [None, False, True, True]
+    assert "contiguous (240 images/s against 150 channels_last)" in probe.table()
+    assert probe.best([(2, 100)]) == 2  # contiguous K = 2: 2.4x one after another
+
+
+def test_the_group_probe_times_one_layout_where_channels_last_is_off(monkeypatch):
+    timed = _layout_timer(monkeypatch, {(1, False): 100.0, (2, False): 150.0, (4, False): 151.0})
+    cfg = _cfg().model_copy(update={"channels_last": False})
+    probe = training.probe_group_sizes(lambda: None, (3, 32, 32), cfg, torch.device("cpu"), 4)
+    assert timed == [(1, False), (2, False), (4, False)]
+    assert probe.channels_last(2) is None
+
+
+def test_auto_group_size_trains_groups_in_the_layout_the_probe_chose(monkeypatch):
+    from types import SimpleNamespace
+
+    from lthkit.config.params import Params
+    from lthkit.train import baselines
+    from lthkit.train.baselines import ScheduleClass
+
+    rows = [{"group_size": 1, "images_per_s": 100.0, "step_ms": 10.0, "peak_mib": None,
+             "note": ""},
+            {"group_size": 2, "images_per_s": 400.0, "step_ms": 5.0, "peak_mib": None, "note": "",
+             "layout": "contiguous", "layouts": {"channels_last": 150.0, "contiguous": 400.0}}]
+    monkeypatch.setattr(baselines, "probe_group_sizes",
+                        lambda *args, **kwargs: training.GroupProbe(rows, "stand-in"))
+    ctx = SimpleNamespace(params=Params(), new_model=None, device=torch.device("cpu"),
+                          data=SimpleNamespace(train_x=torch.zeros(1, 3, 32, 32)))
+    classes = [ScheduleClass(_cfg(), 0, 100, [("one_shot", 1), ("lr_rewind", 1)])]
+    assert baselines.auto_group_size(ctx, classes) == baselines.GroupChoice(2, False)
+
+
+def test_a_group_trains_in_the_layout_it_is_given(data, monkeypatch):
+    nhwc: list[bool] = []  # whether the fused network's convolutions were channels_last
+    real = training.make_optimizer
+
+    def recording(model, cfg, device):
+        nhwc.append(any(p.is_contiguous(memory_format=torch.channels_last) and not
+                        p.is_contiguous() for p in model.parameters() if p.dim() == 4))
+        return real(model, cfg, device)
+
+    monkeypatch.setattr(training, "make_optimizer", recording)
+    with gpu.force_cuda_layouts():
+        for channels_last in (False, None):
+            train_group(_nets(2), data, _cfg(epochs=1), progress=False,
+                        channels_last=channels_last)
+    assert nhwc == [False, True]  # contiguous as asked; then train.channels_last
 
 
 def test_the_group_size_probe_measures_evaluation_too(data):

@@ -29,7 +29,8 @@ import torch
 
 __all__ = ["on_device", "memory_budget", "set_gpu_share", "gpu_share", "is_allocation_failure",
            "set_deterministic", "cuda_layouts", "force_cuda_layouts", "GPU_SHARE_ENV",
-           "cuda_memory", "tf32", "effective_precision", "PRECISION_WORDS"]
+           "cuda_memory", "tf32", "effective_precision", "PRECISION_WORDS",
+           "cudnn_benchmark"]
 
 GPU_SHARE_ENV = "LTHKIT_GPU_SHARE"  # set in a Ray task holding a fraction of a GPU
 _share: float | None = None
@@ -126,6 +127,19 @@ def tf32(allowed: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
+def cudnn_benchmark() -> Iterator[None]:
+    """cuDNN times its algorithms for each new shape inside the block (torch.backends.cudnn.
+    benchmark), unless deterministic algorithms are on (`run.deterministic`); then as before.
+    Its heuristics often pick slow kernels for grouped convolutions (the fused groups')."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 PRECISION_WORDS = {"fp32": "IEEE fp32, TF32 off", "tf32": "convolutions and matrix products in "
