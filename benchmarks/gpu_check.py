@@ -29,8 +29,9 @@ killed after epoch 1 and resumed (into other start weights) must run only the ep
 it ends from the straight run is reported, with and without CUDA graphs. Speed, as ratios within
 this run: aggregate images/s of K fused networks (both layouts) against the same K one after
 another, points/s fused against single, block against single Hessian products per second, each
-with its peak memory. Then the `auto` choices the kit makes on this card, and `paper_time.py`
-on the presets from units measured here, with the time left as its deadline.
+with its peak memory, and one network's training step in each train.precision. Then the `auto`
+choices the kit makes on this card, and `paper_time.py` on the presets from units measured here,
+with the time left as its deadline.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ CPU_SMOKE = Sizes(width=8, vgg_width=8, train_images=64, batch=32, eval_batch=64
 # an H100 at `Sizes()` with room for a slow first CUDA call; the CPU smoke run takes a tenth.
 LIMITS = {"fused_group_resume": 60, "graph_updates_weights": 60, "resume_determinism": 90,
           "fused_against_lone": 60, "fused_points": 45, "precision": 30, "block_hessian": 90,
-          "hvp_modes": 45, "fused_training_speed": 90, "auto_choices": 45, "paper_time": None}
+          "hvp_modes": 45, "fused_training_speed": 90, "training_precision": 45,
+          "auto_choices": 45, "paper_time": None}
 # the CPU smoke run's limits are these times SMOKE_LIMIT_SCALE: a CPU shared with other jobs can
 # be ten times slower than an idle one, and there the --budget is what bounds the run
 SMOKE_LIMIT_SCALE = 5.0
@@ -124,6 +126,7 @@ def _plan() -> list[Check]:
               ("fused_points", check_fused_points), ("precision", check_precision),
               ("block_hessian", check_block_hessian), ("hvp_modes", check_hvp_modes),
               ("fused_training_speed", check_fused_training_speed),
+              ("training_precision", check_training_precision),
               ("auto_choices", check_auto_choices), ("paper_time", check_paper_time)]
     return [Check(name, fn, LIMITS[name]) for name, fn in checks]
 
@@ -712,6 +715,22 @@ def check_fused_training_speed(kit: Kit):
                   ", ".join(f"{r['group_size']}: {_mib(r['peak_mib'])}" for r in rows) +
                   " MiB)" + (f"; layouts: {layouts}" if layouts else "")), \
         {"rows": rows, "ratios": ratios}
+
+
+def check_training_precision(kit: Kit):
+    """Images/s of one network's training step in each `train.precision` (fp32 strict, tf32,
+    bf16), against fp32: what the precision of the presets costs on this card."""
+    make = lambda: build_model("resnet20", kit.s.width, "synthetic_cifar10", seed=0)  # noqa: E731
+    rates = {}
+    for precision in ("fp32", "tf32", "bf16"):
+        row = training.time_steps(make, (3, 32, 32), kit.cfg(precision=precision), kit.device, 1,
+                                  kit.s.seconds_per_timing)
+        rates[precision] = row["images_per_s"]
+    return True, (", ".join(f"{p} {r:,.0f} images/s ({r / rates['fp32']:.2f}x)"
+                            for p, r in rates.items()) +
+                  f" (ResNet-20 width {kit.s.width}, batch {kit.s.batch}"
+                  + ("" if kit.device.type == "cuda" else "; the CPU trains in fp32 in each")
+                  + ")"), {"images_per_s": rates}
 
 
 def check_auto_choices(kit: Kit):

@@ -14,7 +14,9 @@ failures, deterministic algorithms, and the layouts that the CUDA paths use.
 - `set_deterministic(on)`: `run.deterministic`, deterministic algorithms on CUDA.
 - `tf32(allowed)`: TF32 for CUDA convolutions and matrix products on or off inside a block
   (torch lets cuDNN use TF32 by default, so fp32 without it is not IEEE fp32);
-  `effective_precision(precision, device)`: what `train.precision` gives on a device.
+  `effective_precision(precision, device)`: what `train.precision` gives on a device;
+  `cudnn_benchmark()`: cuDNN times its algorithms inside a block (fused groups' convolutions),
+  unless deterministic algorithms are on.
 - `cuda_layouts(device)`: whether the CUDA-only layouts (channels_last) apply; tests force them on
   the CPU with `force_cuda_layouts()` so that the code paths a GPU takes run in CI.
 """

@@ -344,7 +344,7 @@ class _GraphedStep:
     a graph as a number, which is why there is one graph per value. A batch of another shape runs
     eagerly. The step may return any tuple of tensors (the fused step of `train_group` does).
 
-    Every capture is checked twice. A capture must change no state (its kernels only run at a
+    Every new graph is checked twice. Its capture must change no state (its kernels only run at a
     replay): one that did ran the step instead of recording it, so that step is kept as taken and
     training goes on eagerly (replaying it as well would apply the step twice). The first replay
     of every graph must change the weights: one that changed none (an empty or broken capture)
@@ -806,7 +806,7 @@ LAYOUT_MARGIN = 1.05
 
 
 def time_layouts(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...],
-                  cfg: TrainSection, device: torch.device, k: int, min_seconds: float) -> dict:
+                 cfg: TrainSection, device: torch.device, k: int, min_seconds: float) -> dict:
     """`time_steps` of K networks; for K > 1 in channels_last, of both layouts: the faster one's
     row (contiguous only when `LAYOUT_MARGIN` faster), with each layout's images/s."""
     row = time_steps(make_model, image_shape, cfg, device, k, min_seconds)
