@@ -128,12 +128,19 @@ def orchestrate(names: list[str], report: Report, budget: float,
     report.write()
     print(f"{report.stem}: {len(names)} checks within {budget:.0f} s; files in {out}", flush=True)
     pending = list(names)
-    while pending:
-        if end_at - time.time() < MIN_START:
-            for name in pending:
-                report.add(Result(name, "not run", f"over the --budget of {budget:.0f} s", 0.0))
-            break
-        pending = _one_child(command(pending, end_at), pending, report)
+    signal.signal(signal.SIGTERM, _interrupt)  # a killed parent takes its child with it
+    try:
+        while pending:
+            if end_at - time.time() < MIN_START:
+                for name in pending:
+                    report.add(Result(name, "not run", f"over the --budget of {budget:.0f} s",
+                                      0.0))
+                break
+            pending = _one_child(command(pending, end_at), pending, report)
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: say so for every check left, then stop
+        for name in pending:
+            report.add(Result(name, "not run", "the run was interrupted", 0.0))
+        return 130
     failed = [r.name for r in report.results if r.status == "FAILED"]
     print(f"{len(report.results) - len(failed)} of {len(report.results)} checks not failed in "
           f"{time.time() - report.t0:.0f} s" + (f"; FAILED: {', '.join(failed)}" if failed
@@ -150,6 +157,23 @@ def _one_child(command: list[str], pending: list[str], report: Report) -> list[s
     with open(log, "wb") as sink:
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
                                  start_new_session=True)
+    try:
+        return _watch(child, log, pending, report)
+    except BaseException:
+        _kill(child)
+        _collect(out, pending, report)
+        raise
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(child: subprocess.Popen, log: Path, pending: list[str], report: Report) -> list[str]:
+    """Record the child's results as they land, kill it past a check's limit; the checks still
+    pending when it ends or is killed."""
+    out = report.out
+    running_file = out / "checks" / ".running.json"
     running = None
     while True:
         code = child.poll()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -138,6 +139,28 @@ def test_the_whole_run_ends_within_its_budget(tmp_path):
     assert seconds < budget, done.stdout
     assert status["never"] == "not run"
     assert status["forever"] in ("FAILED", "not run")  # cut off (or, on a slow start, not begun)
+
+
+def test_an_interrupted_run_says_so_and_takes_its_child_with_it(tmp_path):
+    """The device call's own limit may kill gpu_check: the checks left are written as not run,
+    and the child running a check does not outlive it."""
+    (tmp_path / "stand_ins.py").write_text(textwrap.dedent(STAND_INS))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    out = tmp_path / "gc"
+    parent = subprocess.Popen([sys.executable, str(SCRIPT), "--cpu-smoke", "--plan",
+                               "stand_ins:BUDGET", "--out", str(out), "--budget", "300"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    running = out / "checks" / ".running.json"
+    deadline = time.time() + 120
+    while not running.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    child = json.loads(running.read_text())["pid"]
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(60) == 130, parent.stdout.read()
+    assert _statuses(out) == {"forever": "not run", "never": "not run"}
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
 
 
 def test_without_cuda_the_json_says_why(tmp_path):
