@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=2_000, help="test images (evaluation)")
     parser.add_argument("--width", type=int, default=16, help="ResNet-20 base width (paper: 16)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                        help="bf16 autocast on CUDA (as train.bf16)")
+    parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="bf16",
+                        help="the training step's arithmetic on CUDA (train.precision)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model (train.compile) instead of CUDA graphs")
     parser.add_argument("--cudnn-benchmark", action="store_true",
@@ -66,15 +66,16 @@ def main() -> None:
     cuda = device.type == "cuda"
     data = load_data(DataSection(dataset="synthetic_cifar10", train_size=args.images,
                                  test_size=args.test_images), device)
-    cfg = TrainSection(epochs=2, batch_size=args.batch_size, lr=0.05, milestones=[], bf16=args.bf16,
-                       compile=args.compile, eval_every=2, eval_batch_size=1000)
+    cfg = TrainSection(epochs=2, batch_size=args.batch_size, lr=0.05, milestones=[],
+                       precision=args.precision, compile=args.compile, eval_every=2,
+                       eval_batch_size=1000)
     steps = data.iterations_per_epoch(args.batch_size)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU "
           f"threads; ResNet-20 width {args.width} "
           f"({sum(p.numel() for p in _net(args.width, 0).parameters()):,} parameters), batch "
           f"{args.batch_size}, {args.images:,} images = {steps} steps per epoch, 2 epochs (the "
-          f"second timed), bf16 {args.bf16 and cuda}, "
+          f"second timed), precision {args.precision if cuda else 'fp32'}, "
           f"{'torch.compile' if args.compile else 'CUDA graphs' if cuda else 'eager'}"
           f"{', cudnn.benchmark' if args.cudnn_benchmark and cuda else ''}")
 

@@ -18,7 +18,10 @@ at most `--small-examples` examples, scaled linearly to the preset's count (the 
 linear in examples), the two measured counts on a network of width at most 8; training steps at
 the preset's sizes. Every size used is printed. `--check RUN_FOLDER` prints the projection beside
 the wall time the report runner recorded for each notebook of that run (its notebooks/index.json),
-so the instrument is itself checked.
+so the instrument is itself checked. `--deadline SECONDS` starts no measurement after that many
+seconds: a preset not finished by then is said so (its rows measured so far are in the JSON, no
+total), and the presets after it are not measured. `--json` is rewritten, atomically, after
+each preset.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from lthkit.nets.evaluator import PointEvaluator
 from lthkit.nets.models import build_model
 from lthkit.report.workload import (UnitSpec, WorkItem, baseline_members, baseline_schedule_groups,
                                     count_work, iterations_per_epoch, train_size)
+from lthkit.store.files import atomic_write_bytes
 from lthkit.train.context import resolve_device
 from lthkit.train.training import evaluate, probe_group_sizes, time_steps, train
 
@@ -55,6 +59,16 @@ def _synthetic(dataset: str, n_train: int, n_test: int, seed: int = 0):
     """Images of the dataset's shape and classes (any dataset, an image folder too): a unit's
     cost depends on shapes, not on what the images show."""
     return stand_in(dataset, n_train, n_test, seed)
+
+
+class DeadlineReached(Exception):
+    """--deadline passed: no further measurement starts (the message says which was next)."""
+
+
+def _before(deadline: float | None, what: str) -> None:
+    """Raise DeadlineReached when `deadline` (perf_counter seconds) has passed."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise DeadlineReached(what)
 
 
 @dataclass
@@ -76,10 +90,12 @@ class UnitCosts:
         self.max_products: int | None = None
         self.counts: dict[str, tuple[float, str]] = {}
         self._probe: tuple | None = None
+        self.deadline: float | None = None  # perf_counter seconds: start nothing after it
 
     # --- units --------------------------------------------------------------------------------
     def cost(self, spec: UnitSpec) -> Measured:
         if spec not in self.cache:
+            _before(self.deadline, f"the {spec.unit} unit of {spec.arch}")
             measure = {"train_iter": self._train_iter, "group_iter": self._group_iter,
                        "test_eval": self._test_eval, "hvp": self._hvp,
                        "point": self._point}[spec.unit]
@@ -189,6 +205,7 @@ class UnitCosts:
     def probe(self) -> tuple:
         """A network of the preset trained `warm_steps` steps, with its analysis subset."""
         if self._probe is None:
+            _before(self.deadline, "the network the counts are measured on")
             p = self.p
             width = min(p.model.width or 10**9, 8) if self.small else p.model.width
             n = min(p.analysis.subset_size, self.small_examples if self.small else 10**9)
@@ -206,6 +223,7 @@ class UnitCosts:
 
     def products_per_spectrum(self) -> tuple[float, str]:
         if "products" not in self.counts:
+            _before(self.deadline, "the products of one spectrum")
             p, hp = self.p, self.p.hessian
             model, x, y, width, n, steps = self.probe()
             n_h = min(hp.subset_size or n, n)
@@ -227,6 +245,7 @@ class UnitCosts:
 
     def points_per_direction(self) -> tuple[float, str]:
         if "radius" not in self.counts:
+            _before(self.deadline, "the losses of one radius direction")
             lp = self.p.landscape
             model, x, y, width, n, steps = self.probe()
             a = self.p.analysis
@@ -259,9 +278,11 @@ def _operator(model, x, y, chunk: int, p: Params) -> hs.HessianOperator:
                               dtype=torch.float64 if p.hessian.dtype == "float64" else torch.float32)
 
 
-def project(params: Params, costs: UnitCosts, work: list[WorkItem]) -> list[dict]:
-    """One row per work item: units, seconds per unit, projected minutes."""
-    rows = []
+def project(params: Params, costs: UnitCosts, work: list[WorkItem],
+            rows: list[dict] | None = None) -> list[dict]:
+    """One row per work item: units, seconds per unit, projected minutes (appended to `rows`,
+    so that the rows measured before a deadline stay there)."""
+    rows = [] if rows is None else rows
     for item in work:
         unit = costs.cost(item.spec)
         count, note = item.count, unit.how
@@ -334,32 +355,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--check", type=Path, help="a run folder of the (first) preset")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds after which no "
+                        "measurement starts (gpu_check.py gives it the time left)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     t0 = time.perf_counter()
-    out = {}
+    deadline = None if args.deadline is None else t0 + args.deadline
+    out: dict[str, dict] = {}
     for i, preset in enumerate(args.presets):
-        params = load_params(preset)
-        group = _group_size(params, device)
-        work = count_work(params, group_size=group)
-        costs = UnitCosts(params, device, args.small, args.small_examples, args.reps,
-                          args.warm_steps)
-        costs.max_products = args.max_products
-        rows = project(params, costs, work)
-        total = print_table(preset, params, rows, costs, device,
-                            _check_times(args.check) if i == 0 else None)
-        out[preset] = {"rows": rows, "total_minutes": total, "counts": costs.counts,
-                       "small": args.small, "device": _device_name(device)}
+        try:
+            _before(deadline, f"preset {preset}")
+            out[preset] = _one_preset(preset, args, device, deadline,
+                                      _check_times(args.check) if i == 0 else None)
+        except DeadlineReached as e:
+            print(f"\n== {preset}: the deadline ({args.deadline:g} s) passed before {e}: "
+                  f"no total ==", flush=True)
+            out[preset] = {**getattr(e, "partial", {}), "total_minutes": None,
+                           "stopped_before": str(e), "device": _device_name(device)}
+        if args.json:
+            atomic_write_bytes(args.json, lambda f: f.write(json.dumps(out, indent=1,
+                                                                       default=str)), mode="w")
     print(f"\n(measured in {time.perf_counter() - t0:.0f} s; sizes: "
           + ("--small: Hessian products and points on at most "
              f"{args.small_examples} examples, scaled linearly; counts on width <= 8"
              if args.small else "the presets' own") + ")")
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1, default=str))
     return 0
 
 
-def _group_size(params: Params, device: torch.device) -> int:
+def _one_preset(preset: str, args: argparse.Namespace, device: torch.device,
+                deadline: float | None, check: dict[str, float] | None) -> dict:
+    """A preset's projection, its table printed; on DeadlineReached the rows measured so far
+    ride on the exception (`partial`)."""
+    params = load_params(preset)
+    rows: list[dict] = []
+    costs = UnitCosts(params, device, args.small, args.small_examples, args.reps,
+                      args.warm_steps)
+    costs.max_products, costs.deadline = args.max_products, deadline
+    try:
+        group = _group_size(params, device, deadline)
+        project(params, costs, count_work(params, group_size=group), rows)
+    except DeadlineReached as e:
+        e.partial = {"rows": rows, "counts": costs.counts, "small": args.small}
+        raise
+    total = print_table(preset, params, rows, costs, device, check)
+    return {"rows": rows, "total_minutes": total, "counts": costs.counts, "small": args.small,
+            "device": _device_name(device)}
+
+
+def _group_size(params: Params, device: torch.device, deadline: float | None = None) -> int:
     """Networks trained together per baseline group, as notebook 02 would: baselines.group_size,
     or for auto the K its probe on this device projects fastest, if at least
     baselines.group_min_speedup faster than one after another (the probe's table printed)."""
@@ -369,6 +412,7 @@ def _group_size(params: Params, device: torch.device) -> int:
     members = baseline_members(params)
     if len(members) <= 1:
         return 1
+    _before(deadline, "the group-size probe")
     name = params.data.name
     shape = tuple(_synthetic(name, 16, 16).train_x.shape[1:])
     n_train = train_size(name, params.data.train_size)

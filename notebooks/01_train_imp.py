@@ -53,6 +53,7 @@ bain = None
 # %%
 import lthkit as lk
 from lthkit import plots, replicates
+from lthkit.training import precision_note
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
@@ -60,7 +61,8 @@ ctx = lk.open_run(P, create=True, replicate=replicate)
 print(f"run folder: {ctx.store.root}\nparameters: {P.source}\ndevice: {ctx.device}")
 print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.describe()}: "
       f"{P.imp.levels} levels of {P.imp.prune_fraction:.0%}, rewind to iteration "
-      f"{P.imp.rewind_iteration}, {P.train.epochs} epochs per level")
+      f"{P.imp.rewind_iteration}, {P.train.epochs} epochs per level\n"
+      f"{precision_note(P.train, ctx.device)}")
 
 # %% [markdown]
 # ## Train every level

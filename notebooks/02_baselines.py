@@ -56,6 +56,7 @@ bain = None
 import lthkit as lk
 from lthkit import paper_claims, plots, replicates
 from lthkit.baselines import SYMBOLS, run_baselines
+from lthkit.training import precision_note
 
 P = lk.notebook_params(params_file, globals())
 interactive = lk.interactive_default(interactive, globals())
@@ -63,7 +64,8 @@ ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb", replicate=replica
 print(f"data: {P.data.describe()}")
 imp_results = lk.ImpResults(ctx.store)
 levels = P.levels(P.baselines.levels, minimum=1)
-print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}")
+print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}; "
+      f"{precision_note(P.train, ctx.device)}")
 
 # %% [markdown]
 # ## Train the baselines

@@ -336,7 +336,7 @@ def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys, monkeyp
     timed, real_time_steps = [], training.time_steps
     monkeypatch.setattr(training, "time_steps", lambda *a, **k: (
         timed.append(a[4]), real_time_steps(*a, **k))[1])
-    k = auto_group_size(ctx, classes)
+    k = auto_group_size(ctx, classes).size
     out = capsys.readouterr().out
     assert f"baselines.group_size auto: K = {k}" in out and "images/s" in out
     assert timed[:2] == [1, 2] and 4 not in timed, "3 members: K = 4 would exceed them"
@@ -348,7 +348,7 @@ def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys, monkeyp
         monkeypatch.setattr(training, "time_steps", lambda *a, **kw: {
             "images_per_s": 32 * a[4] / step_ms[a[4]] * 1e3, "step_ms": step_ms[a[4]],
             "peak_mib": None})
-        assert auto_group_size(ctx, classes) == chosen
+        assert auto_group_size(ctx, classes).size == chosen
         out = capsys.readouterr().out
         assert f"baselines.group_size auto: K = {chosen}: {why}" in out, out
 

@@ -571,6 +571,25 @@ def test_eigsh_and_the_method_choice(small):
     assert hs.topk(op, 3, method="lanczos", tol=1e-8).method == "lanczos"
 
 
+def test_eigsh_spends_at_most_its_products_and_returns_only_converged_values():
+    """ARPACK's maxiter counts restarts (up to ncv - k products each): max_iterations=60 passed
+    as maxiter let eigsh run about a thousand products (issue 35 item 3). The cap is in products,
+    and what comes back without convergence is the values that converged, exact."""
+    g = torch.Generator().manual_seed(5)
+    q, _ = torch.linalg.qr(torch.randn(400, 400, generator=g, dtype=torch.float64))
+    values = torch.cat([torch.linspace(1.0, 0.99, 30, dtype=torch.float64),
+                        0.98 * torch.rand(370, generator=g, dtype=torch.float64)])
+    op = hs.DenseOperator((q * values) @ q.T)
+    exact = values.sort(descending=True).values
+    for cap in (30, 60, 200):
+        res = hs.eigsh_topk(op, 4, max_iterations=cap, tol=1e-10, check=False)
+        assert res.n_hvp <= cap, (cap, res.n_hvp)
+        if not res.converged:
+            assert res.status == "budget" and len(res.eigenvalues) < 4
+        for value in res.eigenvalues:  # each one converged: an eigenvalue of the operator
+            assert float((exact - value).abs().min()) < 1e-8
+
+
 # --- guarantees (issue 17): V'(k) threshold, dtype floor, flags, the basis' memory --------------
 
 def test_log_volume_leaves_out_values_that_are_zero_to_rounding():

@@ -440,7 +440,8 @@ def test_every_key_that_changes_a_published_number_is_in_the_rule(quantity):
 
 @pytest.mark.parametrize("key, value", [
     ("imp.rewind_iteration", 0), ("analysis.recalibrate_bn", False),
-    ("hessian.positive_threshold", 0.5), ("hessian.max_iterations", 100), ("train.bf16", True)])
+    ("hessian.positive_threshold", 0.5), ("hessian.max_iterations", 100),
+    ("train.precision", "bf16"), ("train.precision", "tf32")])
 def test_the_issues_drifts_hide_the_published_volumes(key, value):
     params = load_params(RESNET, {key: value})
     assert published.paper_recipe(params, "volume") is None

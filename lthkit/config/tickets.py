@@ -21,7 +21,7 @@ class RunSpec(_Section):
 
 
 _ADAM_MNIST = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "momentum": 0.0,
-               "weight_decay": 0.0, "milestones": [], "bf16": False}
+               "weight_decay": 0.0, "milestones": [], "precision": "fp32"}
 
 
 class EarlyBirdSection(_Section):
@@ -108,7 +108,7 @@ class BainSection(_Section):
     model: ModelSection = ModelSection(arch="lenet5")
     train: TrainSection = Field(
         TrainSection(optimizer="adam", lr=2e-3, batch_size=9600, momentum=0.0, weight_decay=0.0,
-                     epochs=35, milestones=[], bf16=False, eval_batch_size=2000),
+                     epochs=35, milestones=[], precision="fp32", eval_batch_size=2000),
         description="Adam with very large batches, 35 epochs per round (Bain); lr not given there")
     imp: ImpSection = ImpSection(levels=35, prune_fraction=0.1, scope="layerwise",
                                  rewind_iteration=0, save_every=0)

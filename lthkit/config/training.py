@@ -275,6 +275,9 @@ class ModelSection(_Section):
         return self.arch in KIT_NETWORKS
 
 
+Precision = Literal["fp32", "tf32", "bf16"]
+
+
 class TrainSection(_Section):
     epochs: int = Field(160, ge=1)
     batch_size: int = Field(128, ge=2)
@@ -285,13 +288,39 @@ class TrainSection(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     milestones: list[int] = Field([80, 120], description="epochs at which lr is multiplied by gamma")
     gamma: float = Field(0.1, gt=0, le=1)
-    bf16: bool = Field(True, description="bf16 autocast for training on CUDA (ignored on CPU)")
+    precision: Precision = Field(
+        "bf16", description="the arithmetic of a training step on CUDA: fp32 (IEEE float32, TF32 "
+        "off: what the paper presets use), tf32 (convolutions and matrix products in TF32, "
+        "torch's default for cuDNN), bf16 (bf16 autocast: the fastest). The CPU always trains "
+        "in fp32; evaluation is fp32 everywhere. Replaces train.bf16 (true: bf16; false: fp32)")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA")
     compile: bool = Field(False, description="torch.compile the model on CUDA (no CUDA graph then)")
     cuda_graphs: bool = Field(True, description="replay the SGD training step from a CUDA graph on "
                               "CUDA (removes the launch overhead that bounds small networks)")
     eval_every: int = Field(1, ge=1, description="test accuracy every n epochs (and the last)")
     eval_batch_size: int = Field(1000, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_bf16(cls, raw: Any) -> Any:
+        """Old files: train.bf16 true/false reads as train.precision bf16/fp32 (with a warning:
+        on CUDA `bf16: false` let cuDNN use TF32, which is precision tf32)."""
+        if not (isinstance(raw, dict) and "bf16" in raw):
+            return raw
+        raw = dict(raw)
+        old = raw.pop("bf16")
+        if "precision" in raw:
+            raise _KeyError("bf16", "replaced by train.precision; give only precision "
+                            "(fp32, tf32 or bf16)")
+        if not isinstance(old, bool):
+            raise _KeyError("bf16", f"replaced by train.precision (fp32, tf32 or bf16); got "
+                            f"{old!r}")
+        raw["precision"] = "bf16" if old else "fp32"
+        warnings.warn(f"train.bf16: {str(old).lower()} is now train.precision: "
+                      f"{raw['precision']}" + ("" if old else " (strict fp32: on CUDA the old "
+                      "key let cuDNN use TF32, which is train.precision: tf32)"),
+                      FutureWarning, stacklevel=2)
+        return raw
 
     @field_validator("milestones")
     @classmethod
@@ -305,6 +334,17 @@ class TrainSection(_Section):
         if any(m > self.epochs for m in self.milestones):
             raise _KeyError("milestones", f"milestone after the last epoch ({self.epochs})")
         return self
+
+
+def renamed_training_keys(flat: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's recorded training keys (flat, as in its manifest's fingerprint) in today's
+    names: train.bf16 true/false, written before train.precision, reads as bf16/fp32, so that a
+    run folder made then is still the same run (as an old parameter file reads)."""
+    if "train.bf16" not in flat or "train.precision" in flat:
+        return flat
+    flat = dict(flat)
+    flat["train.precision"] = "bf16" if flat.pop("train.bf16") else "fp32"
+    return flat
 
 
 class ImpSection(_Section):

@@ -17,6 +17,7 @@ from lthkit.nets.batchnorm import (BatchNormControl, StopPass, affine_statistics
 from lthkit.nets.points import (ParamLayout, fused_by_default, has_batchnorm, leading_size,
                                 map_points)
 from lthkit.nets.probe import choose_points_per_pass
+from lthkit.platform.device import tf32
 
 __all__ = ["PointEvaluator", "PRECISIONS"]
 
@@ -184,16 +185,12 @@ class PointEvaluator:
         """No grad, eval mode, BatchNorm under control, the precision asked for: bf16 autocast,
         or fp32 with TF32 allowed only for "tfloat32" (PyTorch lets cuDNN use it by default)."""
         training = self.model.training
-        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        tf32 = self.precision == "tfloat32"
         self.model.eval()
         try:
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-            with torch.no_grad(), self._bn, torch.autocast(
+            with tf32(self.precision == "tfloat32"), torch.no_grad(), self._bn, torch.autocast(
                     self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
                 yield
         finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
             self.model.train(training)
 
     def _evaluate_block(self, points: Tensor, own: list[Mapping[str, Tensor]] | None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import pandas as pd
 import torch
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from lthkit.platform.executor import Executor
 
 __all__ = ["KINDS", "SYMBOLS", "BaselineResults", "run_baselines", "baseline_plan", "BaselinePlan",
-           "baseline_schedule", "schedule_classes", "pack_groups", "auto_group_size",
+           "baseline_schedule", "schedule_classes", "pack_groups", "auto_group_size", "GroupChoice",
            "pending_baselines", "train_baselines", "BaselineUnit", "train_baseline_unit",
            "baseline_units", "run_baselines_replicates"]
 
@@ -221,10 +221,11 @@ def train_baselines(ctx: Context, pending: list[tuple[str, int]], progress: bool
     imp = ImpResults(ctx.store)
     results = BaselineResults(ctx.store)
     classes = schedule_classes(ctx, results, pending)
-    size = _resolve_group_size(ctx, classes, together, group_size)
-    for group in pack_groups(classes, size):
+    choice = _resolve_group_size(ctx, classes, together, group_size)
+    for group in pack_groups(classes, choice.size):
         plans = [baseline_plan(ctx, imp, kind, level) for kind, level in group]
-        for plan, metrics in zip(plans, _train_group(ctx, results, plans, progress)):
+        for plan, metrics in zip(plans, _train_group(ctx, results, plans, progress,
+                                                     choice.channels_last)):
             f = metrics["final"]
             print(f"level {plan.level:2d} {SYMBOLS[plan.kind]:6s} ({plan.kind}): "
                   f"{100 * f['density']:6.2f}% left, train loss {f['train_loss']:.4f}, "
@@ -270,8 +271,16 @@ def pack_groups(classes: list[ScheduleClass], size: int) -> list[list[tuple[str,
     return groups
 
 
+class GroupChoice(NamedTuple):
+    """How baseline trainings are grouped: up to `size` at once, the fused network in the layout
+    the group probe measured faster (`channels_last`; None: `train.channels_last`)."""
+
+    size: int
+    channels_last: bool | None = None
+
+
 def _resolve_group_size(ctx: Context, classes: list[ScheduleClass], together: bool | None,
-                        group_size: int | str | None) -> int:
+                        group_size: int | str | None) -> GroupChoice:
     """The group size asked for (argument, else `baselines.group_size`), auto resolved."""
     setting = ctx.params.baselines.group_size
     if group_size is not None:
@@ -281,16 +290,17 @@ def _resolve_group_size(ctx: Context, classes: list[ScheduleClass], together: bo
     elif together is True and setting == 1:
         setting = "auto"
     if setting != "auto":
-        return int(setting)
+        return GroupChoice(int(setting))
     if not ctx.params.model.kit_network:
-        return 1  # horizontal fusion is proven for the kit's own networks only (lthkit.train.fused)
+        return GroupChoice(1)  # fusion is proven for the kit's own networks only (train.fused)
     if max((len(c.members) for c in classes), default=0) <= 1:
-        return 1  # nothing to group: no probe
+        return GroupChoice(1)  # nothing to group: no probe
     return auto_group_size(ctx, classes)
 
 
-def auto_group_size(ctx: Context, classes: list[ScheduleClass]) -> int:
-    """The group size a short probe on the device projects fastest for `classes`; prints why."""
+def auto_group_size(ctx: Context, classes: list[ScheduleClass]) -> GroupChoice:
+    """The group size a short probe on the device projects fastest for `classes`, with the layout
+    it measured faster for that size; prints why."""
     p = ctx.params
     work = [(len(c.members), c.steps) for c in classes]
     probe = probe_group_sizes(ctx.new_model, tuple(ctx.data.train_x.shape[1:]), p.train, ctx.device,
@@ -311,11 +321,11 @@ def auto_group_size(ctx: Context, classes: list[ScheduleClass]) -> int:
                f"projected {chosen / 60:.1f} min against {alone / 60:.1f} min one after another "
                f"({alone / chosen:.2f}x)")
     print(f"baselines.group_size auto: K = {k}: {why}\n{probe.table(work)}")
-    return k
+    return GroupChoice(k, probe.channels_last(k))
 
 
 def _train_group(ctx: Context, results: BaselineResults, group: list[BaselinePlan],
-                 progress: bool) -> list[dict]:
+                 progress: bool, channels_last: bool | None = None) -> list[dict]:
     jobs = [{"files": results.files(plan.kind, plan.level), "mask": plan.mask, "start": plan.start,
              "start_iteration": plan.start_iteration,
              "tag": f"baselines/{plan.kind}/level_{plan.level:02d}"} for plan in group]
@@ -324,7 +334,8 @@ def _train_group(ctx: Context, results: BaselineResults, group: list[BaselinePla
         return [train_solution(ctx, j["files"], tag=j["tag"], mask=j["mask"], start=j["start"],
                                start_iteration=j["start_iteration"], cfg=group[0].cfg,
                                progress=progress)]
-    return train_solutions_together(ctx, jobs, group[0].cfg, progress=progress)
+    return train_solutions_together(ctx, jobs, group[0].cfg, progress=progress,
+                                    channels_last=channels_last)
 
 
 # --- the groups of baseline trainings as units of an executor (lthkit.platform.executor) ---------

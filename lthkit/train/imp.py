@@ -187,13 +187,15 @@ def train_solution(ctx: Context, files: SolutionFiles, *, tag: str, mask: Mask,
                            start_iteration=start_iteration)
 
 
-def train_solutions_together(ctx: Context, jobs: list[dict], cfg, progress: bool = True) -> list[dict]:
+def train_solutions_together(ctx: Context, jobs: list[dict], cfg, progress: bool = True,
+                             channels_last: bool | None = None) -> list[dict]:
     """Train several solutions of one schedule at once (`training.train_group`).
 
     Each job holds files, tag, mask, start and start_iteration (as `train_solution` takes them),
     and may hold its own data-order `seed` (default: the run's). All must be at one iteration of
     the schedule. Each member resumes from, and writes, its own resume.pt, final.pt and
     metrics.json exactly as `train_solution` does, so it can resume alone or in another group.
+    `channels_last`: the fused network's layout (the group probe's choice; None: the parameter's).
     Returns the metrics of each.
     """
     p = ctx.params
@@ -201,7 +203,8 @@ def train_solutions_together(ctx: Context, jobs: list[dict], cfg, progress: bool
                       seed=j.get("seed", p.run.seed), mask=j["mask"],
                       start_iteration=j["start_iteration"],
                       checkpoint=Checkpoint(j["files"].resume_file)) for j in jobs]
-    histories = train_group(members, ctx.data, cfg, augment=p.data.augment, progress=progress)
+    histories = train_group(members, ctx.data, cfg, augment=p.data.augment, progress=progress,
+                            channels_last=channels_last)
     return [finish_solution(ctx, j["files"], m.model, tag=j["tag"], mask=j["mask"], history=h,
                             cfg=cfg, start_iteration=j["start_iteration"])
             for j, m, h in zip(jobs, members, histories)]

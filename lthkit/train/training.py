@@ -31,7 +31,9 @@ from lthkit.config.seeds import derive_seed
 from lthkit.config.training import TrainSection
 from lthkit.data.images import CROP_PADDING, ImageData, crop_and_flip
 from lthkit.nets.pruning import Mask, full_mask
-from lthkit.platform.device import cuda_layouts, is_allocation_failure, memory_budget, on_device
+from lthkit.platform.device import (PRECISION_WORDS, cuda_layouts, cudnn_benchmark,
+                                    effective_precision, is_allocation_failure, memory_budget,
+                                    on_device, tf32)
 from lthkit.platform.errors import first_line
 from lthkit.platform.progress import tqdm
 from lthkit.store.files import load_tensors, save_tensors
@@ -39,7 +41,7 @@ from lthkit.train.fused import FusedNetworks
 
 __all__ = ["train", "train_group", "Member", "group_batches", "evaluate", "evaluate_group",
            "probe_group_sizes", "GroupProbe", "Checkpoint", "lr_at_epoch", "make_optimizer",
-           "EpochHook", "time_steps"]
+           "EpochHook", "time_steps", "time_layouts", "precision_note", "capture_stream"]
 
 EpochHook = Callable[[int, nn.Module], bool | None]
 IterationHook = Callable[[int, nn.Module], None]
@@ -135,10 +137,13 @@ def states_like_params(optimizer: torch.optim.Optimizer) -> None:
                     entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
-def _to_training_layout(module: nn.Module, cfg: TrainSection, device: torch.device) -> bool:
-    """channels_last for a convolutional network on CUDA (train.channels_last); whether taken.
-    Done before masks, optimizer and loaded states are made, so that all take its layout."""
-    channels_last = cfg.channels_last and cuda_layouts(device) and _is_conv(module)
+def _to_training_layout(module: nn.Module, cfg: TrainSection, device: torch.device,
+                        channels_last: bool | None = None) -> bool:
+    """channels_last for a convolutional network on CUDA (train.channels_last, or
+    `channels_last` where given: the group probe's choice); whether taken. Done before masks,
+    optimizer and loaded states are made, so that all take its layout."""
+    wanted = cfg.channels_last if channels_last is None else channels_last
+    channels_last = wanted and cuda_layouts(device) and _is_conv(module)
     if channels_last:
         module.to(memory_format=torch.channels_last)
     return channels_last
@@ -203,7 +208,8 @@ def train(model: nn.Module, data: ImageData, cfg: TrainSection, *, seed: int, ta
         record = {"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
                   "train_loss": float(loss_sum) / max(seen, 1),  # syncs once per epoch
                   "train_acc": float(correct) / max(seen, 1),
-                  "train_seconds": time.perf_counter() - t0, "images": seen}
+                  "train_seconds": time.perf_counter() - t0, "images": seen,
+                  "precision": effective_precision(cfg.precision, device)}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             test_loss, test_acc = evaluate(model, data, "test", cfg.eval_batch_size)
             record.update(test_loss=test_loss, test_acc=test_acc)
@@ -244,20 +250,24 @@ def _compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, keeper: _
 
 def _optimizer_step(loss_of: Callable, module: nn.Module, optimizer: torch.optim.Optimizer,
                     keeper: _MaskKeeper, cfg: TrainSection, device: torch.device) -> Callable:
-    """A step function from `loss_of(x, y) -> (loss, outputs)`: forward under autocast,
-    backward, masked update; returns the outputs. Replayed from a CUDA graph where it can be."""
+    """A step function from `loss_of(x, y) -> (loss, outputs)`: forward (under bf16 autocast
+    for `train.precision` bf16), backward, masked update, with TF32 allowed only for tf32 and
+    bf16; returns the outputs. Replayed from a CUDA graph where it can be (the arithmetic is
+    chosen when the graph is captured)."""
     cuda = device.type == "cuda"
+    bf16 = cfg.precision == "bf16" and cuda
 
     def step(x: torch.Tensor, y: torch.Tensor):
-        # cache_enabled=False: autocast's weight cache must not outlive a graph capture
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and cuda,
-                            cache_enabled=False) if cuda else contextlib.nullcontext():
-            loss, outputs = loss_of(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        keeper.grads()
-        optimizer.step()
-        keeper.weights()
+        with tf32(cfg.precision != "fp32"):
+            # cache_enabled=False: autocast's weight cache must not outlive a graph capture
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16,
+                                cache_enabled=False) if cuda else contextlib.nullcontext():
+                loss, outputs = loss_of(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            keeper.grads()
+            optimizer.step()
+            keeper.weights()
         return outputs
 
     backend = graph_backend(device) if cfg.cuda_graphs and cfg.optimizer == "sgd" \
@@ -290,14 +300,31 @@ class CudaGraphs:
         current.wait_stream(side)
 
     def capture(self, fn: Callable[[], tuple], state: list[torch.Tensor]) -> tuple[Any, tuple]:
-        """(graph, outputs) of `fn` captured (not run: its kernels run at each replay)."""
+        """(graph, outputs) of `fn` captured (not run: its kernels run at each replay), on this
+        device's own capture stream."""
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=capture_stream(self.device)):
             out = fn()
         return graph, out
 
     def replay(self, graph: Any) -> None:
         graph.replay()
+
+
+_CAPTURE_STREAMS: dict[int, Any] = {}
+
+
+def capture_stream(device: torch.device) -> Any:
+    """The stream graphs on `device` are captured on, one per device, made on that device.
+
+    `torch.cuda.graph` without a stream takes one class-wide stream made on whichever device was
+    current at the first capture: a later capture for cuda:1 would then capture on cuda:0's
+    stream, record nothing, and run the step instead (torch 2.14)."""
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    if index not in _CAPTURE_STREAMS:
+        _CAPTURE_STREAMS[index] = torch.cuda.Stream(device=torch.device("cuda", index))
+    return _CAPTURE_STREAMS[index]
 
 
 def graph_backend(device: torch.device) -> CudaGraphs | None:
@@ -317,8 +344,11 @@ class _GraphedStep:
     a graph as a number, which is why there is one graph per value. A batch of another shape runs
     eagerly. The step may return any tuple of tensors (the fused step of `train_group` does).
 
-    The first replay of every graph is checked: when it changed no weight (an empty or broken
-    capture), the step says so in one line and runs eagerly from then on, never frozen.
+    Every new graph is checked twice. Its capture must change no state (its kernels only run at a
+    replay): one that did ran the step instead of recording it, so that step is kept as taken and
+    training goes on eagerly (replaying it as well would apply the step twice). The first replay
+    of every graph must change the weights: one that changed none (an empty or broken capture)
+    is said in one line and training goes on eagerly, never frozen.
     """
 
     WARMUP = 3
@@ -350,8 +380,11 @@ class _GraphedStep:
                 # a schedule never returns to an earlier lr: free the earlier graph's memory pool
                 self.graphs.clear()
                 self.out.clear()
+                before = self._checksum() if lr > 0 else None
                 self.graphs[lr], self.out[lr] = self.backend.capture(
                     lambda: self.step(sx, sy), self._state())
+                if before is not None and not torch.equal(before, self._checksum()):
+                    return self._captured_by_running(lr)
             before = self._checksum() if fresh and lr > 0 else None
             self.backend.replay(self.graphs[lr])
             if before is not None and torch.equal(before, self._checksum()):
@@ -360,13 +393,24 @@ class _GraphedStep:
 
     def _give_up(self, x: torch.Tensor, y: torch.Tensor, lr: float):
         """The replay changed no weight: this step, and every later one, eagerly."""
+        self._disable(f"the CUDA-graph training step changed no weight at its first replay "
+                      f"(lr {lr:g}, on {self.backend.device})")
+        return self._eager(x, y)
+
+    def _captured_by_running(self, lr: float):
+        """The capture changed the weights: it ran the step (on this batch) instead of recording
+        it. That step counts as taken (its outputs are returned); every later one runs eagerly."""
+        out = self.out[lr]
+        self._disable(f"the CUDA-graph capture ran the training step instead of recording it "
+                      f"(lr {lr:g}, on {self.backend.device}); the step it ran is kept")
+        return out
+
+    def _disable(self, why: str) -> None:
         self.graphs.clear()
         self.out.clear()
-        self.disabled = (f"the CUDA-graph training step changed no weight at its first replay "
-                         f"(lr {lr:g}, on {self.backend.device}): training goes on eagerly "
-                         f"(train.cuda_graphs: false does this from the start)")
+        self.disabled = (f"{why}: training goes on eagerly (train.cuda_graphs: false does this "
+                         f"from the start)")
         print(self.disabled, flush=True)
-        return self._eager(x, y)
 
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -389,9 +433,18 @@ class _GraphedStep:
             return self.step(x, y)
 
 
+def precision_note(cfg: TrainSection, device: torch.device) -> str:
+    """`train.precision` in words, and what it gives on `device` (a notebook prints it)."""
+    used = effective_precision(cfg.precision, device)
+    note = f"train.precision {cfg.precision} ({PRECISION_WORDS[cfg.precision]})"
+    return note if used == cfg.precision else f"{note}; on {device.type}: {used}"
+
+
 @torch.no_grad()
+@tf32(False)
 def evaluate(model: nn.Module, data: ImageData, split: str, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a whole split, in eval mode, without augmentation."""
+    """Mean cross-entropy and accuracy on a whole split, in eval mode, without augmentation, in
+    IEEE fp32 whatever `train.precision` (TF32 off)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -429,7 +482,7 @@ class Member:
 
 
 def train_group(members: list[Member], data: ImageData, cfg: TrainSection, *, augment: bool = True,
-                progress: bool = True) -> list[list[dict]]:
+                progress: bool = True, channels_last: bool | None = None) -> list[list[dict]]:
     """Train K networks of one architecture and one schedule at once; the history of each.
 
     Each member gets what `train` gives it alone: its data order, mask, optimizer state, metrics
@@ -437,6 +490,9 @@ def train_group(members: list[Member], data: ImageData, cfg: TrainSection, *, au
     (`fused.FusedNetworks`), and on CUDA the whole step (forward, backward, masked update, each
     member's loss and accuracy) is replayed from a CUDA graph. Every member must be at the same
     iteration of the schedule (fresh from one start iteration, or resumed from one epoch).
+    `channels_last` overrides `train.channels_last` for the fused network (the layout the group
+    probe measured faster for this K; None: the parameter's). cuDNN times its algorithms for the
+    grouped convolutions (`cudnn.benchmark`, unless deterministic algorithms are on).
     """
     device = next(members[0].model.parameters()).device
     ipe = data.iterations_per_epoch(cfg.batch_size)
@@ -463,9 +519,10 @@ def train_group(members: list[Member], data: ImageData, cfg: TrainSection, *, au
     epoch = iteration // ipe
     while active and epoch < cfg.epochs:
         group = [members[i] for i in active]
-        stopped, iteration, epoch = _train_fused(
-            group, [histories[i] for i in active], [optimizer_states[i] for i in active], data, cfg,
-            iteration, epoch, augment, device, bar)
+        with cudnn_benchmark():
+            stopped, iteration, epoch = _train_fused(
+                group, [histories[i] for i in active], [optimizer_states[i] for i in active], data,
+                cfg, iteration, epoch, augment, device, bar, channels_last)
         for j, i in enumerate(active):  # each member's optimizer state, to go on without some
             optimizer_states[i] = stopped.optimizer_states[j]
         active = [i for j, i in enumerate(active) if j not in stopped.members]
@@ -481,7 +538,8 @@ class _Stopped:
 
 def _train_fused(group: list[Member], histories: list[list[dict]], optimizer_states: list[dict | None],
                  data: ImageData, cfg: TrainSection, iteration: int, first_epoch: int, augment: bool,
-                 device: torch.device, bar) -> tuple[_Stopped, int, int]:
+                 device: torch.device, bar,
+                 layout: bool | None = None) -> tuple[_Stopped, int, int]:
     """Train `group` fused from `first_epoch` to the end, or until some member's hook stops it.
 
     Writes the members' weights back into their models; returns who stopped, every member's
@@ -490,7 +548,7 @@ def _train_fused(group: list[Member], histories: list[list[dict]], optimizer_sta
     k = len(group)
     ipe = data.iterations_per_epoch(cfg.batch_size)
     fused = FusedNetworks([m.model for m in group])
-    channels_last = _to_training_layout(fused.module, cfg, device)
+    channels_last = _to_training_layout(fused.module, cfg, device, layout)
     keeper = _MaskKeeper(fused.module, fused.stack_masks([m.mask for m in group]))
     keeper.weights()
     optimizer = make_optimizer(fused.module, cfg, device)
@@ -527,7 +585,8 @@ def _train_fused(group: list[Member], histories: list[list[dict]], optimizer_sta
             history.append({"epoch": epoch + 1, "iteration": iteration, "lr": lr_at_epoch(cfg, epoch),
                             "train_loss": loss_sum[i] / max(seen, 1),
                             "train_acc": correct[i] / max(seen, 1),
-                            "train_seconds": train_seconds, "images": seen, "group_size": k})
+                            "train_seconds": train_seconds, "images": seen, "group_size": k,
+                            "precision": effective_precision(cfg.precision, device)})
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             for history, (test_loss, test_acc) in zip(histories, evaluate_group(
                     fused, data, "test", cfg.eval_batch_size)):
@@ -615,6 +674,7 @@ def group_batches(data: ImageData, batch_size: int, seeds: list[int], augment: b
 
 
 @torch.no_grad()
+@tf32(False)
 def evaluate_group(fused: FusedNetworks, data: ImageData, split: str,
                    batch_size: int = 1000) -> list[tuple[float, float]]:
     """`evaluate` for each of the fused networks: (mean cross-entropy, accuracy) of each."""
@@ -641,8 +701,15 @@ def evaluate_group(fused: FusedNetworks, data: ImageData, split: str,
 class GroupProbe:
     """Aggregate training speed of K networks at once on the device, for the probed K."""
 
-    rows: list[dict]  # group_size, images_per_s, step_ms, peak_mib (None on the CPU), note
+    rows: list[dict]  # group_size, images_per_s, step_ms, peak_mib (None on the CPU), note;
+    #                   layout and layouts (images/s of each) where both layouts were timed
     device: str
+
+    def channels_last(self, k: int) -> bool | None:
+        """The layout the probe measured faster for K networks fused (True: channels_last,
+        False: contiguous), None where it timed one layout only (K = 1, the CPU, no convolution)."""
+        row = next((r for r in self.rows if r["group_size"] == k), {})
+        return {"channels_last": True, "contiguous": False}.get(row.get("layout", ""))
 
     def best(self, work: list[tuple[int, int]], min_speedup: float = 1.0) -> int:
         """The K that trains `work` (members, steps each) in the least projected time; 1 unless
@@ -671,7 +738,9 @@ class GroupProbe:
             line = f"  {r['group_size']:4d} {r['images_per_s']:10.0f} {r['step_ms']:9.1f} {peak:>10}"
             if work:
                 line += f" {self.projected_seconds(r['group_size'], work) / 60:15.1f}"
-            lines.append(line + (f"   {r['note']}" if r.get("note") else ""))
+            notes = [_layout_note(r)] if r.get("layouts") else []
+            notes += [r["note"]] if r.get("note") else []
+            lines.append(line + (f"   {'; '.join(notes)}" if notes else ""))
         return "\n".join(lines)
 
 
@@ -685,7 +754,10 @@ def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[in
     evaluation, whichever is larger) would pass `memory_fraction` of the memory this task may
     use (`gpu.memory_budget`: the free GPU memory, or the task's share of the card), or when K
     fails to allocate (in any library's words: the probe stops at the last K that worked and
-    says so). Memory is probed on CUDA only.
+    says so). Memory is probed on CUDA only. For K > 1 in channels_last (CUDA, a convolutional
+    network, `train.channels_last`) the fused step is timed contiguous too (grouped NHWC
+    convolutions of 16-64 channels a group are often no faster than K plain ones), and the row
+    keeps the faster layout (`GroupProbe.channels_last(k)`: what `train_group` should take).
     """
     cuda = device.type == "cuda"
     rows: list[dict] = []
@@ -697,7 +769,7 @@ def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[in
                    "note": ""}
             rows.append(row)
             try:
-                row.update(time_steps(make_model, image_shape, cfg, device, k, min_seconds))
+                row.update(time_layouts(make_model, image_shape, cfg, device, k, min_seconds))
             except Exception as e:
                 if not is_allocation_failure(e):
                     raise
@@ -728,17 +800,47 @@ def probe_group_sizes(make_model: Callable[[], nn.Module], image_shape: tuple[in
 
 
 
+# contiguous is kept for a fused group only when this much faster than channels_last (timing
+# noise must not flip the layout from one probe to the next)
+LAYOUT_MARGIN = 1.05
+
+
+def time_layouts(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...],
+                 cfg: TrainSection, device: torch.device, k: int, min_seconds: float) -> dict:
+    """`time_steps` of K networks; for K > 1 in channels_last, of both layouts: the faster one's
+    row (contiguous only when `LAYOUT_MARGIN` faster), with each layout's images/s."""
+    row = time_steps(make_model, image_shape, cfg, device, k, min_seconds)
+    if not row.pop("channels_last", False) or k == 1:
+        return row
+    other = time_steps(make_model, image_shape, cfg, device, k, min_seconds, channels_last=False)
+    other.pop("channels_last", None)
+    layouts = {"channels_last": row["images_per_s"], "contiguous": other["images_per_s"]}
+    if other["images_per_s"] > LAYOUT_MARGIN * row["images_per_s"]:
+        return {**other, "layout": "contiguous", "layouts": layouts}
+    return {**row, "layout": "channels_last", "layouts": layouts}
+
+
+def _layout_note(row: dict) -> str:
+    rates = row["layouts"]
+    other = "contiguous" if row["layout"] == "channels_last" else "channels_last"
+    return (f"{row['layout']} ({rates[row['layout']]:.0f} images/s against {rates[other]:.0f} "
+            f"{other})")
+
+
 def time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...], cfg: TrainSection,
-               device: torch.device, k: int, min_seconds: float) -> dict:
+               device: torch.device, k: int, min_seconds: float,
+               channels_last: bool | None = None) -> dict:
     """Images per second, ms per step and peak memory of K networks trained at once (the
     group-size probe's timer; benchmarks/paper_time.py times a training unit with it).
 
     The peak is that of training *and* of evaluating the K networks at `train.eval_batch_size`
     while the step (and on CUDA its graph's memory pool) is alive, as `train_group` does at the
     end of an epoch: evaluation at batch 1000 can need more than the training step at batch 128.
+    `channels_last` overrides `train.channels_last` (the row's "channels_last": whether taken).
+    K > 1 runs with cuDNN's benchmark on, warm-up included, as `train_group` trains.
     """
     cuda = device.type == "cuda"
-    with on_device(device):
+    with on_device(device), cudnn_benchmark() if k > 1 else contextlib.nullcontext():
         if cuda:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -748,7 +850,7 @@ def time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...]
         b = cfg.batch_size
         fused = FusedNetworks(models) if k > 1 else None
         model = fused.module if fused else models[0]
-        channels_last = _to_training_layout(model, cfg, device)
+        channels_last = _to_training_layout(model, cfg, device, channels_last)
         if fused is None:
             keeper = _MaskKeeper(model, full_mask(model))
             optimizer = make_optimizer(model, cfg, device)
@@ -781,10 +883,12 @@ def time_steps(make_model: Callable[[], nn.Module], image_shape: tuple[int, ...]
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 if cuda else None
         del step, optimizer, keeper, models, model, fused
     return {"images_per_s": k * b / seconds, "step_ms": 1e3 * seconds, "peak_mib": peak,
-            "train_peak_mib": train_peak, "eval_ms": 1e3 * eval_seconds}
+            "train_peak_mib": train_peak, "eval_ms": 1e3 * eval_seconds,
+            "channels_last": channels_last}
 
 
 @torch.no_grad()
+@tf32(False)
 def _time_evaluation(model: nn.Module, fused: FusedNetworks | None, image_shape: tuple[int, ...],
                      batch_size: int, device: torch.device) -> float:
     """Seconds of one evaluation batch of the K networks (as `evaluate_group` runs it, fp32)."""

@@ -494,6 +494,10 @@ def eigsh_topk(op: Operator, k: int, *, max_iterations: int = 600, tol: float = 
     """The k largest eigenvalues by scipy's eigsh (ARPACK's implicitly restarted Lanczos,
     which='LA') on the same operator in its subspace, one product at a time: the bar the
     Lanczos routines are measured against. ARPACK's tol bounds ‖Hv − θv‖ relative to |θ|.
+    `max_iterations` caps the products, as for the Lanczos routines: ARPACK's own `maxiter`
+    counts restarts (each up to ncv - k products), so it is set from the cap (`arpack_restarts`)
+    and the products are counted; a product past the cap stops ARPACK. Without convergence only
+    the values that converged come back (status 'budget': fewer than k, maybe none).
     With `check`, the true residuals are measured after with one block of k more products
     (not counted in n_hvp; they are in the operator's own count)."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -505,7 +509,11 @@ def eigsh_topk(op: Operator, k: int, *, max_iterations: int = 600, tol: float = 
     n0, p0 = op.n_hvp, op.n_passes
     counted = {"n": 0}
 
+    ncv, restarts = arpack_restarts(k, dim, max_iterations, ncv)
+
     def matvec(v: np.ndarray) -> np.ndarray:
+        if counted["n"] >= max_iterations:
+            raise _ProductCap
         counted["n"] += 1
         x = torch.as_tensor(np.ascontiguousarray(v).reshape(-1), dtype=op.dtype)
         return sub(x).double().cpu().numpy()
@@ -514,10 +522,11 @@ def eigsh_topk(op: Operator, k: int, *, max_iterations: int = 600, tol: float = 
     v0 = sub.restrict(_start_vector(op, seed)).double().cpu().numpy()
     status = "converged"
     try:
-        values, vecs = eigsh(linear, k=k, which="LA", tol=tol, v0=v0, ncv=ncv,
-                             maxiter=max_iterations)
+        values, vecs = eigsh(linear, k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=restarts)
     except ArpackNoConvergence as err:
         values, vecs, status = err.eigenvalues, err.eigenvectors, "budget"
+    except _ProductCap:
+        values, vecs, status = np.zeros(0), np.zeros((dim, 0)), "budget"
     order = np.argsort(values)[::-1]
     values, vecs = values[order], vecs[:, order]
     n_hvp, n_passes = op.n_hvp - n0, op.n_passes - p0
@@ -535,6 +544,21 @@ def eigsh_topk(op: Operator, k: int, *, max_iterations: int = 600, tol: float = 
                          vectors=sub.expand(rows) if return_vectors else None, status=status,
                          floor=dtype_floor(op.dtype), positive_threshold=positive_threshold,
                          method="eigsh", block_size=1, n_blocks=n_hvp, n_passes=n_passes)
+
+
+class _ProductCap(Exception):
+    """Raised inside ARPACK's matvec when the product cap is reached."""
+
+
+def arpack_restarts(k: int, dim: int, max_products: int,
+                    ncv: int | None = None) -> tuple[int, int]:
+    """(ncv, maxiter) for ARPACK so that eigsh spends at most about `max_products` products:
+    its first pass takes ncv + 1 of them, each restart at most ncv - k more (measured: k = 4,
+    ncv = 20: 37 products at maxiter 1, 53 at 2, 180 at 10). A cap too small for ncv's default
+    (max(2k + 1, 20)) shrinks ncv, never below k + 2."""
+    ncv = ncv or min(dim, max(2 * k + 1, 20))
+    ncv = min(dim, max(min(ncv, (max_products - 1 + k) // 2), k + 2))
+    return ncv, max(1, (max_products - ncv - 1) // max(1, ncv - k))
 
 
 def topk(op: Operator, k: int, *, method: Method = "auto", block_size: int = 8,

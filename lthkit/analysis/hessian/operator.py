@@ -14,6 +14,7 @@ from torch.func import functional_call, grad, jvp, vmap
 
 from lthkit.nets.checks import HvpMode, resolve_hvp_mode
 from lthkit.nets.points import ParamLayout
+from lthkit.platform.device import tf32
 
 __all__ = ["Operator", "HvpMode", "resolve_hvp_mode", "strict_fp32", "HessianOperator",
            "DenseOperator"]
@@ -34,16 +35,9 @@ class Operator(Protocol):
     def matmat(self, vectors: torch.Tensor) -> torch.Tensor: ...
 
 
-@contextlib.contextmanager
-def strict_fp32() -> Iterator[None]:
+def strict_fp32():
     """TF32 off for matmuls and convolutions (the Hessian wants fp32 at least), then restored."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    return tf32(False)
 
 
 @contextlib.contextmanager
