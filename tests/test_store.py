@@ -106,7 +106,8 @@ DAMAGED_PARTS = {
                   lambda ctx: Checkpoint(ctx.store.root / "imp" / "level_01" / "resume.pt").load()),
     "manifest.json": ("manifest.json", "01_train_imp",
                       "delete manifest.json (the run folder then takes the parameters it is run "
-                      "with: give it the ones it was made with) and run",
+                      "with: give it the ones it was made with; its SHA256SUMS keeps it a run "
+                      "folder) and run",
                       lambda ctx: open_run(ctx.params, create=True)),
 }
 

@@ -52,6 +52,8 @@ class Recipe:
 _TRAINING = {  # the schedule: the short version's Appendix B (the long one's lost the numbers)
     "data.dataset": "cifar10", "data.train_size": None, "data.augment": True,
     "data.image_size": None,
+    # CIFAR-10 standardized by its own per-channel statistics: the paper does not say (ASSUMED)
+    "data.normalization": "dataset",
     "train.epochs": 160, "train.batch_size": 128, "train.optimizer": "sgd", "train.lr": 0.1,
     "train.momentum": 0.9, "train.nesterov": False, "train.weight_decay": 1e-4,
     "train.milestones": [80, 120], "train.gamma": 0.1, "imp.scope": "global",
@@ -125,6 +127,7 @@ NEUTRAL: dict[str, str] = {
     "landscape.surface_bn": "surfaces (Li et al., Bain)",
     "landscape.surface_directions": "surfaces (Li et al., Bain)",
     "landscape.surface_draw": "surfaces (Li et al., Bain)",
+    "landscape.line_test_examples": "Result 4's test-split lines: no published values",
 }
 
 
@@ -170,6 +173,8 @@ ASSUMED: tuple[Assumption, ...] = (
                "the text gives no k"),
     Assumption(("data.augment",), "random crops and flips while training",
                "the paper names no augmentation"),
+    Assumption(("data.normalization",), "CIFAR-10 standardized by its own per-channel mean "
+               "and std", "the paper does not say how its inputs were normalized"),
     Assumption(("imp.scope",), "one global magnitude ranking",
                "the paper does not say global or per layer"),
     Assumption(("train.nesterov", "train.precision"), "plain SGD momentum in fp32",

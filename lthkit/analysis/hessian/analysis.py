@@ -330,10 +330,6 @@ class HessianAnalysis:
         """V'(k) of a spectrum with this run's positive threshold (warns when fewer than k)."""
         return log_volume(spectrum["eigenvalues"], k or self.cfg.k, self.cfg.positive_threshold)
 
-    def bound(self, spectrum: Mapping, k: int | None = None) -> float:
-        """The error bound of V'(k) of a spectrum that its residuals certify (`volume_bound`)."""
-        return spectrum_bound(spectrum, k or self.cfg.k, self.cfg.positive_threshold)
-
     def flags(self, spectrum: Mapping, k: int | None = None) -> str:
         """What the tables say beside V'(k) of a spectrum ('' when nothing)."""
         return spectrum_flags(spectrum, k or self.cfg.k, self.cfg.positive_threshold)

@@ -12,7 +12,8 @@ from lthkit.analysis import published
 from lthkit.analysis.hessian.analysis import (BASELINE_SYMBOLS, HessianAnalysis, HessianPoint,
                                               band_projection, baseline_levels, baseline_solution,
                                               fraction_projection, imp_projection,
-                                              imp_reverse_projection, imp_solution)
+                                              imp_reverse_projection, imp_solution,
+                                              spectrum_bound)
 from lthkit.analysis.hessian.lanczos import DEFAULT_POSITIVE_THRESHOLD, log_volume, volume_count
 
 __all__ = ["PUBLISHED", "paper_preset", "volume_tables", "flip_table", "volume_by_k",
@@ -66,9 +67,9 @@ def _quality(analysis: HessianAnalysis, k: int, spectra: Mapping[str, dict],
                               for name, s in spectra.items()}
     for name, s in spectra.items():
         if ks:
-            row |= {f"bound {name} k={kk}": analysis.bound(s, kk) for kk in ks}
+            row |= {f"bound {name} k={kk}": spectrum_bound(s, kk, t) for kk in ks}
         else:
-            row[f"bound {name}"] = analysis.bound(s, k)
+            row[f"bound {name}"] = spectrum_bound(s, k, t)
     flags = [f"{name}: {f}" for name, s in spectra.items() if (f := analysis.flags(s, k))]
     row["flags"] = " | ".join(flags)
     return row
@@ -115,7 +116,8 @@ def flip_table(analysis: HessianAnalysis, imp, levels: Sequence[int],
                    f"V'({k})": analysis.log_volume(spectrum, k),
                    "entered": volume_count(spectrum["eigenvalues"], k,
                                            analysis.cfg.positive_threshold)[1],
-                   "bound": analysis.bound(spectrum, k), "flags": analysis.flags(spectrum, k)}
+                   "bound": spectrum_bound(spectrum, k, analysis.cfg.positive_threshold),
+                   "flags": analysis.flags(spectrum, k)}
             if shown:
                 row["paper"] = pub.get(column, math.nan)
                 if published.AGAINST_COLUMN in pub:  # a row of the paper against its own text
