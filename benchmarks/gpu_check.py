@@ -71,6 +71,7 @@ from lthkit.nets.evaluator import PointEvaluator  # noqa: E402
 from lthkit.nets.models import build_model  # noqa: E402
 from lthkit.nets.pruning import full_mask, random_prune  # noqa: E402
 from lthkit.platform.errors import first_line  # noqa: E402
+from lthkit.store.files import load_tensors, save_tensors  # noqa: E402
 from lthkit.train.training import Checkpoint, GroupProbe, Member, train, train_group  # noqa: E402
 
 from check_runner import Check, Report, Result, orchestrate, read_json, work  # noqa: E402
@@ -367,7 +368,8 @@ def check_fused_resume(kit: Kit):
             for m, path in zip(first, files):
                 m.checkpoint = Checkpoint(path)
             done = train_group(first, kit.data, kit.cfg(epochs=1), progress=False)
-            shutil.copy(files[0], Path(tmp) / "alone.pt")
+            # member 0's file for a lone run, written through the store (its checksum recorded)
+            save_tensors(Path(tmp) / "alone.pt", load_tensors(files[0]))
             again = kit.members(2, start_seed=OTHER_START)
             for m, path in zip(again, files):
                 m.checkpoint, m.on_epoch = Checkpoint(path), watch

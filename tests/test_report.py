@@ -20,7 +20,7 @@ import lthkit.report.runner as report
 from lthkit.config.params import load_params
 from lthkit.platform.progress import LINES_PER_CELL
 from lthkit.report.runner import KernelGuard, RunnerBusyError, _describe_failure, main
-from lthkit.store.files import save_json
+from lthkit.store.files import StorageError, save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 psutil = pytest.importorskip("psutil")

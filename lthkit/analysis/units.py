@@ -42,7 +42,7 @@ __all__ = ["Call", "AnalysisUnit", "ANALYSIS_NOTEBOOKS", "KINDS", "series_calls"
 ANALYSIS_NOTEBOOKS = ("04_hessian_volume", "05_basin_radius", "06_barriers", "07_sublevel_sets",
                       "08_pruning_choices", "09_vgg16_appendix")
 KINDS = {"spectrum": "spectra", "trace": "spectra", "density": "spectra",
-         "radius_pair": "radius pairs", "line": "lines", "plane": "planes and surfaces",
+         "radius_pair": "radius pairs", "line": "lines", "line_test": "lines", "plane": "planes and surfaces",
          "surface": "planes and surfaces"}
 
 
