@@ -61,9 +61,9 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from lthkit import gpu  # noqa: E402
-from lthkit import hessian as hs  # noqa: E402
-from lthkit import training  # noqa: E402
+from lthkit.platform import device as gpu  # noqa: E402
+from lthkit.analysis import hessian as hs  # noqa: E402
+from lthkit.train import training  # noqa: E402
 from lthkit.analysis.hessian.lanczos import Subspace, _basis_device  # noqa: E402
 from lthkit.config.training import DataSection, TrainSection  # noqa: E402
 from lthkit.data.load import load_data  # noqa: E402

@@ -26,7 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lthkit import hessian as hs
+from lthkit.analysis import hessian as hs
 from lthkit.config.training import DataSection
 from lthkit.data.load import load_data
 from lthkit.nets.evaluator import PointEvaluator

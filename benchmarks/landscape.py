@@ -36,7 +36,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lthkit import landscape as ls
+from lthkit.analysis import landscape as ls
 from lthkit.config.training import DataSection
 from lthkit.data.load import load_data
 from lthkit.nets.evaluator import PointEvaluator

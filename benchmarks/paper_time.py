@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from lthkit import hessian as hs
+from lthkit.analysis import hessian as hs
 from lthkit.analysis.landscape import basin_radii, cutoff_loss, random_directions
 from lthkit.config.params import Params, load_params
 from lthkit.data.synthetic import stand_in

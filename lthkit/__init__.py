@@ -10,68 +10,55 @@ study, each importing only the packages above it in this list (docs/ARCHITECTURE
     tickets    the IE643 experiments, Bain's study    plots      the papers' figures, widgets
     report     the notebook series runner, offline HTML
 
-`import lthkit as lk` gives the names a notebook starts from; `from lthkit import hessian, plots,
-...` the modules the notebooks use, by their short names.
+`import lthkit as lk` gives the few names a notebook starts from (`lk.notebook_context`,
+`lk.compute`, `lk.open_run`, ...), each imported from its package when first used: importing
+lthkit itself imports nothing else. Modules are imported from the packages where they live
+(`from lthkit.analysis import hessian as hs`).
 """
 
-import importlib as _importlib
-import sys as _sys
+from __future__ import annotations
 
-from lthkit.analysis import geometry, hessian, landscape, published
-from lthkit.config import Params, ParamsError, load_params, notebook_params
-from lthkit.plots.widgets import choice_picker, interactive_default, level_picker
-from lthkit.store import MissingInputError, RunMismatchError, RunStore
-from lthkit.train import baselines, imp
-from lthkit.train.context import Context, open_run, resolve_device
-from lthkit.train.imp import ImpResults, run_imp
-from lthkit.verdicts import claims, paper_claims, replicates
-
-from lthkit import plots, tickets  # isort: skip  (plots and tickets import the packages above)
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Context", "open_run", "resolve_device", "ImpResults", "run_imp", "Params", "ParamsError",
-    "load_params", "notebook_params", "MissingInputError", "RunMismatchError", "RunStore",
-    "choice_picker", "interactive_default", "level_picker",
-    "geometry", "hessian", "landscape", "published", "baselines", "imp", "claims", "paper_claims",
-    "replicates", "plots", "tickets",
-]
-
-# The module names of the flat layout before the packages by concern (issue 24), kept importable
-# (`from lthkit.baselines import SYMBOLS`) so that notebooks and scripts written against them keep
-# working. Each name is the same module object as its new home, submodules included.
-OLD_NAMES = {
-    "params": "lthkit.config", "gpu": "lthkit.platform.device",
-    "progress": "lthkit.platform.progress", "executor": "lthkit.platform.executor",
-    "models": "lthkit.nets.models", "pruning": "lthkit.nets.pruning", "points": "lthkit.nets",
-    "fused": "lthkit.train.fused", "context": "lthkit.train.context",
-    "training": "lthkit.train.training", "imp": "lthkit.train.imp",
-    "baselines": "lthkit.train.baselines", "geometry": "lthkit.analysis.geometry",
-    "hessian": "lthkit.analysis.hessian", "landscape": "lthkit.analysis.landscape",
-    "published": "lthkit.analysis.published", "analysis_units": "lthkit.analysis.units",
-    "stats": "lthkit.verdicts.stats", "claims": "lthkit.verdicts.claims",
-    "paper_claims": "lthkit.verdicts.paper_claims", "replicates": "lthkit.verdicts.replicates",
-    "widgets": "lthkit.plots.widgets", "offline_html": "lthkit.report.offline_html",
-    "workload": "lthkit.report.workload",
+# Each public name and the module it lives in (imported on first use, PEP 562).
+_HOMES: dict[str, str] = {
+    "Params": "lthkit.config", "ParamsError": "lthkit.config", "load_params": "lthkit.config",
+    "notebook_params": "lthkit.config",
+    "MissingInputError": "lthkit.store", "RunMismatchError": "lthkit.store",
+    "RunStore": "lthkit.store",
+    "Context": "lthkit.train.context", "open_run": "lthkit.train.context",
+    "resolve_device": "lthkit.train.context",
+    "ImpResults": "lthkit.train.imp", "run_imp": "lthkit.train.imp",
+    "compute": "lthkit.analysis.plans",
+    "choice_picker": "lthkit.plots.widgets", "interactive_default": "lthkit.plots.widgets",
+    "level_picker": "lthkit.plots.widgets",
+    "NotebookContext": "lthkit.report.notebook", "notebook_context": "lthkit.report.notebook",
 }
 
+__all__ = sorted(_HOMES)
 
-def _alias_old_names() -> None:
-    """Register each old module name (and its submodules) as the module it became."""
-    for old, new in OLD_NAMES.items():
-        module = _importlib.import_module(new)
-        _sys.modules[f"{__name__}.{old}"] = module
-        for name, sub in list(_sys.modules.items()):
-            if name.startswith(new + ".") and new != "lthkit.nets":
-                _sys.modules[f"{__name__}.{old}{name[len(new):]}"] = sub
-
-
-_alias_old_names()
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports them
+    from lthkit.analysis.plans import compute
+    from lthkit.config import Params, ParamsError, load_params, notebook_params
+    from lthkit.plots.widgets import choice_picker, interactive_default, level_picker
+    from lthkit.report.notebook import NotebookContext, notebook_context
+    from lthkit.store import MissingInputError, RunMismatchError, RunStore
+    from lthkit.train.context import Context, open_run, resolve_device
+    from lthkit.train.imp import ImpResults, run_imp
 
 
-def __getattr__(name: str):
-    """`lthkit.<old name>` after `import lthkit.<old name>`: the module it became."""
-    if name in OLD_NAMES:
-        return _sys.modules[OLD_NAMES[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    """`lk.<name>`: the public name, imported from its module the first time it is asked for."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

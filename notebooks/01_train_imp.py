@@ -36,7 +36,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -47,17 +48,17 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
 mnist = None
 bain = None
 
 # %%
 import lthkit as lk
-from lthkit import plots, replicates
-from lthkit.training import precision_note
+from lthkit import plots
+from lthkit.train.training import precision_note
+from lthkit.verdicts import replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True, replicate=replicate)
+P, ctx, interactive, *_ = lk.notebook_context(globals(), "01_train_imp", create=True)
 print(f"run folder: {ctx.store.root}\nparameters: {P.source}\ndevice: {ctx.device}")
 print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.describe()}: "
       f"{P.imp.levels} levels of {P.imp.prune_fraction:.0%}, rewind to iteration "

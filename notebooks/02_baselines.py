@@ -38,7 +38,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -49,21 +50,19 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
 mnist = None
 bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, plots, replicates
-from lthkit.baselines import SYMBOLS, run_baselines
-from lthkit.training import precision_note
+from lthkit import plots
+from lthkit.train.baselines import SYMBOLS, run_baselines
+from lthkit.train.training import precision_note
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/02_baselines.ipynb", replicate=replicate)
-print(f"data: {P.data.describe()}")
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.baselines.levels, minimum=1)
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "02_baselines", levels="baselines", require=False)
 print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}; "
       f"{precision_note(P.train, ctx.device)}")
 

@@ -37,7 +37,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -48,22 +49,19 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
 mnist = None
 bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
-from lthkit import geometry, plots
-from lthkit.baselines import BaselineResults
+from lthkit import plots
+from lthkit.analysis import geometry
+from lthkit.train.baselines import BaselineResults
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/03_distances_trajectories.ipynb", replicate=replicate)
-print(f"data: {P.data.describe()}")
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.analysis.levels, minimum=1)
-imp_results.require_levels([0, *levels], "notebooks/03_distances_trajectories.ipynb")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "03_distances_trajectories")
 layout = ctx.evaluator.layout
 print(f"levels {levels}; {layout.size} trainable parameters; analysis subset of "
       f"{ctx.analysis_data[1].numel()} examples")

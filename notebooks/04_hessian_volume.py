@@ -64,7 +64,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -75,21 +76,19 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
+mnist = None
+bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
-from lthkit import hessian as hs
-from lthkit import plots, published
+from lthkit import plots
+from lthkit.analysis import hessian as hs
+from lthkit.analysis import published
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/04_hessian_volume.ipynb", replicate=replicate)
-print(f"data: {P.data.describe()}")
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.analysis.levels, minimum=1)
-imp_results.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}),
-                           "notebooks/04_hessian_volume.ipynb")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "04_hessian_volume", previous=True)
 H = hs.HessianAnalysis(ctx)
 hp = P.hessian
 k = hp.k

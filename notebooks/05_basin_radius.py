@@ -48,14 +48,15 @@
 # projection $Pr_L(min(L-1))$ (Table II: 0.232 against 0.183); in level $L-1$ space the comparison
 # flips: $W_{min(L-1)}$ has the wider basin and $RPr_{L-1}(min(L))$ the narrower one (Table IV: 0.092
 # against 0.075). The radii agree in direction with the Hessian volumes of notebook 04. The paper's
-# means stand beside ours only for a run of its ResNet-20 recipe (`lthkit.published`), in columns
+# means stand beside ours only for a run of its ResNet-20 recipe (`lthkit.analysis.published`), in columns
 # marked "level lost": the level they were measured at did not survive the extraction.
 
 # %% tags=["parameters"]
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -66,21 +67,19 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
+mnist = None
+bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
-from lthkit import landscape as ls
-from lthkit import plots, published
-from lthkit.landscape import PointRef
+from lthkit import plots
+from lthkit.analysis import landscape as ls
+from lthkit.analysis import published
+from lthkit.analysis.landscape import PointRef
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/05_basin_radius.ipynb", replicate=replicate)
-print(f"data: {P.data.describe()}")
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.analysis.levels, minimum=1)
-imp_results.require_levels(sorted({0, *levels}), "notebooks/05_basin_radius.ipynb")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(globals(), "05_basin_radius")
 land = ls.Landscape(ctx)
 lp = P.landscape
 show = [lv for lv in P.levels(P.report.show_levels) if lv in levels]

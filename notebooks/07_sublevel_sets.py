@@ -62,7 +62,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -73,21 +74,18 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
+mnist = None
+bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
-from lthkit import landscape as ls
 from lthkit import plots
-from lthkit.landscape import PointRef
+from lthkit.analysis import landscape as ls
+from lthkit.analysis.landscape import PointRef
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/07_sublevel_sets.ipynb", replicate=replicate)
-print(f"data: {P.data.describe()}")
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.analysis.levels, minimum=1)
-imp_results.require_levels(sorted({0, *levels}), "notebooks/07_sublevel_sets.ipynb")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(globals(), "07_sublevel_sets")
 land = ls.Landscape(ctx)
 abc, extras = land.plane_points(levels)
 print("plane through " + ", ".join(f"{n} = {r.label}" for n, r in zip("ABC", abc)))

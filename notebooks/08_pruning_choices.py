@@ -50,7 +50,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -61,25 +62,20 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
+mnist = None
+bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
-from lthkit import hessian as hs
 from lthkit import plots
-from lthkit.baselines import BaselineResults
+from lthkit.analysis import hessian as hs
+from lthkit.train.baselines import BaselineResults
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by="notebooks/08_pruning_choices.ipynb", replicate=replicate)
-print(f"data: {P.data.describe()}")
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.analysis.levels, minimum=1)
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "08_pruning_choices", also=hs.pruning_choice_levels)
 band_levels = P.levels(P.hessian.band_levels, minimum=1)
-sweep_levels = [P.hessian.sweep_level or levels[0]] if P.hessian.sweep_fractions else []
-imp_results.require_levels(sorted({0, *levels, *band_levels, *(lv - 1 for lv in band_levels),
-                                   *sweep_levels, *(lv - 1 for lv in sweep_levels)}),
-                           "notebooks/08_pruning_choices.ipynb")
 baseline_results = BaselineResults(ctx.store)
 H = hs.HessianAnalysis(ctx)
 k = P.hessian.k
@@ -205,7 +201,7 @@ losses.style.format(precision=4)
 # space. A larger $V'$ is a smaller volume.
 
 # %%
-sweep_level = sweep_levels[0] if sweep_levels else levels[0]
+sweep_level = (P.hessian.sweep_level or levels[0]) if P.hessian.sweep_fractions else levels[0]
 sweep = hs.prune_fraction_sweep(H, imp_results, sweep_level, P.hessian.sweep_fractions,
                                 P.imp.scope)
 ctx.store.save_table(sweep, "result3_prune_fraction.csv")

@@ -49,7 +49,7 @@
 # Hessian's subset (for VGG-16 as for ResNet-20): the preset's 5,000 examples are the kit's
 # assumption, like every value the line under the parameters lists.
 #
-# **Where the paper's values stand.** Beside ours (`lthkit.published`), only for a run of its
+# **Where the paper's values stand.** Beside ours (`lthkit.analysis.published`), only for a run of its
 # VGG-16 recipe and only for $V'(100)$: Tables VI and VII at their levels, and the one row of
 # Tables VIII and IX at level 12 only, in columns marked "(level 12, presumed)". The paper preset
 # trains its baselines at levels 1, 6 and 12 (`baselines.levels`) for that reason: at 12 the
@@ -62,7 +62,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -73,24 +74,21 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
 mnist = None
 bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
-from lthkit import geometry, plots, published
-from lthkit import hessian as hs
-from lthkit import landscape as ls
-from lthkit.baselines import BaselineResults
+from lthkit import plots
+from lthkit.analysis import geometry, published
+from lthkit.analysis import hessian as hs
+from lthkit.analysis import landscape as ls
+from lthkit.train.baselines import BaselineResults
+from lthkit.verdicts import paper_claims, replicates
 
-NOTEBOOK = "notebooks/09_vgg16_appendix.ipynb"
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, needed_by=NOTEBOOK, replicate=replicate)
-imp_results = lk.ImpResults(ctx.store)
-levels = P.levels(P.analysis.levels, minimum=1)
-imp_results.require_levels(sorted({0, *levels, *(lv - 1 for lv in levels)}), NOTEBOOK)
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "09_vgg16_appendix", previous=True)
 baseline_results = BaselineResults(ctx.store)
 H = hs.HessianAnalysis(ctx)
 land = ls.Landscape(ctx)

@@ -45,7 +45,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -56,17 +57,16 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
 mnist = None
 bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
 from lthkit import plots, tickets
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True, replicate=replicate)
+P, ctx, interactive, *_ = lk.notebook_context(globals(), "10_ticket_transfer", create=True)
 print(f"run folder: {ctx.store.root / 'mnist'}; data: {P.mnist.data.dataset}")
 
 # %% [markdown]

@@ -56,7 +56,8 @@
 params_file = None  # parameter YAML; None: $LTHKIT_PARAMS, else params/smoke.yaml
 interactive = None  # level picker widgets; None: widgets unless papermill injected a YAML
 replicate = 0  # which replicate of the run (0..run.replicates-1); lthkit-report sets it
-# `papermill -f preset.yaml` injects the preset's sections here:
+# `papermill -f preset.yaml` injects the preset's sections here (every section of Params):
+defaults = None
 run = None
 data = None
 model = None
@@ -67,18 +68,17 @@ analysis = None
 hessian = None
 landscape = None
 report = None
+claims = None
 mnist = None
 bain = None
 
 # %%
 import lthkit as lk
-from lthkit import paper_claims, replicates
 from lthkit import plots, tickets
-from lthkit.landscape import PointRef
+from lthkit.analysis.landscape import PointRef
+from lthkit.verdicts import paper_claims, replicates
 
-P = lk.notebook_params(params_file, globals())
-interactive = lk.interactive_default(interactive, globals())
-ctx = lk.open_run(P, create=True, replicate=replicate)
+P, ctx, interactive, *_ = lk.notebook_context(globals(), "11_ticket_landscapes", create=True)
 print(f"run folder: {ctx.store.root / 'bain'}; data: {P.bain.data.dataset}, "
       f"{P.bain.imp.levels} rounds of {P.bain.imp.prune_fraction:.0%} ({P.bain.imp.scope})")
 print(tickets.bain_protocol(P))

@@ -4,6 +4,8 @@ the study's flow, and no module imports itself back through others (no import ci
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,7 +129,7 @@ def _import_graph(runtime_only: bool = True) -> dict[str, set[str]]:
 
 def test_no_import_circles_between_modules():
     graph = _import_graph()
-    graph.pop("lthkit", None)  # the root imports everything, and nothing but the aliases needs it
+    graph.pop("lthkit", None)  # the root names every public name's home
     for deps in graph.values():
         deps.discard("lthkit")
     circle = _cycle(graph)
@@ -139,11 +141,31 @@ def test_the_circle_finder_finds_a_circle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.parametrize("old, new", sorted(lthkit.OLD_NAMES.items()))
-def test_the_old_module_names_are_the_modules_they_became(old, new):
+def test_import_lthkit_imports_nothing_else():
+    """`import lthkit` rewrites no sys.modules entry and imports no package of its own, nor torch,
+    matplotlib or ipywidgets: a public name is imported from its home when first used."""
+    probe = ("import sys; import lthkit; "
+             "print(sorted(m for m in sys.modules if m.startswith(('lthkit.', 'torch', "
+             "'matplotlib', 'ipywidgets'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_public_names_come_from_their_homes():
     import importlib
 
-    assert importlib.import_module(f"lthkit.{old}") is importlib.import_module(new)
+    for name, home in lthkit._HOMES.items():
+        assert getattr(lthkit, name) is getattr(importlib.import_module(home), name), name
+    with pytest.raises(AttributeError, match="no attribute 'hessian'"):
+        lthkit.hessian  # noqa: B018  (the short module names of the flat layout are gone)
+
+
+@pytest.mark.parametrize("old", ["baselines", "params", "landscape", "training", "gpu"])
+def test_the_flat_layout_names_are_gone(old):
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"lthkit.{old}")
 
 
 def test_every_package_says_what_it_holds_and_what_it_may_import():
@@ -152,21 +174,6 @@ def test_every_package_says_what_it_holds_and_what_it_may_import():
         assert doc.startswith('"""') and "import" in doc.lower().split('"""')[1], (
             f"lthkit/{name}/__init__.py: a docstring that says what the package holds and what "
             f"it may import")
-
-
-def test_code_written_against_the_flat_layout_still_imports():
-    """The names scripts imported from the flat modules (the notebooks' among them)."""
-    from lthkit.baselines import SYMBOLS, BaselineResults  # noqa: F401
-    from lthkit.data import derive_seed, load_data  # noqa: F401
-    from lthkit.landscape import Landscape, PointRef  # noqa: F401
-    from lthkit.models import build_model, prunable_names  # noqa: F401
-    from lthkit.params import DataSection, ModelSection, Params, TrainSection, load_params
-    from lthkit.points import ParamLayout, PointEvaluator  # noqa: F401
-    from lthkit.store import RunStore, load_tensors, save_tensors  # noqa: F401
-
-    assert DataSection is lthkit.config.training.DataSection and Params is lthkit.Params
-    assert load_params is lthkit.load_params and ModelSection().arch == "resnet20"
-    assert TrainSection().epochs == 160
 
 
 def test_no_file_of_the_package_is_ignored_by_git():

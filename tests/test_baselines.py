@@ -353,16 +353,10 @@ def test_auto_group_size_probes_the_device_and_says_why(imp_run, capsys, monkeyp
         assert f"baselines.group_size auto: K = {chosen}: {why}" in out, out
 
 
-def test_old_train_together_key_still_reads(write_yaml):
+def test_group_size_must_be_a_whole_number(write_yaml):
     from lthkit.config.base import ParamsError
     from lthkit.config.params import load_params
 
-    with pytest.warns(DeprecationWarning, match="group_size"):
-        assert load_params(write_yaml({"baselines": {"train_together": "no"}})).baselines.group_size == 1
-    with pytest.warns(DeprecationWarning):
-        assert load_params(write_yaml({"baselines": {"train_together": "yes"}})).baselines.group_size == "auto"
-    with pytest.raises(ParamsError, match="baselines.train_together: replaced by baselines.group_size"):
-        load_params(write_yaml({"baselines": {"train_together": "no", "group_size": 2}}))
     with pytest.raises(ParamsError, match="baselines.group_size: must be a whole number"):
         load_params(write_yaml({"baselines": {"group_size": 0}}))
 

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lthkit import geometry
+from lthkit.analysis import geometry
 from lthkit.analysis.hessian.analysis import HessianAnalysis, HessianPoint
 from lthkit.analysis.landscape.run import Landscape, PointRef
 from lthkit.config.base import flatten

@@ -13,7 +13,8 @@ import contextlib
 import pytest
 import torch
 
-from lthkit import gpu, training
+from lthkit.platform import device as gpu
+from lthkit.train import training
 from lthkit.config.training import DataSection, TrainSection
 from lthkit.data.load import load_data
 from lthkit.nets.models import build_model

@@ -1,4 +1,4 @@
-"""Executors (lthkit.executor) and the replicates' IMP chains as their units.
+"""Executors (lthkit.platform.executor) and the replicates' IMP chains as their units.
 
 The local executor and the missing-Ray message are tested without Ray; the Ray tests share one
 local Ray (2 CPUs) for the module, and skip where Ray is not installed (`make test` installs it).
@@ -172,8 +172,8 @@ def _cache(params: Params) -> dict[str, dict]:
 
 def _notebook_analyses(ctx) -> None:
     """What notebooks 04-09 compute, through the same lthkit calls they make."""
-    from lthkit import hessian as hs
-    from lthkit import landscape as ls
+    from lthkit.analysis import hessian as hs
+    from lthkit.analysis import landscape as ls
     from lthkit.analysis.landscape import PointRef
 
     p = ctx.params
@@ -276,7 +276,8 @@ def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatc
     import lthkit.platform.executor as executor_module
     import lthkit.train.baselines as baselines_module
     import lthkit.train.imp as imp_module
-    from lthkit import analysis_units, report
+    from lthkit import report
+    from lthkit.analysis import units as analysis_units
 
     calls = []
     monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **kw:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lthkit import geometry
+from lthkit.analysis import geometry
 from lthkit.nets.points import ParamLayout
 
 

@@ -385,7 +385,7 @@ def test_pruning_choice_points_follow_the_available_baselines(tiny):
     ctx = _fake_run(tiny)
     imp = ImpResults(ctx.store)
 
-    class Baselines:  # stands for lthkit.baselines.BaselineResults: one solution, one_shot at 2
+    class Baselines:  # stands for lthkit.train.baselines.BaselineResults: one solution, one_shot at 2
         def available(self):
             return [("one_shot", 2)]
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lthkit import landscape as ls
+from lthkit.analysis import landscape as ls
 from lthkit.config.base import ParamsError
 from lthkit.config.params import load_params
 from lthkit.data.synthetic import synthetic_images
@@ -761,7 +761,7 @@ def test_a_point_below_c_but_cut_off_is_not_in_the_connected_set():
     assert table.loc["W_min(0)", "spanning_joined_at"] == pytest.approx(0.2)
     assert list(table["spans_plane"]) == [True, True, True, False, False]
 
-    from lthkit import paper_claims as pc
+    from lthkit.verdicts import paper_claims as pc
     claims = pc.by_key()
     assert claims["R5-fig13-RI"].extract(table) == {2: pytest.approx((5.0, 0.2))}
     assert claims["R5-fig13-IMP"].extract(table) == {2: pytest.approx((0.2, 0.2))}

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lthkit import landscape as ls
+from lthkit.analysis import landscape as ls
 from lthkit.data.synthetic import synthetic_images
 from lthkit.nets.models import build_model
 from lthkit.verdicts import paper_claims as pc

@@ -34,39 +34,15 @@ def test_paper_presets_hold_the_paper_recipe():
     assert resnet.train.precision == vgg.train.precision == "fp32"
 
 
-# --- train.precision, and train.bf16 of older files (issue 35 item 8) ---------------------------
+# --- keys an earlier version read: refused, naming what replaced them ---------------------------
 
-@pytest.mark.parametrize("old, new", [(True, "bf16"), (False, "fp32")])
-def test_train_bf16_of_an_older_file_reads_as_its_precision(write_yaml, old, new):
-    path = write_yaml({"train": {"bf16": old}})
-    with pytest.warns(FutureWarning, match=f"train.bf16: {str(old).lower()} is now "
-                                           f"train.precision: {new}"):
-        params = load_params(path)
-    assert params.train.precision == new
-    assert "bf16" not in params.train.model_dump()
-
-
-def test_train_bf16_beside_precision_is_refused(write_yaml):
-    msg = _error(write_yaml, {"train": {"bf16": True, "precision": "tf32"}})
-    assert "train.bf16" in msg and "give only precision" in msg
-
-
-def test_a_run_folder_recorded_with_train_bf16_is_the_same_run_under_its_precision(tiny):
-    from lthkit.store.files import load_json, save_json
-    from lthkit.store.layout import RunMismatchError, RunStore
-
-    params = tiny(train={"precision": "fp32"})
-    store = RunStore.create(params)
-    (store.root / "imp").mkdir()
-    (store.root / "imp" / "weights.pt").write_bytes(b"a result")
-    manifest = load_json(store.root / "manifest.json")
-    fingerprint = manifest["fingerprint"]
-    assert fingerprint.pop("train.precision") == "fp32"
-    save_json(store.root / "manifest.json", {**manifest, "fingerprint": {**fingerprint,
-                                                                         "train.bf16": False}})
-    RunStore.existing(params)  # bf16: false was fp32
-    with pytest.raises(RunMismatchError, match="train.precision: 'fp32' there, 'bf16'"):
-        RunStore.existing(tiny(train={"precision": "bf16"}))
+@pytest.mark.parametrize("raw, key, replaced_by", [
+    ({"train": {"bf16": True}}, "train.bf16", "train.precision"),
+    ({"baselines": {"train_together": "no"}}, "baselines.train_together", "baselines.group_size"),
+])
+def test_a_renamed_key_is_refused_naming_its_replacement(write_yaml, raw, key, replaced_by):
+    msg = _error(write_yaml, raw)
+    assert f"{key}: unknown key: replaced by {replaced_by}" in msg and "\n" not in msg, msg
 
 
 def _error(write_yaml, raw) -> str:

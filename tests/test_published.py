@@ -1,4 +1,4 @@
-"""The published values and the one rule deciding when they stand beside ours (lthkit.published),
+"""The published values and the one rule deciding when they stand beside ours (lthkit.analysis.published),
 applied by the Hessian tables (I, III, V, VIII, IX) and the radius tables (II, IV)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from lthkit import hessian as hs
-from lthkit import landscape as ls
-from lthkit import published
+from lthkit.analysis import hessian as hs
+from lthkit.analysis import landscape as ls
+from lthkit.analysis import published
 from lthkit.config.params import load_params
 from lthkit.store.layout import RunStore
 from lthkit.train.baselines import BaselineResults

@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from lthkit import paper_claims as pc
+from lthkit.verdicts import paper_claims as pc
 from lthkit import plots
 from lthkit.analysis.hessian.lanczos import log_volume
 from lthkit.analysis.hessian.tables import _pair_row

@@ -83,7 +83,7 @@ def _cell_streams(path: Path) -> list[list[str]]:
 def test_executed_notebook_keeps_finished_progress_lines_and_no_tcp_warning(preset, notebooks,
                                                                             capfd):
     _notebook(notebooks, "progress",
-              "import time\nfrom lthkit.progress import bar\n"
+              "import time\nfrom lthkit.platform.progress import bar\n"
               "for _ in bar(range(30), desc='work', mininterval=0):\n    time.sleep(0.01)\n"
               "for _ in bar(range(5), desc='inner', leave=False):\n    pass\nprint('done')",
               "for level in bar(range(3), desc='levels'):\n"
@@ -348,7 +348,7 @@ def test_kernels_are_not_interrupted_on_their_way_out(tmp_path, monkeypatch):
 def test_text_bars_inside_a_unit_of_work_leave_no_line(monkeypatch):
     import io
 
-    from lthkit import progress
+    from lthkit.platform import progress
 
     monkeypatch.setenv(progress.ENV, "text")
     progress.cell_summary()  # a fresh cell
@@ -364,7 +364,7 @@ def test_text_bars_inside_a_unit_of_work_leave_no_line(monkeypatch):
 def test_a_cell_of_many_units_leaves_its_quota_of_lines_and_one_summary(monkeypatch):
     import io
 
-    from lthkit import progress
+    from lthkit.platform import progress
 
     monkeypatch.setenv(progress.ENV, "text")
     progress.cell_summary()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lthkit import hessian as hs
+from lthkit.analysis import hessian as hs
 from lthkit.analysis.landscape import alpha_grid
 from lthkit.config.params import load_params
 from lthkit.report.workload import (count_work, line_points, spectra_of_notebook08,

@@ -14,7 +14,7 @@ and what the text extraction lost (`published_frame()` lists them all); every va
 that the paper's text does not give is the kit's assumption and said as one (`ASSUMED`,
 `describe`), and a published row that runs against the paper's own text says so.
 
-    from lthkit import published
+    from lthkit.analysis import published
     published.paper_recipe(params, "volume")        # "resnet20", "vgg16" or None
     published.paper_columns(params, "volume_L", 5)  # {"paper Pr_L(min(L-1))": 417.984, ...}
 """

@@ -92,7 +92,7 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
 
 
 def notebook_path(name: str) -> Path:
-    """A notebook by name or number prefix ('04' -> notebooks/04_hessian_volume.ipynb).
+    """A notebook by name or number prefix ('04' -> the one notebooks/04_*.ipynb).
 
     A ValueError naming the known notebooks when there is no single match. Where the project's
     notebooks/ folder cannot be found (the package used on its own), the name is not checked.

@@ -328,9 +328,17 @@ def notebook_params(params_file: str | None, namespace: Mapping[str, Any]) -> Pa
     return load_params(params_file or os.environ.get("LTHKIT_PARAMS") or "params/smoke.yaml")
 
 
+# Keys an earlier version read, and what replaced them: named in the unknown-key error only.
+RENAMED_KEYS = {"train.bf16": "train.precision (fp32, tf32 or bf16; bf16: true was bf16, false "
+                              "was fp32)",
+                "baselines.train_together": "baselines.group_size (yes/auto was auto, no was 1)"}
+
+
 def _unknown_message(source: str, key: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(key.rsplit(".", 1)[-1], allowed, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(allowed)})"
+    if key in RENAMED_KEYS:
+        hint = f": replaced by {RENAMED_KEYS[key]}"
     return f"{source}: {key}: unknown key{hint}"
 
 

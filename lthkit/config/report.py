@@ -8,12 +8,12 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from lthkit.config.base import LevelSelection, _Section
+from lthkit.config.series import DEFAULT_NOTEBOOKS
 
 
 class ReportSection(_Section):
     notebooks: list[str] = Field(
-        ["01_train_imp", "02_baselines", "03_distances_trajectories", "04_hessian_volume",
-         "05_basin_radius", "06_barriers", "07_sublevel_sets", "08_pruning_choices"],
+        list(DEFAULT_NOTEBOOKS),
         description="notebooks the report runner executes, in order")
     html: bool = Field(True, description="write an HTML copy of every executed notebook")
     show_levels: LevelSelection = Field("all", description="levels drawn in the static figures")

@@ -58,7 +58,8 @@ SERIES: tuple[Notebook, ...] = (
                               "table6.csv", "table7.csv", "appendix_barriers.csv", "table8.csv",
                               "table9.csv"), analysis=True),
     Notebook(TICKET_TRANSFER, ("ie643_tickets_{}.csv", "ie643_transfer_{}.csv",
-                               "early_bird_summary.csv")),
+                               "early_bird_mlp.csv", "early_bird_main_channels.csv",
+                               "early_bird_main_weights.csv", "early_bird_summary.csv")),
     Notebook(TICKET_LANDSCAPES, ("bain_accuracy.csv", "bain_surfaces.csv")),
 )
 NOTEBOOKS: dict[str, Notebook] = {nb.stem: nb for nb in SERIES}

@@ -3,7 +3,6 @@ the comparison solutions (baselines), with the checks that the schedule and the 
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -47,7 +46,6 @@ def _check_rewind_fits(data: "DataSection", train: "TrainSection", imp: "ImpSect
                         f"{imp.rewind_iteration} is not before the end of training: {train.epochs} "
                         f"epochs x {per_epoch} iterations ({n} training examples at batch "
                         f"{train.batch_size}) = {total} iterations")
-
 
 
 class RunSection(_Section):
@@ -292,35 +290,13 @@ class TrainSection(_Section):
         "bf16", description="the arithmetic of a training step on CUDA: fp32 (IEEE float32, TF32 "
         "off: what the paper presets use), tf32 (convolutions and matrix products in TF32, "
         "torch's default for cuDNN), bf16 (bf16 autocast: the fastest). The CPU always trains "
-        "in fp32; evaluation is fp32 everywhere. Replaces train.bf16 (true: bf16; false: fp32)")
+        "in fp32; evaluation is fp32 everywhere")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA")
     compile: bool = Field(False, description="torch.compile the model on CUDA (no CUDA graph then)")
     cuda_graphs: bool = Field(True, description="replay the SGD training step from a CUDA graph on "
                               "CUDA (removes the launch overhead that bounds small networks)")
     eval_every: int = Field(1, ge=1, description="test accuracy every n epochs (and the last)")
     eval_batch_size: int = Field(1000, ge=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_bf16(cls, raw: Any) -> Any:
-        """Old files: train.bf16 true/false reads as train.precision bf16/fp32 (with a warning:
-        on CUDA `bf16: false` let cuDNN use TF32, which is precision tf32)."""
-        if not (isinstance(raw, dict) and "bf16" in raw):
-            return raw
-        raw = dict(raw)
-        old = raw.pop("bf16")
-        if "precision" in raw:
-            raise _KeyError("bf16", "replaced by train.precision; give only precision "
-                            "(fp32, tf32 or bf16)")
-        if not isinstance(old, bool):
-            raise _KeyError("bf16", f"replaced by train.precision (fp32, tf32 or bf16); got "
-                            f"{old!r}")
-        raw["precision"] = "bf16" if old else "fp32"
-        warnings.warn(f"train.bf16: {str(old).lower()} is now train.precision: "
-                      f"{raw['precision']}" + ("" if old else " (strict fp32: on CUDA the old "
-                      "key let cuDNN use TF32, which is train.precision: tf32)"),
-                      FutureWarning, stacklevel=2)
-        return raw
 
     @field_validator("milestones")
     @classmethod
@@ -334,17 +310,6 @@ class TrainSection(_Section):
         if any(m > self.epochs for m in self.milestones):
             raise _KeyError("milestones", f"milestone after the last epoch ({self.epochs})")
         return self
-
-
-def renamed_training_keys(flat: dict[str, Any]) -> dict[str, Any]:
-    """A run folder's recorded training keys (flat, as in its manifest's fingerprint) in today's
-    names: train.bf16 true/false, written before train.precision, reads as bf16/fp32, so that a
-    run folder made then is still the same run (as an old parameter file reads)."""
-    if "train.bf16" not in flat or "train.precision" in flat:
-        return flat
-    flat = dict(flat)
-    flat["train.precision"] = "bf16" if flat.pop("train.bf16") else "fp32"
-    return flat
 
 
 class ImpSection(_Section):
@@ -393,23 +358,5 @@ class BaselinesSection(_Section):
         if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             return v
         raise ValueError(f"must be a whole number >= 1 or auto (got {v!r})")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_train_together(cls, raw: Any) -> Any:
-        """Old files: train_together yes/no/auto reads as group_size auto/1/auto."""
-        if isinstance(raw, dict) and "train_together" in raw:
-            raw = dict(raw)
-            old = raw.pop("train_together")
-            if "group_size" in raw:
-                raise _KeyError("train_together", "replaced by baselines.group_size; give only "
-                                "group_size")
-            if old not in ("auto", "yes", "no"):
-                raise _KeyError("train_together", f"replaced by baselines.group_size (an int, or "
-                                f"auto); got {old!r}")
-            raw["group_size"] = 1 if old == "no" else "auto"
-            warnings.warn(f"baselines.train_together: {old} is now baselines.group_size: "
-                          f"{raw['group_size']}", DeprecationWarning, stacklevel=2)
-        return raw
 
 

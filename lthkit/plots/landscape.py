@@ -215,7 +215,7 @@ def _round_ticks(colorbar) -> None:
 def _recipe_note(fig: plt.Figure, surfaces: Sequence[Mapping[str, Any]], paper: str | None,
                  sweep: bool = False) -> None:
     """The surfaces' BatchNorm handling, directions, draw, data and grid against `paper`'s,
-    under the figure (`lthkit.landscape.surface_recipe`); nothing for a surface without them."""
+    under the figure (`lthkit.analysis.landscape.surface_recipe`); nothing for a surface without them."""
     from lthkit.analysis.landscape.tables import surface_recipe
 
     first = surfaces[0]

@@ -53,6 +53,7 @@ from lthkit.config.base import ParamsError, notebook_path, project_root
 from lthkit.config.catalog import check_inputs
 from lthkit.config.params import Params, load_params, parse_overrides
 from lthkit.config.seeds import replicate_params
+from lthkit.config.series import ANALYSIS_NOTEBOOKS, BASELINES, TRAIN_IMP
 from lthkit.platform.executor import ExecutorError, UnitsFailedError
 from lthkit.platform.processes import process_started, same_process
 from lthkit.platform.progress import ENV as PROGRESS_ENV
@@ -101,7 +102,7 @@ def notebook_dir() -> Path:
 
 
 def resolve_notebook(name: str) -> Path:
-    """A notebook by name or number prefix ('04' -> notebooks/04_hessian_volume.ipynb)."""
+    """A notebook by name or number prefix ('04' -> the one notebooks/04_*.ipynb)."""
     try:
         path = notebook_path(name)
     except ValueError as e:
@@ -190,10 +191,8 @@ def run_units_on_executor(params: Params, notebooks: list[Path]) -> list[str]:
     surfaces of 04-09 (lthkit.analysis.units). The notebooks then find their results and only report
     them. Returns the kinds of unit run.
     """
-    from lthkit.analysis.units import ANALYSIS_NOTEBOOKS
-
     stems = {nb.stem for nb in notebooks}
-    kinds = [k for k, nb in (("imp", "01_train_imp"), ("baselines", "02_baselines")) if nb in stems]
+    kinds = [k for k, nb in (("imp", TRAIN_IMP), ("baselines", BASELINES)) if nb in stems]
     if stems & set(ANALYSIS_NOTEBOOKS):
         kinds.append("analyses")
     if params.run.executor == "local" or not kinds:

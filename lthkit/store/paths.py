@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+from lthkit.config.series import BASELINES, TICKET_LANDSCAPES, TICKET_TRANSFER, TRAIN_IMP
+
 __all__ = ["MANIFEST", "REPLICATE_DIR", "LOCK_FILE", "WRITTEN_BY", "run_root_of", "replicate_dir",
            "damage_message", "where"]
 
@@ -25,8 +27,8 @@ def replicate_dir(run_dir: Path, replicate: int) -> Path:
 
 
 # The notebook that writes each top-level part of a run folder.
-WRITTEN_BY = {"imp": "01_train_imp", MANIFEST: "01_train_imp", "baselines": "02_baselines",
-              "mnist": "10_ticket_transfer", "bain": "11_ticket_landscapes"}
+WRITTEN_BY = {"imp": TRAIN_IMP, MANIFEST: TRAIN_IMP, "baselines": BASELINES,
+              "mnist": TICKET_TRANSFER, "bain": TICKET_LANDSCAPES}
 
 
 def run_root_of(path: Path) -> Path | None:

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from lthkit.config.series import TRAIN_IMP, notebook_path
 from lthkit.nets.pruning import (Mask, count_alive, count_total, density, full_mask, layer_report,
                                  magnitude_prune, masked_state)
 from lthkit.store.files import load_json, load_tensors, save_bytes, save_json, save_tensors
@@ -36,7 +37,7 @@ __all__ = ["run_imp", "ImpResults", "train_solution", "train_solutions_together"
            "run_imp_replicates", "ImpUnit", "train_imp_unit", "scratch_run", "write_unit_files",
            "finished_imp_files", "solution_files"]
 
-MADE_BY = "notebooks/01_train_imp.ipynb"
+MADE_BY = notebook_path(TRAIN_IMP)
 
 
 class SolutionFiles:

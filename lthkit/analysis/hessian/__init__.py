@@ -25,7 +25,7 @@ weighted by its size. On top of the products:
 * `HessianAnalysis`: all of it for the points of a run, cached in the run folder under
   cache/hessian/ keyed by (point, space, k, subset, seed, parameters), and the tables of the paper.
 
-One module per concern, every public name re-exported here (`from lthkit import hessian as hs`):
+One module per concern, every public name re-exported here (`from lthkit.analysis import hessian as hs`):
 
     operator    the masked Hessian operator (products)      lanczos    the Krylov solvers
     reference   pyhessian, wrapped (the tests' reference)   analysis   the points of a run, cached
@@ -51,7 +51,8 @@ from lthkit.analysis.hessian.tables import (APPENDIX_CHOICE_FIGURES, BASELINE_CO
                                             PRUNING_CHOICE_FIGURES, PUBLISHED,
                                             baseline_volume_table, choice_names, choice_points,
                                             choices_tables, flip_table, paper_preset,
-                                            prune_fraction_sweep, sweep_points, trace_table,
+                                            prune_fraction_sweep, pruning_choice_levels,
+                                            sweep_points, trace_table,
                                             unique_points, volume_by_k, volume_tables)
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
     "imp_reverse_projection", "band_projection", "baseline_solution", "HessianAnalysis",
     "PUBLISHED", "paper_preset", "resolve_hvp_mode", "volume_points", "baseline_levels",
     "volume_tables", "flip_table", "volume_by_k", "choice_points", "choice_names",
-    "choices_tables", "trace_table", "prune_fraction_sweep", "sweep_points",
+    "choices_tables", "trace_table", "prune_fraction_sweep", "sweep_points", "pruning_choice_levels",
     "PRUNING_CHOICE_FIGURES", "BASELINE_SYMBOLS", "strict_fp32", "block_lanczos_topk",
     "eigsh_topk", "topk", "resolve_method", "volume_count", "VolumeWarning", "dtype_floor",
     "Subspace", "DEFAULT_POSITIVE_THRESHOLD", "SpectrumWarning", "spectrum_status",

@@ -19,7 +19,7 @@ from lthkit.analysis.hessian.lanczos import DEFAULT_POSITIVE_THRESHOLD, log_volu
 __all__ = ["PUBLISHED", "paper_preset", "volume_tables", "flip_table", "volume_by_k",
            "choice_points", "choice_names", "choices_tables", "trace_table", "PRUNING_CHOICE_FIGURES",
            "BASELINE_COMPARISONS", "APPENDIX_CHOICE_FIGURES", "baseline_volume_table",
-           "unique_points", "sweep_points", "prune_fraction_sweep"]
+           "unique_points", "sweep_points", "prune_fraction_sweep", "pruning_choice_levels"]
 
 
 # The published values and the rule deciding when they stand beside ours live in
@@ -245,6 +245,15 @@ def trace_table(analysis: HessianAnalysis, points: Mapping[int, HessianPoint]) -
         rows.append({"level": level, "point": point.name, "dim": t["dim"], "trace": t["trace"],
                      "std_error": t["std_error"], "trace_per_dim": t["trace"] / t["dim"]})
     return pd.DataFrame(rows).set_index("level")
+
+
+def pruning_choice_levels(params) -> list[int]:
+    """The IMP levels notebook 08 reads: 0, the analysis levels, the band-pruning levels and the
+    sweep's level, with the predecessor of each of the last two (they are pruned from it)."""
+    levels = params.levels(params.analysis.levels, minimum=1)
+    band = params.levels(params.hessian.band_levels, minimum=1)
+    sweep = [params.hessian.sweep_level or levels[0]] if params.hessian.sweep_fractions else []
+    return sorted({0, *levels, *band, *sweep, *(lv - 1 for lv in (*band, *sweep))})
 
 
 def sweep_points(imp, level: int, fractions: Sequence[float], scope: str = "global"

@@ -24,7 +24,7 @@ surface was made against either paper (the figures print it).
 Pr_L(min(L-1)) = m_L ⊙ W_min(L-1), baselines), the evaluator on the analysis subset, and caches
 every line, radius, plane and surface under cache/landscape/ in the run folder.
 
-One module per concern, every public name re-exported here (`from lthkit import landscape as ls`):
+One module per concern, every public name re-exported here (`from lthkit.analysis import landscape as ls`):
 
     batch    evaluating many points in chunks         lines    lines and barriers
     radius   basin radii                              planes   planes and random surfaces
