@@ -58,7 +58,8 @@ from lthkit import plots
 from lthkit.train.training import precision_note
 from lthkit.verdicts import replicates
 
-P, ctx, interactive, *_ = lk.notebook_context(globals(), "01_train_imp", create=True)
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "01_train_imp")
 print(f"run folder: {ctx.store.root}\nparameters: {P.source}\ndevice: {ctx.device}")
 print(f"{P.model.arch} (width {P.model.width or 'paper'}) on {P.data.describe()}: "
       f"{P.imp.levels} levels of {P.imp.prune_fraction:.0%}, rewind to iteration "

@@ -62,7 +62,7 @@ from lthkit.train.training import precision_note
 from lthkit.verdicts import paper_claims, replicates
 
 P, ctx, interactive, imp_results, levels = lk.notebook_context(
-    globals(), "02_baselines", levels="baselines", require=False)
+    globals(), "02_baselines")
 print(f"baselines {', '.join(P.baselines.kinds)} at levels {levels}; "
       f"{precision_note(P.train, ctx.device)}")
 

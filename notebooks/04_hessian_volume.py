@@ -88,7 +88,7 @@ from lthkit.analysis import published
 from lthkit.verdicts import paper_claims, replicates
 
 P, ctx, interactive, imp_results, levels = lk.notebook_context(
-    globals(), "04_hessian_volume", previous=True)
+    globals(), "04_hessian_volume")
 H = hs.HessianAnalysis(ctx)
 hp = P.hessian
 k = hp.k

@@ -79,7 +79,8 @@ from lthkit.analysis import published
 from lthkit.analysis.landscape import PointRef
 from lthkit.verdicts import paper_claims, replicates
 
-P, ctx, interactive, imp_results, levels = lk.notebook_context(globals(), "05_basin_radius")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "05_basin_radius")
 land = ls.Landscape(ctx)
 lp = P.landscape
 show = [lv for lv in P.levels(P.report.show_levels) if lv in levels]

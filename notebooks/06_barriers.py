@@ -68,7 +68,8 @@ from lthkit import plots
 from lthkit.analysis import landscape as ls
 from lthkit.verdicts import paper_claims, replicates
 
-P, ctx, interactive, imp_results, levels = lk.notebook_context(globals(), "06_barriers")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "06_barriers")
 land = ls.Landscape(ctx)
 show = P.levels(P.report.show_levels)
 print(f"levels {levels}; {P.landscape.line_points} points from A to B, margin "

@@ -85,7 +85,8 @@ from lthkit.analysis import landscape as ls
 from lthkit.analysis.landscape import PointRef
 from lthkit.verdicts import paper_claims, replicates
 
-P, ctx, interactive, imp_results, levels = lk.notebook_context(globals(), "07_sublevel_sets")
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "07_sublevel_sets")
 land = ls.Landscape(ctx)
 abc, extras = land.plane_points(levels)
 print("plane through " + ", ".join(f"{n} = {r.label}" for n, r in zip("ABC", abc)))

@@ -74,7 +74,7 @@ from lthkit.train.baselines import BaselineResults
 from lthkit.verdicts import paper_claims, replicates
 
 P, ctx, interactive, imp_results, levels = lk.notebook_context(
-    globals(), "08_pruning_choices", also=hs.pruning_choice_levels)
+    globals(), "08_pruning_choices")
 band_levels = P.levels(P.hessian.band_levels, minimum=1)
 baseline_results = BaselineResults(ctx.store)
 H = hs.HessianAnalysis(ctx)

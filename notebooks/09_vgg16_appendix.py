@@ -88,7 +88,7 @@ from lthkit.train.baselines import BaselineResults
 from lthkit.verdicts import paper_claims, replicates
 
 P, ctx, interactive, imp_results, levels = lk.notebook_context(
-    globals(), "09_vgg16_appendix", previous=True)
+    globals(), "09_vgg16_appendix")
 baseline_results = BaselineResults(ctx.store)
 H = hs.HessianAnalysis(ctx)
 land = ls.Landscape(ctx)

@@ -66,7 +66,8 @@ import lthkit as lk
 from lthkit import plots, tickets
 from lthkit.verdicts import paper_claims, replicates
 
-P, ctx, interactive, *_ = lk.notebook_context(globals(), "10_ticket_transfer", create=True)
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "10_ticket_transfer")
 print(f"run folder: {ctx.store.root / 'mnist'}; data: {P.mnist.data.dataset}")
 
 # %% [markdown]

@@ -78,7 +78,8 @@ from lthkit import plots, tickets
 from lthkit.analysis.landscape import PointRef
 from lthkit.verdicts import paper_claims, replicates
 
-P, ctx, interactive, *_ = lk.notebook_context(globals(), "11_ticket_landscapes", create=True)
+P, ctx, interactive, imp_results, levels = lk.notebook_context(
+    globals(), "11_ticket_landscapes")
 print(f"run folder: {ctx.store.root / 'bain'}; data: {P.bain.data.dataset}, "
       f"{P.bain.imp.levels} rounds of {P.bain.imp.prune_fraction:.0%} ({P.bain.imp.scope})")
 print(tickets.bain_protocol(P))

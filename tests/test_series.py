@@ -59,7 +59,7 @@ def test_every_parameters_cell_declares_every_section(stem):
 def test_every_notebook_starts_from_its_own_context(stem):
     """The setup cell's one call names the notebook it is in (a copied cell would not)."""
     setup = _code_cells(stem)[1].source
-    calls = re.findall(r"lk\.notebook_context\(\s*globals\(\),\s*\"([^\"]+)\"", setup)
+    calls = re.findall(r"lk\.notebook_context\(\s*globals\(\),\s*\"([^\"]+)\"\)", setup)
     assert calls == [stem], f"{stem}: its setup cell calls lk.notebook_context(globals(), {stem!r})"
     assert "open_run(" not in setup and "notebook_params(" not in setup
 
@@ -95,6 +95,23 @@ def test_a_notebook_without_its_run_names_the_notebook_to_run_first(tmp_path, mo
     yaml.write_text(f"run: {{name: absent, output_root: {tmp_path}}}\n")
     with pytest.raises(MissingInputError, match=r"notebooks/04_hessian_volume\.ipynb needs .*"
                                                 r"notebooks/01_train_imp\.ipynb"):
-        lk.notebook_context({"params_file": str(yaml), "interactive": False}, "04_hessian_volume")
+        lk.notebook_context({"params_file": str(yaml), "interactive": False},
+                            "04_hessian_volume")
     with pytest.raises(KeyError, match="'04_hessian' is not a notebook"):
         lk.notebook_context({"params_file": str(yaml)}, "04_hessian")
+
+
+def test_the_levels_a_notebook_reads_follow_its_declaration():
+    from lthkit.config.params import params_from_dict
+    from lthkit.report.notebook import levels_read
+
+    p = params_from_dict({"imp": {"levels": 6}, "analysis": {"levels": [3, 5]},
+                          "hessian": {"band_levels": [2], "sweep_fractions": [0.2],
+                                      "sweep_level": 4}})
+    assert levels_read(p, "studied", [3, 5]) == [0, 3, 5]
+    assert levels_read(p, "previous", [3, 5]) == [0, 2, 3, 4, 5]
+    assert levels_read(p, "pruning_choices", [3, 5]) == [0, 1, 2, 3, 4, 5]
+    declared = {nb.stem: nb.reads for nb in SERIES}
+    assert declared["04_hessian_volume"] == declared["09_vgg16_appendix"] == "previous"
+    assert [nb.stem for nb in SERIES if nb.creates] == ["01_train_imp", "10_ticket_transfer",
+                                                        "11_ticket_landscapes"]

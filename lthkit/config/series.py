@@ -5,6 +5,7 @@ work runs as executor units. Library code names a notebook through these constan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["Notebook", "NOTEBOOKS", "SERIES", "ANALYSIS_NOTEBOOKS", "DEFAULT_NOTEBOOKS",
            "TRAIN_IMP", "BASELINES", "DISTANCES", "HESSIAN_VOLUME", "BASIN_RADIUS", "BARRIERS",
@@ -15,12 +16,19 @@ __all__ = ["Notebook", "NOTEBOOKS", "SERIES", "ANALYSIS_NOTEBOOKS", "DEFAULT_NOT
 @dataclass(frozen=True)
 class Notebook:
     """One notebook of the series: its stem (notebooks/<stem>.ipynb), the tables it saves under
-    tables/ (a '{}' marks a name with a part the run fills in), and whether its computations run
-    as executor units before it draws (notebooks 04-09)."""
+    tables/ (a '{}' marks a name with a part the run fills in), whether its computations run
+    as executor units before it draws (notebooks 04-09), and how it opens its run
+    (lthkit.report.notebook.notebook_context): `creates` it (the training notebooks) or reads
+    it; the section whose `levels` it studies; which IMP levels must be trained first: `studied`
+    (0 and those), `previous` (and each one's predecessor), `pruning_choices` (notebook 08's:
+    lthkit.analysis.hessian.pruning_choice_levels) or `nothing`."""
 
     stem: str
     tables: tuple[str, ...] = ()
     analysis: bool = False
+    creates: bool = False
+    levels: Literal["analysis", "baselines"] = "analysis"
+    reads: Literal["studied", "previous", "pruning_choices", "nothing"] = "studied"
 
     @property
     def path(self) -> str:
@@ -40,27 +48,28 @@ TICKET_TRANSFER = "10_ticket_transfer"
 TICKET_LANDSCAPES = "11_ticket_landscapes"
 
 SERIES: tuple[Notebook, ...] = (
-    Notebook(TRAIN_IMP, ("fig01_imp_levels.csv",)),
-    Notebook(BASELINES, ("fig02_strategies.csv",)),
+    Notebook(TRAIN_IMP, ("fig01_imp_levels.csv",), creates=True),
+    Notebook(BASELINES, ("fig02_strategies.csv",), levels="baselines", reads="nothing"),
     Notebook(DISTANCES, ("fig03_distances.csv", "fig04_trajectories.csv", "fig14_distances{}.csv",
                          "fig15_cosine{}.csv", "fig14_15_blocks.csv")),
     Notebook(HESSIAN_VOLUME, ("hessian_spectra_report.csv", "table1.csv", "table3.csv",
                               "table5.csv", "fig22_volume_k.csv", "hessian_trace.csv"),
-             analysis=True),
+             analysis=True, reads="previous"),
     Notebook(BASIN_RADIUS, ("table2.csv", "table4.csv", "radius_flip.csv"), analysis=True),
     Notebook(BARRIERS, ("barriers.csv", "fig12_test_accuracy.csv"), analysis=True),
     Notebook(SUBLEVEL_SETS, ("fig13_points.csv",), analysis=True),
     Notebook(PRUNING_CHOICES, ("pruning_choices_spectra_report.csv", "pruning_choices_volume.csv",
                                "pruning_choices_loss.csv", "result3_prune_fraction.csv"),
-             analysis=True),
+             analysis=True, reads="pruning_choices"),
     Notebook(VGG16_APPENDIX, ("fig23_imp_levels.csv", "fig24_strategies.csv",
                               "fig25_trajectories.csv", "appendix_spectra_report.csv",
                               "table6.csv", "table7.csv", "appendix_barriers.csv", "table8.csv",
-                              "table9.csv"), analysis=True),
+                              "table9.csv"), analysis=True, reads="previous"),
     Notebook(TICKET_TRANSFER, ("ie643_tickets_{}.csv", "ie643_transfer_{}.csv",
                                "early_bird_mlp.csv", "early_bird_main_channels.csv",
-                               "early_bird_main_weights.csv", "early_bird_summary.csv")),
-    Notebook(TICKET_LANDSCAPES, ("bain_accuracy.csv", "bain_surfaces.csv")),
+                               "early_bird_main_weights.csv", "early_bird_summary.csv"),
+             creates=True),
+    Notebook(TICKET_LANDSCAPES, ("bain_accuracy.csv", "bain_surfaces.csv"), creates=True),
 )
 NOTEBOOKS: dict[str, Notebook] = {nb.stem: nb for nb in SERIES}
 ANALYSIS_NOTEBOOKS: tuple[str, ...] = tuple(nb.stem for nb in SERIES if nb.analysis)
