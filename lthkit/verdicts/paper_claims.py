@@ -1,8 +1,12 @@
 """The papers' statements that notebooks 03-11 test, each read off the tables those notebooks save.
 
 Every entry of `CLAIMS` is a `lthkit.verdicts.claims.Claim` (the statement, its two sides, the
-expected direction) with the saved table it reads and a function that pulls both sides per level out
-of one replicate's copy of that table: `{level: (A, B)}`. `notebook_claims` gathers those values
+expected direction, the kind of its margin) with the saved table it reads and a function that pulls
+both sides per level out of one replicate's copy of that table: `{level: (A, B)}`, built by `_c`
+from keywords only. The notebook a claim belongs to is the one that saves its table
+(`lthkit.config.series.notebook_of_table`); the columns it reads are those its readers name
+(`PaperClaim.columns`), which the tests check against the tables the notebooks write. A new claim
+is one `_c(...)` record in `CLAIMS`. `notebook_claims` gathers those values
 over the replicates (`lthkit.verdicts.replicates.tables_across`), judges each claim with
 `lthkit.verdicts.claims.claim_table` (the rule is `lthkit.verdicts.claims.RULE`) and saves the
 result in the run folder, where the report runner collects every notebook's claims into
@@ -16,16 +20,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import pandas as pd
 
+from lthkit.config import series
 from lthkit.verdicts.claims import RULE, Claim, Measured, claim_table, claims_frame, margins_note
 from lthkit.verdicts.replicates import tables_across
 
 __all__ = ["PaperClaim", "CLAIMS", "claims_of", "values_across", "notebook_claims",
            "claims_file", "claim_levels_file", "margins_used", "rule_text", "BARRIER",
-           "run_facts", "FIG2_STRATEGIES", "FIG24_STRATEGIES"]
+           "run_facts", "FIG2_STRATEGIES", "FIG24_STRATEGIES", "reads", "K"]
 
 Values = dict[int, tuple[float, float]]
 
@@ -40,7 +45,8 @@ class PaperClaim:
     `scale`, the per-level scale of a relative margin (default |B|): a function of the table, the
     name of a fact of the run (`run_facts`: "k", "chance_loss") or a number; with `flagged`, the
     levels whose values cannot enter and why; with `bound`, the certified error bound of A - B
-    per level (a V'(k) short of its tolerance enters with it)."""
+    per level (a V'(k) short of its tolerance enters with it); `columns`, the columns of the table
+    its readers read (a `K` in a name stands for the run's hessian.k: `columns_at`)."""
 
     claim: Claim
     table: str
@@ -49,10 +55,38 @@ class PaperClaim:
     flagged: Callable[[pd.DataFrame], dict[int, str]] | None = None
     skip_levels: tuple[int, ...] = ()  # levels the paper itself excepts from the statement
     bound: Table | None = None
+    columns: tuple[str, ...] = ()
 
     @property
     def notebook(self) -> str:
         return self.claim.notebook
+
+    def columns_at(self, k: int) -> tuple[str, ...]:
+        """The columns it reads in a run whose hessian.k is `k`."""
+        return tuple(name.replace(K, str(k)) for name in self.columns)
+
+
+# --- the columns a reader reads -------------------------------------------------------------------
+
+Reader = TypeVar("Reader", bound=Callable[..., Any])
+K = "{k}"  # in a column name: the run's hessian.k (the volume tables' "V'(100) W_min(L)")
+
+
+def _reads(reader: Reader, *names: str) -> Reader:
+    """`reader` (a function of a table) marked with the columns it reads, for the registry's
+    checks against the tables the notebooks write."""
+    reader.reads = tuple(dict.fromkeys(names))  # type: ignore[attr-defined]
+    return reader
+
+
+def _reading(*names: str) -> Callable[[Reader], Reader]:
+    """`_reads` as a decorator, for a reader defined at module level."""
+    return lambda reader: _reads(reader, *names)
+
+
+def reads(reader: Any) -> tuple[str, ...]:
+    """The columns `reader` reads (none for no reader, a fact of the run or a number)."""
+    return tuple(getattr(reader, "reads", ()))
 
 
 def run_facts(params: Any) -> dict[str, float]:
@@ -97,7 +131,7 @@ def weights_left(low: float = 0.0, high: float = 100.0) -> Rows:
             return pd.Series(False, index=table.index)
         left = pd.to_numeric(table["weights_left_%"], errors="coerce")
         return (left >= low) & (left < high)
-    return rows
+    return _reads(rows, "weights_left_%")
 
 
 def columns(a: str, b: str, where: Rows | None = None) -> Callable[[pd.DataFrame], Values]:
@@ -113,7 +147,7 @@ def columns(a: str, b: str, where: Rows | None = None) -> Callable[[pd.DataFrame
         return {int(lv): (float(x), float(y))
                 for lv, x, y in zip(_levels(rows), rows[a], other)
                 if _level(lv) is not None and _finite(x, y)}
-    return extract
+    return _reads(extract, a, *(() if _number(b) is not None else (b,)), *reads(where))
 
 
 def _number(text: str) -> float | None:
@@ -133,7 +167,7 @@ def against_previous_level(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
                     if _level(lv) is not None}
         return {lv: (float(x), float(by_level[lv - 1][1])) for lv, (x, _) in by_level.items()
                 if lv - 1 in by_level and _finite(x, by_level[lv - 1][1])}
-    return extract
+    return _reads(extract, a, b)
 
 
 # The strategies each comparison figure of the paper draws beside IMP-WR (learning-rate
@@ -161,7 +195,7 @@ def best_other_strategy(column: str, best: str = "max", among: Sequence[str] = F
                 out[int(lv)] = (float(mine.iloc[0]),
                                 float(others.max() if best == "max" else others.min()))
         return out
-    return extract
+    return _reads(extract, "strategy", "level", column)
 
 
 def trend_over_levels(column: str, where: Rows | None = None) -> Callable[[pd.DataFrame], Values]:
@@ -175,7 +209,7 @@ def trend_over_levels(column: str, where: Rows | None = None) -> Callable[[pd.Da
         measured = sorted((int(lv), float(v)) for lv, v in zip(_levels(rows), rows[column])
                           if _level(lv) is not None and _finite(v, 0.0))
         return {lv: (v, prev) for (_, prev), (lv, v) in zip(measured, measured[1:])}
-    return extract
+    return _reads(extract, column, *reads(where))
 
 
 def against_dense(column: str, where: Rows | None = None, factor: float = 1.0
@@ -193,7 +227,7 @@ def against_dense(column: str, where: Rows | None = None, factor: float = 1.0
         return {int(lv): (float(v), factor * by_level[0])
                 for lv, v in zip(_levels(rows), rows[column])
                 if _level(lv) not in (None, 0) and _finite(v, by_level[0])}
-    return extract
+    return _reads(extract, column, *reads(where))
 
 
 def scaled(extract: Callable[[pd.DataFrame], Values], factor: float
@@ -201,7 +235,7 @@ def scaled(extract: Callable[[pd.DataFrame], Values], factor: float
     """Side B of `extract` times `factor` ("twice as well as": A against 2 B)."""
     def scaled_extract(table: pd.DataFrame) -> Values:
         return {lv: (a, factor * b) for lv, (a, b) in extract(table).items()}
-    return scaled_extract
+    return _reads(scaled_extract, *reads(extract))
 
 
 def sparsest_against_others(column: str) -> Callable[[pd.DataFrame], Values]:
@@ -216,7 +250,7 @@ def sparsest_against_others(column: str) -> Callable[[pd.DataFrame], Values]:
             return {}
         last = max(measured)
         return {lv: (measured[last], v) for lv, v in measured.items() if lv != last}
-    return extract
+    return _reads(extract, column)
 
 
 def volume_columns(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
@@ -227,7 +261,7 @@ def volume_columns(a: str, b: str) -> Callable[[pd.DataFrame], Values]:
             return {}
         k = ks.pop()
         return columns(f"V'({k}) {a}", f"V'({k}) {b}")(table)
-    return extract
+    return _reads(extract, f"V'({K}) {a}", f"V'({K}) {b}")
 
 
 _ENTERED = re.compile(r"(\d+) of (\d+) eigenvalues")
@@ -268,7 +302,7 @@ def spectrum_flags(a: str, b: str, k: int | None = None,
                 elif text and not has_bounds:
                     out[int(lv)] = UNBOUNDED_FLAG
         return out
-    return flagged
+    return _reads(flagged, "flags", f"bound {a}{suffix}", f"bound {b}{suffix}")
 
 
 def volume_bounds(a: str, b: str, suffix: str = "") -> Table:
@@ -282,7 +316,7 @@ def volume_bounds(a: str, b: str, suffix: str = "") -> Table:
         return {int(lv): float(x) + float(y) for lv, x, y in zip(_levels(table), table[ca],
                                                                   table[cb])
                 if _level(lv) is not None}
-    return bound
+    return _reads(bound, f"bound {a}{suffix}", f"bound {b}{suffix}")
 
 
 def _flip_rows(table: pd.DataFrame) -> dict[int, tuple[pd.Series, pd.Series]]:
@@ -308,6 +342,10 @@ def _flip_rows(table: pd.DataFrame) -> dict[int, tuple[pd.Series, pd.Series]]:
     return out
 
 
+TABLE5_COLUMNS = ("pair", "space", "solution", f"V'({K})", "bound", "flags")
+
+
+@_reading(*TABLE5_COLUMNS)
 def pruned_against_solution(table: pd.DataFrame) -> Values:
     """Results 2/3: V'(k) of the pruned point Pr_L(min(L-1)) (level L space) against that of
     the solution it was pruned from, W_min(L-1) (level L-1 space), per level L (Table V)."""
@@ -315,12 +353,14 @@ def pruned_against_solution(table: pd.DataFrame) -> Values:
             if _finite(a["V"], b["V"])}
 
 
+@_reading(*TABLE5_COLUMNS)
 def pruned_against_solution_bound(table: pd.DataFrame) -> dict[int, float]:
     """The certified bounds of `pruned_against_solution`'s two V'(k) (Table V's `bound`)."""
     return {lv: float(a.get("bound", 0.0)) + float(b.get("bound", 0.0))
             for lv, (a, b) in _flip_rows(table).items()}
 
 
+@_reading(*TABLE5_COLUMNS)
 def pruned_against_solution_flags(table: pd.DataFrame) -> dict[int, str]:
     """Levels of Table V whose pruned or unpruned V'(k) cannot enter (`spectrum_flags`)."""
     out = {}
@@ -345,7 +385,7 @@ def over_trend(per_row: Callable[[pd.DataFrame], dict[int, Any]], combine: Calla
         rows = sorted(int(lv) for lv in _levels(table) if _level(lv) is not None)
         out = {lv: combine(own.get(lv), own.get(prev)) for prev, lv in zip(rows, rows[1:])}
         return {lv: v for lv, v in out.items() if v}
-    return read
+    return _reads(read, *reads(per_row))
 
 
 def trend_flags(name: str) -> Callable[[pd.DataFrame], dict[int, str]]:
@@ -370,6 +410,7 @@ def at_k(a: str, b: str, k: int) -> Callable[[pd.DataFrame], Values]:
 # losses (a level and the next, a solution and a baseline), and max minus the higher endpoint
 # hides a bump that stays below the higher end.
 BARRIER = "barrier_linear"
+BARRIER_COLUMNS = ("figure", "series", "level", "barrier", BARRIER)
 
 
 def _barrier_rows(table: pd.DataFrame, figure: str, series_start: str = "") -> pd.DataFrame:
@@ -393,7 +434,7 @@ def barrier_above(figure: str, threshold: float = 0.0,
         if not {"figure", "series", "level", "barrier"} <= set(table.columns):
             return {}
         return {lv: (v, threshold) for lv, v in _barriers(table, figure, series_start).items()}
-    return extract
+    return _reads(extract, *BARRIER_COLUMNS)
 
 
 def barriers_of(a: tuple[str, str], b: tuple[str, str]) -> Callable[[pd.DataFrame], Values]:
@@ -403,9 +444,10 @@ def barriers_of(a: tuple[str, str], b: tuple[str, str]) -> Callable[[pd.DataFram
             return {}
         first, second = _barriers(table, *a), _barriers(table, *b)
         return {lv: (first[lv], second[lv]) for lv in sorted(set(first) & set(second))}
-    return extract
+    return _reads(extract, *BARRIER_COLUMNS)
 
 
+@_reading("slope_level", "slope_projected")
 def steeper_scale(table: pd.DataFrame) -> dict[int, float]:
     """The scale of a slope comparison's margin: the steeper of the two slopes (its size)."""
     if not {"slope_level", "slope_projected"} <= set(table.columns):
@@ -429,9 +471,10 @@ def point_loss_against_sublevel(symbol: str) -> Callable[[pd.DataFrame], Values]
         return {int(m.group(1)): (float(value), float(c))
                 for point, value, c in zip(table.index, table[column], table["sublevel_loss"])
                 if (m := pattern.fullmatch(str(point))) and _finite(value, c)}
-    return extract
+    return _reads(extract, "joins_at", "sublevel_loss")
 
 
+@_reading("spanning_joined_at", "spans_plane", "sublevel_loss")
 def spanning_solutions_joined(table: pd.DataFrame) -> Values:
     """Fig 13: the level at which the IMP solutions spanning the plane lie in one connected
     sublevel set, against c; keyed by the highest level among them."""
@@ -449,80 +492,86 @@ def spanning_solutions_joined(table: pd.DataFrame) -> Values:
 # --- the registry ---------------------------------------------------------------------------------
 
 S = "Saleem et al."
-NB03, NB04, NB05, NB06 = ("03_distances_trajectories", "04_hessian_volume", "05_basin_radius",
-                          "06_barriers")
-NB07, NB08, NB09, NB10, NB11 = ("07_sublevel_sets", "08_pruning_choices", "09_vgg16_appendix",
-                                "10_ticket_transfer", "11_ticket_landscapes")
+IE = "IE643 report"
+BAIN = "Bain"
 VOLUME = "V'(k), level L space"
 VOLUME_PREV = "V'(k), level L-1 space"
 OWN_SPACE = "V'(k), each point in its own mask's space"
 
+# The tables the claims read, one name each; each is declared by the notebook that saves it
+# (lthkit/config/series.py), which is the notebook its claims belong to. A '{}' is the network's
+# or the task's name.
+FIG02_STRATEGIES_CSV = "fig02_strategies.csv"
+FIG03_DISTANCES_CSV = "fig03_distances.csv"
+FIG04_TRAJECTORIES_CSV = "fig04_trajectories.csv"
+FIG14_15_BLOCKS_CSV = "fig14_15_blocks.csv"
+TABLE1_CSV, TABLE3_CSV, TABLE5_CSV = "table1.csv", "table3.csv", "table5.csv"
+FIG22_VOLUME_K_CSV = "fig22_volume_k.csv"
+TABLE2_CSV, TABLE4_CSV = "table2.csv", "table4.csv"
+BARRIERS_CSV = "barriers.csv"
+FIG12_TEST_ACCURACY_CSV = "fig12_test_accuracy.csv"
+FIG13_POINTS_CSV = "fig13_points.csv"
+PRUNING_CHOICES_VOLUME_CSV = "pruning_choices_volume.csv"
+PRUNING_CHOICES_LOSS_CSV = "pruning_choices_loss.csv"
+RESULT3_PRUNE_FRACTION_CSV = "result3_prune_fraction.csv"
+FIG24_STRATEGIES_CSV = "fig24_strategies.csv"
+FIG25_TRAJECTORIES_CSV = "fig25_trajectories.csv"
+TABLE6_CSV, TABLE7_CSV, TABLE8_CSV, TABLE9_CSV = ("table6.csv", "table7.csv", "table8.csv",
+                                                  "table9.csv")
+APPENDIX_BARRIERS_CSV = "appendix_barriers.csv"
+IE643_TICKETS_CSV = "ie643_tickets_{}.csv"
+IE643_TRANSFER_CSV = "ie643_transfer_{}.csv"
+BAIN_ACCURACY_CSV = "bain_accuracy.csv"
+BAIN_SURFACES_CSV = "bain_surfaces.csv"
 
-def _c(key: str, source: str, statement: str, quantity: str, a: str, b: str, expect: str,
-       notebook: str, table: str, extract: Callable[[pd.DataFrame], Values],
-       margin: str = "", scale: Scale | None = None,
-       flagged: Callable | None = None, quote: str = "",
-       skip: tuple[int, ...] = (), bound: Table | None = None, quantifier: str = "every",
-       over: str = "level") -> PaperClaim:
-    """A claim of the registry; a volume claim's margin is per eigenvalue (scale: the run's k),
-    its values enter with their certified bounds unless flagged; a barrier's margin is a
-    fraction of the chance-level loss."""
-    margin = margin or _MARGIN_KIND[key]
-    claim = Claim(key, source, statement, quantity, a, b,  # type: ignore[arg-type]
-                  expect, notebook, margin, " ".join(quote.split()),  # type: ignore[arg-type]
-                  quantifier, over)  # type: ignore[arg-type]
+
+def _c(*, key: str, source: str, statement: str, quantity: str, a: str, b: str, expect: str,
+       table: str, extract: Callable[[pd.DataFrame], Values], margin: str,
+       notebook: str | None = None, scale: Scale | None = None, flagged: Callable | None = None,
+       quote: str = "", skip: tuple[int, ...] = (), bound: Table | None = None,
+       quantifier: str = "every", over: str = "level") -> PaperClaim:
+    """A claim of the registry, from keywords only: `margin` is the kind of quantity it compares
+    (its margin is claims.margins[margin]); it belongs to the notebook that saves `table` unless
+    `notebook` says otherwise; it reads the columns its readers name. A volume claim's margin is
+    per eigenvalue (scale: the run's k), its values enter with their certified bounds unless
+    flagged; a barrier's margin is a fraction of the chance-level loss."""
+    claim = Claim(key=key, source=source, statement=statement, quantity=quantity, a=a, b=b,
+                  expect=expect,  # type: ignore[arg-type]
+                  notebook=notebook or series.notebook_of_table(table), margin=margin,
+                  quote=" ".join(quote.split()), quantifier=quantifier,  # type: ignore[arg-type]
+                  over=over)
     if margin == "volume":
         flagged = flagged or spectrum_flags(a, b)
         bound = bound or volume_bounds(a, b)
         scale = scale if scale is not None else "k"
     if margin == "barrier" and scale is None:
         scale = "chance_loss"
-    return PaperClaim(claim, table, extract, scale, flagged, skip, bound)
+    columns = tuple(dict.fromkeys(name for reader in (extract, flagged, bound, scale)
+                                  for name in reads(reader)))
+    return PaperClaim(claim=claim, table=table, extract=extract, scale=scale, flagged=flagged,
+                      skip_levels=skip, bound=bound, columns=columns)
 
 
-# The kind of quantity each claim compares: its margin is claims.margins[kind].
-_MARGIN_KIND = {
-    "R1-fig3": "distance", "R1-table2": "radius", "R1-table4": "radius",
-    **{k: "volume" for k in ("R1-table1", "R1-table3", "R1-fig22", "R2-fig10", "R3-fig11",
-                             "R6-fig16", "R6-fig18", "R7-fig21", "R1-table6", "R1-table7",
-                             "R2-table8", "R6-table9", "R2-table5-volume")},
-    **{k: "barrier" for k in ("R4-fig12", "R2-fig9", "R6-fig17", "R6-fig19", "R4-fig28",
-                              "R2-fig29", "R6-fig31")},
-    **{k: "loss" for k in ("R5-fig13-RI", "R5-fig13-RP", "R5-fig13-RP'", "R5-fig13-OS",
-                           "R2-table1-projection", "R2-table1-new-minimum", "R0-fig2-loss",
-                           "R6-band-loss")},
-    **{k: "accuracy" for k in ("IE643-fig1-mlp-90", "IE643-fig1-mlp-95", "IE643-fig2-lenet5-85",
-                               "IE643-fig2-lenet5-95", "IE643-task1-halves", "IE643-task2-labels",
-                               "IE643-task3-optimizers", "Bain-fig5", "R0-fig2-accuracy",
-                               "R4-fig12-accuracy", "Bain-fig5-gap-grows", "Bain-fig5-dense",
-                               "Bain-fig5-twice", "IE643-better-mlp", "IE643-better-lenet5")},
-    **{k: "surface" for k in ("Bain-fig6-7-rise", "Bain-fig6-7-curvature", "Bain-fig6-shallower",
-                              "Bain-fig7-flat")},
-    **{k: "distance" for k in ("R5-fig14-RI", "R5-fig14-RP", "R5-fig14-OS")},
-    **{k: "similarity" for k in ("R5-fig15-RI", "R5-fig15-RP", "R5-fig15-OS")},
-    "IE643-task2-chance": "chance",
-}
-IE = "IE643 report"
-BAIN = "Bain"
-
-
-def _ie643_pruning_claims(figure: str, net: str, title: str, pruned: int,
+def _ie643_pruning_claims(*, figure: str, net: str, title: str, pruned: int,
                           words: str) -> list[PaperClaim]:
     """The IE643 report's two statements on one network's IMP curve (its Figs 1 and 2): past
     `pruned`% pruned (and up to 95%) the ticket's accuracy is the dense network's, within the
     margin; past 95% it falls below 80%."""
-    table, source = f"ie643_tickets_{net}.csv", f"{IE}, Fig {figure[3:]}"
+    table, source = IE643_TICKETS_CSV.format(net), f"{IE}, Fig {figure[3:]}"
     return [
-        _c(f"IE643-{figure}-{net}-{pruned}", source, f"{title}: past {pruned}% pruned (and up "
-           "to 95%) the ticket's test accuracy is that of the dense network, within the margin",
-           "test accuracy, ticket minus dense", "ticket - dense", "0", "equal", NB10, table,
-           columns("ticket_vs_dense", "0", weights_left(5.0, 100.0 - pruned)),
+        _c(key=f"IE643-{figure}-{net}-{pruned}", source=source,
+           statement=f"{title}: past {pruned}% pruned (and up to 95%) the ticket's test accuracy "
+                     "is that of the dense network, within the margin",
+           quantity="test accuracy, ticket minus dense", a="ticket - dense", b="0",
+           expect="equal", table=table,
+           extract=columns("ticket_vs_dense", "0", weights_left(5.0, 100.0 - pruned)),
            margin="accuracy",
            quote=f"We observe that even after pruning more than {pruned} % of the weights, we get "
                  f"accuracy {words} the original dense network."),
-        _c(f"IE643-{figure}-{net}-95", source, f"{title}: past 95% pruned the test accuracy falls "
-           "below 80%", "ticket test accuracy", "ticket", "0.8", "less", NB10, table,
-           columns("ticket_test_acc", "0.8", weights_left(high=5.0)), margin="accuracy",
+        _c(key=f"IE643-{figure}-{net}-95", source=source,
+           statement=f"{title}: past 95% pruned the test accuracy falls below 80%",
+           quantity="ticket test accuracy", a="ticket", b="0.8", expect="less", table=table,
+           extract=columns("ticket_test_acc", "0.8", weights_left(high=5.0)), margin="accuracy",
            quote="Accuracy level falls drastically to a level below 80% when the network gets "
                  "pruned by more than 95%."),
     ]
@@ -532,24 +581,26 @@ def fig22_claims(ks: Sequence[int]) -> list[PaperClaim]:
     """Fig 22: the volume comparison of Table I at every k the run tabulates
     (hessian.ks_fig22), one claim per k: the paper says the trend holds for each."""
     a, b = "W_min(L)", "Pr_L(min(L-1))"
-    return [_c(f"R1-fig22-k{k}", f"{S}, Result 1 (Fig 22)",
-               f"the volume comparison of Table I holds at k = {k} too",
-               f"V'({k}), level L space", a, b, "less", NB04,
-               "fig22_volume_k.csv", at_k(a, b, k), margin="volume", scale=float(k),
+    return [_c(key=f"R1-fig22-k{k}", source=f"{S}, Result 1 (Fig 22)",
+               statement=f"the volume comparison of Table I holds at k = {k} too",
+               quantity=f"V'({k}), level L space", a=a, b=b, expect="less",
+               table=FIG22_VOLUME_K_CSV, extract=at_k(a, b, k), margin="volume", scale=float(k),
                flagged=spectrum_flags(a, b, k, f" k={k}"), bound=volume_bounds(a, b, f" k={k}"),
                quote="Fig. 22 shows that the trend with top-[k] is consistent with top-[100].")
             for k in ks]
 
 
-def steeper_trajectory_claim(key: str, source: str, network: str, notebook: str, table: str,
+def steeper_trajectory_claim(*, key: str, source: str, network: str, table: str,
                              quote: str) -> PaperClaim:
     """Figs 4 and 25: level L's trajectory descends more steeply than level L-1's projected on
     m_L, read off the slopes of ln(loss) per epoch (`geometry.trajectory_slopes`)."""
-    return _c(key, source, f"{network}SGD's trajectory at level L descends more steeply (ln "
-              "training loss per epoch, least squares) than level L-1's trajectory projected on "
-              "m_L", "slope of ln(loss) per epoch", "level L", "level L-1 on m_L", "less",
-              notebook, table, columns("slope_level", "slope_projected"), margin="slope",
-              scale=steeper_scale, quote=quote)
+    return _c(key=key, source=source,
+              statement=f"{network}SGD's trajectory at level L descends more steeply (ln training "
+                        "loss per epoch, least squares) than level L-1's trajectory projected on "
+                        "m_L",
+              quantity="slope of ln(loss) per epoch", a="level L", b="level L-1 on m_L",
+              expect="less", table=table, extract=columns("slope_level", "slope_projected"),
+              margin="slope", scale=steeper_scale, quote=quote)
 
 
 def _similarity_claims() -> list[PaperClaim]:
@@ -566,17 +617,19 @@ def _similarity_claims() -> list[PaperClaim]:
              "similarity of [W_RP'] with [them]. (Symbols lost in the text, read from Result "
              "5's Fig. 13: W_RI, W_RP, W_RP' outside the sublevel set, W_OS inside.)")
     out = []
-    for fig, measure, expect, what in (("14", "distance", "less", "closer to"),
-                                       ("15", "cosine", "greater", "more alike in direction to")):
+    for fig, measure, kind, expect, what in (
+            ("14", "distance", "distance", "less", "closer to"),
+            ("15", "cosine", "similarity", "greater", "more alike in direction to")):
         for key, a, b in (("RI", "IMP-IMP", "IMP-W_RI"), ("RP", "IMP-IMP", "IMP-W_RP"),
                           ("OS", "IMP-W_OS", "IMP-W_RP'")):
             sides = ("the IMP solutions are", "one another", b.split("-")[1]) if key != "OS" \
                 else ("W_OS(L) is", "the IMP solutions", None)
             statement = (f"{sides[0]} {what} {sides[1]} than "
                          + (f"to {sides[2]}(L)" if sides[2] else "W_RP'(L) is"))
-            out.append(_c(f"R5-fig{fig}-{key}", f"{S}, Result 5 (Fig {fig})", statement,
-                          f"mean {measure}, matrix blocks", a, b, expect, NB03,
-                          "fig14_15_blocks.csv", columns(f"{measure} {a}", f"{measure} {b}"),
+            out.append(_c(key=f"R5-fig{fig}-{key}", source=f"{S}, Result 5 (Fig {fig})",
+                          statement=statement, quantity=f"mean {measure}, matrix blocks", a=a,
+                          b=b, expect=expect, table=FIG14_15_BLOCKS_CSV,
+                          extract=columns(f"{measure} {a}", f"{measure} {b}"), margin=kind,
                           quote=quote))
     return out
 
@@ -588,111 +641,127 @@ RESULT3 = ("If too many weights are pruned out in a step, it leads to a bigger i
 
 CLAIMS: list[PaperClaim] = [
     # 02: Fig 2 (the kit's key R0: the observation that opens Section IV)
-    _c("R0-fig2-accuracy", f"{S}, Fig 2", "IMP-WR's solution W_min(L) has a higher test accuracy "
-       "than the best of the other strategies (OS, FT, RI, RP, RP') at the same level",
-       "test accuracy", "W_min(L)", "best other strategy", "greater", "02_baselines",
-       "fig02_strategies.csv", best_other_strategy("test_acc", "max"),
+    _c(key="R0-fig2-accuracy", source=f"{S}, Fig 2",
+       statement="IMP-WR's solution W_min(L) has a higher test accuracy than the best of the "
+                 "other strategies (OS, FT, RI, RP, RP') at the same level",
+       quantity="test accuracy", a="W_min(L)", b="best other strategy", expect="greater",
+       table=FIG02_STRATEGIES_CSV, extract=best_other_strategy("test_acc", "max"),
+       margin="accuracy",
        quote="A comparison of training loss and test accuracy between [W_min, W_OS, W_FT, W_RI, "
              "W_RP and W_RP'] presented in Fig. 2 shows that [W_min] outperforms the other "
              "solutions."),
-    _c("R0-fig2-loss", f"{S}, Fig 2", "IMP-WR's solution W_min(L) has a lower training loss "
-       "than the best of the other strategies (OS, FT, RI, RP, RP') at the same level", "training loss", "W_min(L)",
-       "best other strategy", "less", "02_baselines", "fig02_strategies.csv",
-       best_other_strategy("train_loss", "min"),
+    _c(key="R0-fig2-loss", source=f"{S}, Fig 2",
+       statement="IMP-WR's solution W_min(L) has a lower training loss than the best of the other "
+                 "strategies (OS, FT, RI, RP, RP') at the same level", quantity="training loss",
+       a="W_min(L)", b="best other strategy", expect="less", table=FIG02_STRATEGIES_CSV,
+       extract=best_other_strategy("train_loss", "min"), margin="loss",
        quote="A comparison of training loss and test accuracy between [W_min, W_OS, W_FT, W_RI, "
              "W_RP and W_RP'] presented in Fig. 2 shows that [W_min] outperforms the other "
              "solutions."),
     # 03: Result 1, Fig 3
-    _c("R1-fig3", f"{S}, Result 1 (Fig 3)",
-       "the projected previous solution is closer to the projected rewind point than the "
-       "solution SGD finds, at every level but 2 and 3 (the paper's exception)",
-       "distance from Pr_L(rewind)", "Pr_L(min(L-1))", "W_min(L)", "less",
-       NB03, "fig03_distances.csv", columns("to_projected_previous", "to_solution"), skip=(2, 3),
+    _c(key="R1-fig3", source=f"{S}, Result 1 (Fig 3)",
+       statement="the projected previous solution is closer to the projected rewind point than "
+                 "the solution SGD finds, at every level but 2 and 3 (the paper's exception)",
+       quantity="distance from Pr_L(rewind)", a="Pr_L(min(L-1))", b="W_min(L)", expect="less",
+       table=FIG03_DISTANCES_CSV, extract=columns("to_projected_previous", "to_solution"),
+       margin="distance", skip=(2, 3),
        quote="A comparison of the euclidean distance between [Pr_L(rewind)] and [Pr_L(min(L-1))], "
              "and the euclidean distance between [Pr_L(rewind)] and [W_min(L)] given in Fig. 3 "
              "shows that for all [L] except [2] and [3], [Pr_L(min(L-1))] is closer to "
              "[Pr_L(rewind)] than [W_min(L)]."),
     steeper_trajectory_claim(
-        "R1-fig4", f"{S}, Result 1 (Fig 4)", "", NB03, "fig04_trajectories.csv",
+        key="R1-fig4", source=f"{S}, Result 1 (Fig 4)", network="",
+        table=FIG04_TRAJECTORIES_CSV,
         quote="It is evident from the figure that the trajectory for level [L] is steeper than "
               "for level [L-1] projected on level [L]. This makes SGD converge to [W_min(L)] and "
               "not to [Pr_L(min(L-1))]."),
     # 03: Result 5 (Figs 14, 15), the matrices read as blocks (geometry.similarity_blocks)
     *_similarity_claims(),
     # 04: Result 1, Tables I, III; Result 2 on Table I's losses
-    _c("R1-table1", f"{S}, Result 1 (Fig 5, Table I)",
-       "in level L space W_min(L) has the larger volume (smaller V') than Pr_L(min(L-1))",
-       VOLUME, "W_min(L)", "Pr_L(min(L-1))", "less", NB04, "table1.csv",
-       volume_columns("W_min(L)", "Pr_L(min(L-1))"),
+    _c(key="R1-table1", source=f"{S}, Result 1 (Fig 5, Table I)",
+       statement="in level L space W_min(L) has the larger volume (smaller V') than Pr_L(min(L-1))",
+       quantity=VOLUME, a="W_min(L)", b="Pr_L(min(L-1))", expect="less", table=TABLE1_CSV,
+       extract=volume_columns("W_min(L)", "Pr_L(min(L-1))"), margin="volume",
        quote="the volume of basin around [W_min(L)] is seen to be larger than the volume of the "
              "basin around [Pr_L(min(L-1))]. This is demonstrated in Fig. 5 and Table I."),
-    _c("R1-table3", f"{S}, Result 1 (Fig 7, Table III)",
-       "in level L-1 space the comparison flips: W_min(L-1) has the larger volume than "
-       "RPr_L-1(min(L))", VOLUME_PREV, "W_min(L-1)", "RPr_L-1(min(L))", "less", NB04,
-       "table3.csv", volume_columns("W_min(L-1)", "RPr_L-1(min(L))"),
+    _c(key="R1-table3", source=f"{S}, Result 1 (Fig 7, Table III)",
+       statement="in level L-1 space the comparison flips: W_min(L-1) has the larger volume than "
+                 "RPr_L-1(min(L))", quantity=VOLUME_PREV, a="W_min(L-1)", b="RPr_L-1(min(L))",
+       expect="less", table=TABLE3_CSV, extract=volume_columns("W_min(L-1)", "RPr_L-1(min(L))"),
+       margin="volume",
        quote="if we consider the reverse projection of level [L] solution on level [L-1], and the "
              "level [L-1] solution, [W_min(L-1)], the volume of basin around [W_min(L-1)] is seen "
              "to be larger than the volume of basin around [RPr_L-1(min(L))]. This is "
              "demonstrated in Fig. 7 and Table III."),
-    _c("R2-table1-projection", f"{S}, Result 2 (Table I's losses)",
-       "pruning the smallest weights raises the loss: Pr_L(min(L-1)) has a higher training loss "
-       "than W_min(L-1)", "training loss", "Pr_L(min(L-1))", "W_min(L-1)", "greater", NB04,
-       "table1.csv", against_previous_level("loss Pr_L(min(L-1))", "loss W_min(L)"),
+    _c(key="R2-table1-projection", source=f"{S}, Result 2 (Table I's losses)",
+       statement="pruning the smallest weights raises the loss: Pr_L(min(L-1)) has a higher "
+                 "training loss than W_min(L-1)", quantity="training loss", a="Pr_L(min(L-1))",
+       b="W_min(L-1)", expect="greater", table=TABLE1_CSV,
+       extract=against_previous_level("loss Pr_L(min(L-1))", "loss W_min(L)"), margin="loss",
        quote="Pruning out the smaller weights leads to a new minimum or a saddle point with a "
              "slightly larger training loss value and a smaller volume."),
-    _c("R2-table1-new-minimum", f"{S}, Result 2 (Table I's losses)",
-       "retraining with rewinding converges to a lower loss than the pruned point: W_min(L) "
-       "below Pr_L(min(L-1))", "training loss", "W_min(L)", "Pr_L(min(L-1))", "less", NB04,
-       "table1.csv", columns("loss W_min(L)", "loss Pr_L(min(L-1))"),
+    _c(key="R2-table1-new-minimum", source=f"{S}, Result 2 (Table I's losses)",
+       statement="retraining with rewinding converges to a lower loss than the pruned point: "
+                 "W_min(L) below Pr_L(min(L-1))", quantity="training loss", a="W_min(L)",
+       b="Pr_L(min(L-1))", expect="less", table=TABLE1_CSV,
+       extract=columns("loss W_min(L)", "loss Pr_L(min(L-1))"), margin="loss",
        quote="Retraining from this point via learning rate rewinding or from a point in close "
              "proximity (via weight rewinding) leads SGD to converge to a new minimum, which has "
              "a larger volume (compared to the earlier minimum) and a lower training loss."),
-    _c("R2-table5-volume", f"{S}, Results 2 and 3 (Table V)", "pruning the smallest weights "
-       "of W_min(L-1) shrinks its volume: V'(k) of Pr_L(min(L-1)) (level L space) above that of "
-       "W_min(L-1) (level L-1 space)", "V'(k), each point in its own level's space",
-       "Pr_L(min(L-1))", "W_min(L-1)", "greater", NB04, "table5.csv", pruned_against_solution,
+    _c(key="R2-table5-volume", source=f"{S}, Results 2 and 3 (Table V)",
+       statement="pruning the smallest weights of W_min(L-1) shrinks its volume: V'(k) of "
+                 "Pr_L(min(L-1)) (level L space) above that of W_min(L-1) (level L-1 space)",
+       quantity="V'(k), each point in its own level's space", a="Pr_L(min(L-1))", b="W_min(L-1)",
+       expect="greater", table=TABLE5_CSV, extract=pruned_against_solution, margin="volume",
        flagged=pruned_against_solution_flags, bound=pruned_against_solution_bound,
        quote="At each step in the iterative process via the magnitude pruning, we remove "
              "dimensions with smaller weights. This increases the loss of the minimum arrived at "
              "in the previous step and decreases its volume measure."),
     # 05: Result 1, Tables II, IV
-    _c("R1-table2", f"{S}, Result 1 (Fig 6, Table II)",
-       "in level L space the basin around W_min(L) is wider than around Pr_L(min(L-1))",
-       "mean basin radius, level L space", "W_min(L)", "Pr_L(min(L-1))", "greater", NB05,
-       "table2.csv", columns("mean_radius W_min(L)", "mean_radius Pr_L(min(L-1))"),
+    _c(key="R1-table2", source=f"{S}, Result 1 (Fig 6, Table II)",
+       statement="in level L space the basin around W_min(L) is wider than around Pr_L(min(L-1))",
+       quantity="mean basin radius, level L space", a="W_min(L)", b="Pr_L(min(L-1))",
+       expect="greater", table=TABLE2_CSV,
+       extract=columns("mean_radius W_min(L)", "mean_radius Pr_L(min(L-1))"), margin="radius",
        quote="It is clear from the figure and the table that the average radius of the basin "
              "around [W_min(L)] is larger than that around [Pr_L(min(L-1))]."),
-    _c("R1-table4", f"{S}, Result 1 (Fig 8, Table IV)",
-       "in level L-1 space the basin around W_min(L-1) is wider than around RPr_L-1(min(L))",
-       "mean basin radius, level L-1 space", "W_min(L-1)", "RPr_L-1(min(L))", "greater", NB05,
-       "table4.csv", columns("mean_radius W_min(L-1)", "mean_radius RPr_L-1(min(L))"),
-       quote="It is clear from the figure and the table that the average radius of the basin "
-             "for [W_min(L-1)] is larger than that for [RPr_L-1(min(L))]."),
+    _c(key="R1-table4", source=f"{S}, Result 1 (Fig 8, Table IV)",
+       statement="in level L-1 space the basin around W_min(L-1) is wider than around "
+                 "RPr_L-1(min(L))", quantity="mean basin radius, level L-1 space", a="W_min(L-1)",
+       b="RPr_L-1(min(L))", expect="greater", table=TABLE4_CSV,
+       extract=columns("mean_radius W_min(L-1)", "mean_radius RPr_L-1(min(L))"), margin="radius",
+       quote="It is clear from the figure and the table that the average radius of the basin for "
+             "[W_min(L-1)] is larger than that for [RPr_L-1(min(L))]."),
     # 06: Results 2, 4, 6 (barriers above the straight line between the end losses, BARRIER)
-    _c("R4-fig12", f"{S}, Result 4 (Fig 12)",
-       "there is a loss barrier that matters (above the margin) between IMP solutions of "
-       "successive levels", "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0",
-       "greater", NB06, "barriers.csv", barrier_above("fig12"),
-       quote="The barriers between successive minima are clearly visible."),
-    _c("R4-fig12-accuracy", f"{S}, Result 4 (Fig 12)", "the test accuracy stays that of the "
-       "two IMP solutions all along the line between successive levels: its lowest point dips "
-       "at most the margin below the lower end", "test accuracy along W_min(L-1) - W_min(L), "
-       "drop below the lower end", "drop", "0", "at_most", NB06, "fig12_test_accuracy.csv",
-       columns("test_acc_drop", "0"),
+    _c(key="R4-fig12", source=f"{S}, Result 4 (Fig 12)",
+       statement="there is a loss barrier that matters (above the margin) between IMP solutions "
+                 "of successive levels", quantity="barrier on the line W_min(L-1) - W_min(L)",
+       a="barrier", b="0", expect="greater", table=BARRIERS_CSV, extract=barrier_above("fig12"),
+       margin="barrier", quote="The barriers between successive minima are clearly visible."),
+    _c(key="R4-fig12-accuracy", source=f"{S}, Result 4 (Fig 12)",
+       statement="the test accuracy stays that of the two IMP solutions all along the line "
+                 "between successive levels: its lowest point dips at most the margin below the "
+                 "lower end",
+       quantity="test accuracy along W_min(L-1) - W_min(L), drop below the lower end", a="drop",
+       b="0", expect="at_most", table=FIG12_TEST_ACCURACY_CSV,
+       extract=columns("test_acc_drop", "0"), margin="accuracy",
        quote="The implication is that these loss barriers are large enough to prevent SGD from "
              "crossing over and small enough to have almost similar generalization performance "
              "all over the region between these solutions."),
-    _c("R2-fig9", f"{S}, Result 2 (Fig 9)",
-       "a significant barrier separates Pr_L(min(L-1)) from W_RI(L) (different sublevel sets)",
-       "barrier on the line Pr_L(min(L-1)) - W_RI(L)", "barrier", "0", "greater", NB06,
-       "barriers.csv", barrier_above("fig09"),
-       quote="The figure shows a significant barrier between the two points [Pr_L(min(L-1)) "
-             "and W_RI(L), Fig. 9], demonstrating clearly that these two points lie in different "
-             "loss sublevel sets."),
-    _c("R6-fig17", f"{S}, Result 6 (Fig 17)",
-       "a huge barrier separates Pr_L(min(L-1)) from the randomly pruned W_RP(L) (different "
-       "sublevel sets)", "barrier on the line Pr_L(min(L-1)) - W_RP(L)", "barrier", "0",
-       "greater", NB06, "barriers.csv", barrier_above("fig17", series_start="Pr_"),
+    _c(key="R2-fig9", source=f"{S}, Result 2 (Fig 9)",
+       statement="a significant barrier separates Pr_L(min(L-1)) from W_RI(L) (different sublevel "
+                 "sets)", quantity="barrier on the line Pr_L(min(L-1)) - W_RI(L)", a="barrier",
+       b="0", expect="greater", table=BARRIERS_CSV, extract=barrier_above("fig09"),
+       margin="barrier",
+       quote="The figure shows a significant barrier between the two points [Pr_L(min(L-1)) and "
+             "W_RI(L), Fig. 9], demonstrating clearly that these two points lie in different loss "
+             "sublevel sets."),
+    _c(key="R6-fig17", source=f"{S}, Result 6 (Fig 17)",
+       statement="a huge barrier separates Pr_L(min(L-1)) from the randomly pruned W_RP(L) "
+                 "(different sublevel sets)",
+       quantity="barrier on the line Pr_L(min(L-1)) - W_RP(L)", a="barrier", b="0",
+       expect="greater", table=BARRIERS_CSV, extract=barrier_above("fig17", series_start="Pr_"),
+       margin="barrier",
        quote="The figure shows a small barrier between [?] and [?], and a huge barrier between "
              "[Pr_L(min(L-1))] and [W_RP(L)], which again demonstrates that [?] and [?] lie in "
              "the same sublevel set, while [Pr_L(min(L-1))] and [W_RP(L)] lie in different "
@@ -701,262 +770,301 @@ CLAIMS: list[PaperClaim] = [
              "line from [W_min(L)] to [W_RP'(L)], and Result 5 places [W_RP'] outside the IMP "
              "solutions' sublevel set, so a small barrier there would contradict the text; no "
              "reading of the lost symbols is consistent with both.)"),
-    _c("R6-fig19", f"{S}, Result 6 (Fig 19)",
-       "the barrier from W_min(L) to one-shot pruning's W_OS(L) is small: at most the margin "
-       "(the same sublevel set)", "barrier on the line W_min(L) - W_OS(L)", "barrier", "0",
-       "at_most", NB06, "barriers.csv", barrier_above("fig19"),
-       quote="The figure shows a small barrier between [W_min(L)] and [W_OS(L)], indicating "
-             "that they lie in the same sublevel set."),
+    _c(key="R6-fig19", source=f"{S}, Result 6 (Fig 19)",
+       statement="the barrier from W_min(L) to one-shot pruning's W_OS(L) is small: at most the "
+                 "margin (the same sublevel set)",
+       quantity="barrier on the line W_min(L) - W_OS(L)", a="barrier", b="0", expect="at_most",
+       table=BARRIERS_CSV, extract=barrier_above("fig19"), margin="barrier",
+       quote="The figure shows a small barrier between [W_min(L)] and [W_OS(L)], indicating that "
+             "they lie in the same sublevel set."),
     # 07: Result 5
-    _c("R5-fig13-IMP", f"{S}, Result 5 (Fig 13)",
-       "the IMP solutions spanning the plane lie in one connected sublevel set: a path on the "
-       "plane joins them with a loss at most the margin above c", "the level at which they are "
-       "joined on the plane, against the sublevel set's loss c", "joined at", "c", "at_most",
-       NB07, "fig13_points.csv", spanning_solutions_joined, margin="loss",
+    _c(key="R5-fig13-IMP", source=f"{S}, Result 5 (Fig 13)",
+       statement="the IMP solutions spanning the plane lie in one connected sublevel set: a path "
+                 "on the plane joins them with a loss at most the margin above c",
+       quantity="the level at which they are joined on the plane, against the sublevel set's loss "
+                "c", a="joined at", b="c", expect="at_most", table=FIG13_POINTS_CSV,
+       extract=spanning_solutions_joined, margin="loss",
        quote="The figure clearly shows that all the IMP solutions ([W_min(0)] to [W_min(L)]) lie "
              "within the same connected loss sublevel set (dark green region)."),
-    _c("R5-fig13-RI", f"{S}, Result 5 (Fig 13)",
-       "W_RI(L) lies outside the sublevel set of the IMP solutions",
-       "level at which the point joins the IMP solutions' connected sublevel set, against c",
-       "loss W_RI(L)", "c",
-       "greater", NB07, "fig13_points.csv", point_loss_against_sublevel("W_RI"),
+    _c(key="R5-fig13-RI", source=f"{S}, Result 5 (Fig 13)",
+       statement="W_RI(L) lies outside the sublevel set of the IMP solutions",
+       quantity="level at which the point joins the IMP solutions' connected sublevel set, "
+                "against c", a="loss W_RI(L)", b="c", expect="greater", table=FIG13_POINTS_CSV,
+       extract=point_loss_against_sublevel("W_RI"), margin="loss",
        quote="The figure clearly shows that all the IMP solutions ([W_min(0)] to [W_min(L)]) lie "
              "within the same connected loss sublevel set (dark green region). However, [W_RI] "
              "lies outside the sublevel set."),
-    _c("R5-fig13-RP", f"{S}, Result 5 (Fig 13)",
-       "W_RP(L) (random pruning from W_min(L-1)) lies outside the sublevel set",
-       "level at which the point joins the IMP solutions' connected sublevel set, against c",
-       "loss W_RP(L)", "c",
-       "greater", NB07, "fig13_points.csv", point_loss_against_sublevel("W_RP"),
+    _c(key="R5-fig13-RP", source=f"{S}, Result 5 (Fig 13)",
+       statement="W_RP(L) (random pruning from W_min(L-1)) lies outside the sublevel set",
+       quantity="level at which the point joins the IMP solutions' connected sublevel set, "
+                "against c", a="loss W_RP(L)", b="c", expect="greater", table=FIG13_POINTS_CSV,
+       extract=point_loss_against_sublevel("W_RP"), margin="loss",
        quote="Similarly, random pruning of a large number of weights also takes SGD outside the "
              "sublevel set. (Read as W_RP: the phrase the paper uses for [W_RP] in Figs. 17-18 "
              "and, with one random pruning only, for VGG-16's Fig. 31.)"),
-    _c("R5-fig13-RP'", f"{S}, Result 5 (Fig 13)",
-       "W_RP'(L) (one-shot random pruning of the dense network) lies outside the sublevel set, "
-       "while W_OS(L), which differs from it only by the magnitude mask, lies inside",
-       "level at which the point joins the IMP solutions' connected sublevel set, against c",
-       "loss W_RP'(L)", "c",
-       "greater", NB07, "fig13_points.csv", point_loss_against_sublevel("W_RP'"),
+    _c(key="R5-fig13-RP'", source=f"{S}, Result 5 (Fig 13)",
+       statement="W_RP'(L) (one-shot random pruning of the dense network) lies outside the "
+                 "sublevel set, while W_OS(L), which differs from it only by the magnitude mask, "
+                 "lies inside",
+       quantity="level at which the point joins the IMP solutions' connected sublevel set, "
+                "against c", a="loss W_RP'(L)", b="c", expect="greater", table=FIG13_POINTS_CSV,
+       extract=point_loss_against_sublevel("W_RP'"), margin="loss",
        quote="It is interesting to see that [W_OS] also lies in the same sublevel set as the IMP "
              "solutions; however, [W_RP'] lies outside the sublevel set. (Read as W_RP': the "
              "paper introduces [W_RP'] as the network whose only difference from [W_OS] is the "
              "random mask.)"),
-    _c("R5-fig13-OS", f"{S}, Result 5 (Fig 13)",
-       "W_OS(L) (one-shot pruning) lies inside the sublevel set of the IMP solutions: it joins "
-       "them at most the margin above c",
-       "level at which the point joins the IMP solutions' connected sublevel set, against c",
-       "loss W_OS(L)", "c", "at_most", NB07, "fig13_points.csv", point_loss_against_sublevel("W_OS"),
+    _c(key="R5-fig13-OS", source=f"{S}, Result 5 (Fig 13)",
+       statement="W_OS(L) (one-shot pruning) lies inside the sublevel set of the IMP solutions: "
+                 "it joins them at most the margin above c",
+       quantity="level at which the point joins the IMP solutions' connected sublevel set, "
+                "against c", a="loss W_OS(L)", b="c", expect="at_most", table=FIG13_POINTS_CSV,
+       extract=point_loss_against_sublevel("W_OS"), margin="loss",
        quote="It is interesting to see that [W_OS] also lies in the same sublevel set as the IMP "
              "solutions"),
     # 08: Results 2, 3, 6, 7
-    _c("R2-fig10", f"{S}, Result 2 (Fig 10)",
-       "random re-initialization leads to a smaller volume than rewinding", OWN_SPACE,
-       "W_min(L)", "W_RI(L)", "less", NB08, "pruning_choices_volume.csv",
-       columns("W_min(L)", "W_RI(L)"),
+    _c(key="R2-fig10", source=f"{S}, Result 2 (Fig 10)",
+       statement="random re-initialization leads to a smaller volume than rewinding",
+       quantity=OWN_SPACE, a="W_min(L)", b="W_RI(L)", expect="less",
+       table=PRUNING_CHOICES_VOLUME_CSV, extract=columns("W_min(L)", "W_RI(L)"), margin="volume",
        quote="a comparison of top-100 positive eigen values of the Hessian at [W_min(L)] and "
              "[W_RI(L)] (Fig. 10) shows that [W_RI(L)] has larger eigen values than [W_min(L)], "
              "which indicates a smaller volume for the basin around [W_RI(L)]."),
-    _c("R3-fig11", f"{S}, Result 3 (Figs 11, 20)",
-       "one-shot pruning leads to a smaller volume than iterative pruning", OWN_SPACE,
-       "W_min(L)", "W_OS(L)", "less", NB08, "pruning_choices_volume.csv",
-       columns("W_min(L)", "W_OS(L)"),
-       quote="A comparison of top-100 positive eigen values of the Hessian between [W_min(L)] "
-             "and [W_OS(L)] (Fig. 11) shows that [W_OS(L)] has larger eigen values than "
-             "[W_min(L)], which implies a smaller volume for the basin around [W_OS(L)]."),
-    _c("R6-fig16", f"{S}, Result 6 (Fig 16)",
-       "pruning a band of slightly larger weights gives a much smaller volume than pruning the "
-       "smallest", OWN_SPACE, "Pr_L(min(L-1))", "band Pr_L(min(L-1))", "less", NB08,
-       "pruning_choices_volume.csv", columns("Pr_L(min(L-1))", "band Pr_L(min(L-1))"),
+    _c(key="R3-fig11", source=f"{S}, Result 3 (Figs 11, 20)",
+       statement="one-shot pruning leads to a smaller volume than iterative pruning",
+       quantity=OWN_SPACE, a="W_min(L)", b="W_OS(L)", expect="less",
+       table=PRUNING_CHOICES_VOLUME_CSV, extract=columns("W_min(L)", "W_OS(L)"), margin="volume",
+       quote="A comparison of top-100 positive eigen values of the Hessian between [W_min(L)] and "
+             "[W_OS(L)] (Fig. 11) shows that [W_OS(L)] has larger eigen values than [W_min(L)], "
+             "which implies a smaller volume for the basin around [W_OS(L)]."),
+    _c(key="R6-fig16", source=f"{S}, Result 6 (Fig 16)",
+       statement="pruning a band of slightly larger weights gives a much smaller volume than "
+                 "pruning the smallest", quantity=OWN_SPACE, a="Pr_L(min(L-1))",
+       b="band Pr_L(min(L-1))", expect="less", table=PRUNING_CHOICES_VOLUME_CSV,
+       extract=columns("Pr_L(min(L-1))", "band Pr_L(min(L-1))"), margin="volume",
        quote="The volume of minimum in the latter case is generally reduced by a great deal, as "
              "seen in Fig. 16."),
-    _c("R6-fig18", f"{S}, Result 6 (Fig 18)",
-       "random pruning leads to a smaller volume than magnitude pruning", OWN_SPACE, "W_min(L)",
-       "W_RP(L)", "less", NB08, "pruning_choices_volume.csv", columns("W_min(L)", "W_RP(L)"),
+    _c(key="R6-fig18", source=f"{S}, Result 6 (Fig 18)",
+       statement="random pruning leads to a smaller volume than magnitude pruning",
+       quantity=OWN_SPACE, a="W_min(L)", b="W_RP(L)", expect="less",
+       table=PRUNING_CHOICES_VOLUME_CSV, extract=columns("W_min(L)", "W_RP(L)"), margin="volume",
        quote="It can be observed from the figure that [W_RP(L)] has larger eigen values of "
              "Hessian than that at [W_min(L)], which implies a smaller volume for the basin "
              "around [W_RP(L)]. (W_RP as in Fig. 17's huge barrier and VGG-16's Fig. 32.)"),
-    _c("R7-fig21", f"{S}, Result 7 (Fig 21)",
-       "fine-tuning leads to a smaller volume than rewinding", OWN_SPACE, "W_min(L)", "W_FT(L)",
-       "less", NB08, "pruning_choices_volume.csv", columns("W_min(L)", "W_FT(L)"),
+    _c(key="R7-fig21", source=f"{S}, Result 7 (Fig 21)",
+       statement="fine-tuning leads to a smaller volume than rewinding", quantity=OWN_SPACE,
+       a="W_min(L)", b="W_FT(L)", expect="less", table=PRUNING_CHOICES_VOLUME_CSV,
+       extract=columns("W_min(L)", "W_FT(L)"), margin="volume",
        quote="It can be observed from the figure that [W_FT(L)] has larger eigen values of the "
              "Hessian than [W_min(L)], which implies a smaller volume for the basin around "
              "[W_FT(L)]."),
-    _c("R6-band-loss", f"{S}, Result 6", "pruning the smallest weights raises the training "
-       "loss less than pruning the band of slightly larger ones", "training loss of the pruned "
-       "point", "Pr_L(min(L-1))", "band Pr_L(min(L-1))", "less", NB08,
-       "pruning_choices_loss.csv", columns("Pr_L(min(L-1))", "band Pr_L(min(L-1))"),
+    _c(key="R6-band-loss", source=f"{S}, Result 6",
+       statement="pruning the smallest weights raises the training loss less than pruning the "
+                 "band of slightly larger ones", quantity="training loss of the pruned point",
+       a="Pr_L(min(L-1))", b="band Pr_L(min(L-1))", expect="less", table=PRUNING_CHOICES_LOSS_CSV,
+       extract=columns("Pr_L(min(L-1))", "band Pr_L(min(L-1))"), margin="loss",
        quote="Pruning out the smallest components in the weight vector results in only a small "
              "increase in the loss value. Pruning out the larger weights tends to bring about a "
              "bigger increase in the loss value"),
-    _c("R3-sweep-loss", f"{S}, Result 3", "pruning more of W_min(L-1)'s weights in one step "
-       "raises its training loss more: the loss at each fraction of the sweep above the loss at "
-       "the fraction before it", "training loss of W_min(L-1) pruned in one step",
-       "pruned at the larger fraction", "pruned at the smaller fraction", "greater", NB08,
-       "result3_prune_fraction.csv", trend_over_levels("loss"), margin="loss",
-       over="step of hessian.sweep_fractions",
+    _c(key="R3-sweep-loss", source=f"{S}, Result 3",
+       statement="pruning more of W_min(L-1)'s weights in one step raises its training loss more: "
+                 "the loss at each fraction of the sweep above the loss at the fraction before it",
+       quantity="training loss of W_min(L-1) pruned in one step", a="pruned at the larger fraction",
+       b="pruned at the smaller fraction", expect="greater", table=RESULT3_PRUNE_FRACTION_CSV,
+       extract=trend_over_levels("loss"), margin="loss", over="step of hessian.sweep_fractions",
        quote=RESULT3),
-    _c("R3-sweep-volume", f"{S}, Result 3", "pruning more of W_min(L-1)'s weights in one step "
-       "shrinks its volume more: V'(k) at each fraction of the sweep above V'(k) at the fraction "
-       "before it", "V'(k) of W_min(L-1) pruned in one step, in its own space",
-       "pruned at the larger fraction", "pruned at the smaller fraction", "greater", NB08,
-       "result3_prune_fraction.csv", trend_over_levels("V'(k)"), margin="volume",
+    _c(key="R3-sweep-volume", source=f"{S}, Result 3",
+       statement="pruning more of W_min(L-1)'s weights in one step shrinks its volume more: V'(k) "
+                 "at each fraction of the sweep above V'(k) at the fraction before it",
+       quantity="V'(k) of W_min(L-1) pruned in one step, in its own space",
+       a="pruned at the larger fraction", b="pruned at the smaller fraction", expect="greater",
+       table=RESULT3_PRUNE_FRACTION_CSV, extract=trend_over_levels("V'(k)"), margin="volume",
        flagged=trend_flags("pruned"), bound=trend_bound("pruned"),
-       over="step of hessian.sweep_fractions",
-       quote=RESULT3),
+       over="step of hessian.sweep_fractions", quote=RESULT3),
     # 09: the VGG-16 appendix
-    _c("R0-fig24-accuracy", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) "
-       "has a higher test accuracy than the best of the figure's other strategies (FT, RI, RP, "
-       "OS) at the same level", "test accuracy", "W_min(L)", "best other strategy", "greater",
-       NB09, "fig24_strategies.csv", best_other_strategy("test_acc", "max", FIG24_STRATEGIES),
+    _c(key="R0-fig24-accuracy", source=f"{S}, Appendix II (Fig 24)",
+       statement="VGG-16: IMP-WR's solution W_min(L) has a higher test accuracy than the best of "
+                 "the figure's other strategies (FT, RI, RP, OS) at the same level",
+       quantity="test accuracy", a="W_min(L)", b="best other strategy", expect="greater",
+       table=FIG24_STRATEGIES_CSV, extract=best_other_strategy("test_acc", "max", FIG24_STRATEGIES),
        margin="accuracy",
-       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) "
-             "outperforms the solutions obtained with the other strategies"),
-    _c("R0-fig24-loss", f"{S}, Appendix II (Fig 24)", "VGG-16: IMP-WR's solution W_min(L) has a "
-       "lower training loss than the best of the figure's other strategies (FT, RI, RP, OS) at "
-       "the same level", "training loss", "W_min(L)", "best other strategy", "less", NB09,
-       "fig24_strategies.csv", best_other_strategy("train_loss", "min", FIG24_STRATEGIES),
-       margin="loss",
-       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) "
-             "outperforms the solutions obtained with the other strategies"),
-    _c("R1-table6", f"{S}, Appendix II (Fig 26, Table VI)",
-       "VGG-16: in level L space W_min(L) has the larger volume than Pr_L(min(L-1))", VOLUME,
-       "W_min(L)", "Pr_L(min(L-1))", "less", NB09, "table6.csv",
-       volume_columns("W_min(L)", "Pr_L(min(L-1))"),
+       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) outperforms "
+             "the solutions obtained with the other strategies"),
+    _c(key="R0-fig24-loss", source=f"{S}, Appendix II (Fig 24)",
+       statement="VGG-16: IMP-WR's solution W_min(L) has a lower training loss than the best of "
+                 "the figure's other strategies (FT, RI, RP, OS) at the same level",
+       quantity="training loss", a="W_min(L)", b="best other strategy", expect="less",
+       table=FIG24_STRATEGIES_CSV,
+       extract=best_other_strategy("train_loss", "min", FIG24_STRATEGIES), margin="loss",
+       quote="The plots clearly show that the solution obtained with IMP-WR ([W_min]) outperforms "
+             "the solutions obtained with the other strategies"),
+    _c(key="R1-table6", source=f"{S}, Appendix II (Fig 26, Table VI)",
+       statement="VGG-16: in level L space W_min(L) has the larger volume than Pr_L(min(L-1))",
+       quantity=VOLUME, a="W_min(L)", b="Pr_L(min(L-1))", expect="less", table=TABLE6_CSV,
+       extract=volume_columns("W_min(L)", "Pr_L(min(L-1))"), margin="volume",
        quote="the eigen values of the Hessian at [W_min(L)] are smaller than that at "
              "[Pr_L(min(L-1))], which means larger volume for the basin around [W_min(L)] ... "
              "This is also depicted in Table VI."),
-    _c("R1-table7", f"{S}, Appendix II (Fig 27, Table VII)",
-       "VGG-16: in level L-1 space W_min(L-1) has the larger volume than RPr_L-1(min(L))",
-       VOLUME_PREV, "W_min(L-1)", "RPr_L-1(min(L))", "less", NB09, "table7.csv",
-       volume_columns("W_min(L-1)", "RPr_L-1(min(L))"),
+    _c(key="R1-table7", source=f"{S}, Appendix II (Fig 27, Table VII)",
+       statement="VGG-16: in level L-1 space W_min(L-1) has the larger volume than RPr_L-1(min(L))",
+       quantity=VOLUME_PREV, a="W_min(L-1)", b="RPr_L-1(min(L))", expect="less", table=TABLE7_CSV,
+       extract=volume_columns("W_min(L-1)", "RPr_L-1(min(L))"), margin="volume",
        quote="the eigen values of the Hessian at [W_min(L-1)] are smaller than that at "
              "[RPr_L-1(min(L))], which means larger volume for the basin around [W_min(L-1)] ... "
              "This is also depicted in table VII."),
     steeper_trajectory_claim(
-        "R1-fig25", f"{S}, Appendix II (Fig 25)", "VGG-16: ", NB09, "fig25_trajectories.csv",
+        key="R1-fig25", source=f"{S}, Appendix II (Fig 25)", network="VGG-16: ",
+        table=FIG25_TRAJECTORIES_CSV,
         quote="The plots clearly show that the path leading to [W_min(L)] is steeper than the "
               "path leading to [Pr_L(min(L-1))]."),
-    _c("R4-fig28", f"{S}, Appendix II (Fig 28)",
-       "VGG-16: a loss barrier that matters between IMP solutions of successive levels",
-       "barrier on the line W_min(L-1) - W_min(L)", "barrier", "0", "greater", NB09,
-       "appendix_barriers.csv", barrier_above("fig28"),
+    _c(key="R4-fig28", source=f"{S}, Appendix II (Fig 28)",
+       statement="VGG-16: a loss barrier that matters between IMP solutions of successive levels",
+       quantity="barrier on the line W_min(L-1) - W_min(L)", a="barrier", b="0", expect="greater",
+       table=APPENDIX_BARRIERS_CSV, extract=barrier_above("fig28"), margin="barrier",
        quote="The barriers between successive minima are clearly visible."),
-    _c("R2-fig29", f"{S}, Appendix II (Fig 29)",
-       "VGG-16: a huge barrier between Pr_L(min(L-1)) and W_RI(L)",
-       "barrier on the line Pr_L(min(L-1)) - W_RI(L)", "barrier", "0", "greater", NB09,
-       "appendix_barriers.csv", barrier_above("fig29"),
+    _c(key="R2-fig29", source=f"{S}, Appendix II (Fig 29)",
+       statement="VGG-16: a huge barrier between Pr_L(min(L-1)) and W_RI(L)",
+       quantity="barrier on the line Pr_L(min(L-1)) - W_RI(L)", a="barrier", b="0",
+       expect="greater", table=APPENDIX_BARRIERS_CSV, extract=barrier_above("fig29"),
+       margin="barrier",
        quote="The figure shows a huge barrier between the two points, which demonstrates that "
              "these two points lie in different loss sublevel sets."),
-    _c("R6-fig31", f"{S}, Appendix II (Fig 31)",
-       "VGG-16: a huge barrier between Pr_L(min(L-1)) and W_RP(L)",
-       "barrier on the line Pr_L(min(L-1)) - W_RP(L)", "barrier", "0", "greater", NB09,
-       "appendix_barriers.csv", barrier_above("fig31"),
+    _c(key="R6-fig31", source=f"{S}, Appendix II (Fig 31)",
+       statement="VGG-16: a huge barrier between Pr_L(min(L-1)) and W_RP(L)",
+       quantity="barrier on the line Pr_L(min(L-1)) - W_RP(L)", a="barrier", b="0",
+       expect="greater", table=APPENDIX_BARRIERS_CSV, extract=barrier_above("fig31"),
+       margin="barrier",
        quote="The figure shows a huge barrier between the two points, which demonstrates that "
              "these two points lie in different loss sublevel sets."),
-    _c("R2-table8", f"{S}, Appendix II (Fig 30, Table VIII)",
-       "VGG-16: random re-initialization leads to a smaller volume", OWN_SPACE, "W_min(L)",
-       "W_RI(L)", "less", NB09, "table8.csv", volume_columns("W_min(L)", "W_RI(L)"),
+    _c(key="R2-table8", source=f"{S}, Appendix II (Fig 30, Table VIII)",
+       statement="VGG-16: random re-initialization leads to a smaller volume", quantity=OWN_SPACE,
+       a="W_min(L)", b="W_RI(L)", expect="less", table=TABLE8_CSV,
+       extract=volume_columns("W_min(L)", "W_RI(L)"), margin="volume",
        quote="the Hessian at [W_RI(L)] has larger eigen values than that at [W_min(L)], which "
              "indicates a smaller volume for the basin around [W_RI(L)] (Table VIII)."),
-    _c("R6-table9", f"{S}, Appendix II (Fig 32, Table IX)",
-       "VGG-16: random pruning leads to a smaller volume", OWN_SPACE, "W_min(L)", "W_RP(L)",
-       "less", NB09, "table9.csv", volume_columns("W_min(L)", "W_RP(L)"),
+    _c(key="R6-table9", source=f"{S}, Appendix II (Fig 32, Table IX)",
+       statement="VGG-16: random pruning leads to a smaller volume", quantity=OWN_SPACE,
+       a="W_min(L)", b="W_RP(L)", expect="less", table=TABLE9_CSV,
+       extract=volume_columns("W_min(L)", "W_RP(L)"), margin="volume",
        quote="the Hessian at [W_RP(L)] has larger eigen values than that at [W_min(L)], which "
              "indicates a smaller volume for the basin around [W_RP(L)] (Table IX)."),
     # 10: the IE643 report (its own statements; it has no random re-initialization result)
-    *_ie643_pruning_claims("fig1", "mlp", "MLP 300-100-10", 90, "almost same as"),
-    *_ie643_pruning_claims("fig2", "lenet5", "LeNet-5", 85, "almost similar to"),
-    *[_c(f"IE643-better-{net}", f"{IE}, conclusion (Figs {fig})", f"{title}: at some pruning "
-         "level the ticket's test accuracy is above the dense network's", "test accuracy, ticket "
-         "minus dense", "ticket - dense", "0", "greater", NB10, f"ie643_tickets_{net}.csv",
-         columns("ticket_vs_dense", "0", weights_left(high=100)), quantifier="some",
+    *_ie643_pruning_claims(figure="fig1", net="mlp", title="MLP 300-100-10", pruned=90,
+                           words="almost same as"),
+    *_ie643_pruning_claims(figure="fig2", net="lenet5", title="LeNet-5", pruned=85,
+                           words="almost similar to"),
+    *[_c(key=f"IE643-better-{net}", source=f"{IE}, conclusion (Figs {fig})",
+         statement=f"{title}: at some pruning level the ticket's test accuracy is above the "
+                   "dense network's",
+         quantity="test accuracy, ticket minus dense", a="ticket - dense", b="0",
+         expect="greater", table=IE643_TICKETS_CSV.format(net),
+         extract=columns("ticket_vs_dense", "0", weights_left(high=100)), margin="accuracy",
+         quantifier="some",
          quote="We demonstrated performance of subnetworks at different pruning levels and found "
                "that the subnetworks at a specific pruning level perform better than the "
                "original network.")
       for net, title, fig in (("mlp", "MLP 300-100-10", "1"), ("lenet5", "LeNet-5", "2"))],
-    _c("IE643-task1-halves", f"{IE}, Task 1 (Fig 3)", "a ticket found on one half of MNIST "
-       "trains as well on the other half as that half's own ticket (equal within the margin)",
-       "test accuracy on the other half", "transferred ticket", "target's own ticket", "equal",
-       NB10, "ie643_transfer_halves.csv",
-       columns("transferred_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
-       quote="Test Accuracy on S_1 (one half of data containing all labels)= 95.74; Observed "
-             "Test Accuracy on S_2 (remaining half of data containing all labels) = 96.14. We "
-             "conclude that the winning ticket T_1 trained over S_1 generalized well when trained "
-             "over S_2."),
-    _c("IE643-task2-labels", f"{IE}, Task 2 (Fig 4)",
-       "a ticket found on digits 0-4 does worse on digits 5-9 than their own ticket",
-       "test accuracy on the target", "transferred ticket", "target's own ticket", "less", NB10,
-       "ie643_transfer_labels.csv",
-       columns("transferred_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
+    _c(key="IE643-task1-halves", source=f"{IE}, Task 1 (Fig 3)",
+       statement="a ticket found on one half of MNIST trains as well on the other half as that "
+                 "half's own ticket (equal within the margin)",
+       quantity="test accuracy on the other half", a="transferred ticket", b="target's own ticket",
+       expect="equal", table=IE643_TRANSFER_CSV.format("halves"),
+       extract=columns("transferred_ticket_test_acc", "target_ticket_test_acc",
+                       weights_left(high=100)),
+       margin="accuracy",
+       quote="Test Accuracy on S_1 (one half of data containing all labels)= 95.74; Observed Test "
+             "Accuracy on S_2 (remaining half of data containing all labels) = 96.14. We conclude "
+             "that the winning ticket T_1 trained over S_1 generalized well when trained over "
+             "S_2."),
+    _c(key="IE643-task2-labels", source=f"{IE}, Task 2 (Fig 4)",
+       statement="a ticket found on digits 0-4 does worse on digits 5-9 than their own ticket",
+       quantity="test accuracy on the target", a="transferred ticket", b="target's own ticket",
+       expect="less", table=IE643_TRANSFER_CSV.format("labels"),
+       extract=columns("transferred_ticket_test_acc", "target_ticket_test_acc",
+                       weights_left(high=100)),
+       margin="accuracy",
        quote="Test accuracy of winning ticket (T_1) on S_1 (data set containing labels 0-4) = "
              "97.23; Test accuracy of T_1 trained over S_2 (data set containing labels 5-9): "
              "21.1479"),
-    _c("IE643-task2-chance", f"{IE}, Task 2 (Fig 4)", "a ticket found on digits 0-4 and "
-       "retrained on digits 5-9 collapses to chance accuracy there (at most the margin above "
-       "1 / classes)", "test accuracy on the target against chance", "transferred ticket",
-       "chance", "at_most", NB10, "ie643_transfer_labels.csv",
-       columns("transferred_ticket_test_acc", "chance_test_acc", weights_left(high=100)),
+    _c(key="IE643-task2-chance", source=f"{IE}, Task 2 (Fig 4)",
+       statement="a ticket found on digits 0-4 and retrained on digits 5-9 collapses to chance "
+                 "accuracy there (at most the margin above 1 / classes)",
+       quantity="test accuracy on the target against chance", a="transferred ticket", b="chance",
+       expect="at_most", table=IE643_TRANSFER_CSV.format("labels"),
+       extract=columns("transferred_ticket_test_acc", "chance_test_acc",
+                       weights_left(high=100)),
+       margin="chance",
        quote="Test accuracy of T_1 trained over S_2 (data set containing labels 5-9): 21.1479 "
              "(five classes: chance is 20%)"),
-    _c("IE643-task3-optimizers", f"{IE}, Task 3 (Fig 5)", "the ticket found and trained with "
-       "SGD reaches the test accuracy of the ticket found and trained with Adam (equal within "
-       "the margin)", "test accuracy, each optimizer's own ticket", "SGD's ticket with SGD",
-       "Adam's ticket with Adam", "equal", NB10, "ie643_transfer_sgd_to_adam.csv",
-       columns("source_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
+    _c(key="IE643-task3-optimizers", source=f"{IE}, Task 3 (Fig 5)",
+       statement="the ticket found and trained with SGD reaches the test accuracy of the ticket "
+                 "found and trained with Adam (equal within the margin)",
+       quantity="test accuracy, each optimizer's own ticket", a="SGD's ticket with SGD",
+       b="Adam's ticket with Adam", expect="equal", table=IE643_TRANSFER_CSV.format("sgd_to_adam"),
+       extract=columns("source_ticket_test_acc", "target_ticket_test_acc", weights_left(high=100)),
+       margin="accuracy",
        quote="Test accuracy of winning ticket on O_1(SGD) = 97.52; Observed test accuracy of "
              "winning ticket on O_2(ADAM) = 97.17 (each optimizer's own ticket: no transfer is "
              "measured by these two numbers)"),
     # 11: Bain
-    _c("Bain-fig5", f"{BAIN}, Fig 5 and Section 7",
-       "from about 50% of the weights left on, the IMP ticket's test accuracy is above the "
-       "random ticket's of the same sparsity", "test accuracy", "IMP ticket", "random ticket",
-       "greater", NB11, "bain_accuracy.csv",
-       columns("ticket_test_acc", "random_test_acc", weights_left(high=50.0 + 1e-9)),
-       quote="After around P_m = 50% the gap in performance shows."),
-    _c("Bain-fig6-7-rise", f"{BAIN}, Figs 6 and 7",
-       "the random ticket's surface is more shallow than the IMP ticket's",
-       "rise of the loss surface (border mean - center)", "IMP ticket", "random ticket",
-       "greater", NB11, "bain_surfaces.csv", columns("ticket_rise", "random_rise"),
+    _c(key="Bain-fig5", source=f"{BAIN}, Fig 5 and Section 7",
+       statement="from about 50% of the weights left on, the IMP ticket's test accuracy is above "
+                 "the random ticket's of the same sparsity", quantity="test accuracy",
+       a="IMP ticket", b="random ticket", expect="greater", table=BAIN_ACCURACY_CSV,
+       extract=columns("ticket_test_acc", "random_test_acc", weights_left(high=50.0 + 1e-9)),
+       margin="accuracy", quote="After around P_m = 50% the gap in performance shows."),
+    _c(key="Bain-fig6-7-rise", source=f"{BAIN}, Figs 6 and 7",
+       statement="the random ticket's surface is more shallow than the IMP ticket's",
+       quantity="rise of the loss surface (border mean - center)", a="IMP ticket",
+       b="random ticket", expect="greater", table=BAIN_SURFACES_CSV,
+       extract=columns("ticket_rise", "random_rise"), margin="surface",
        quote="These tickets perform much worse relative to the WLTs obtained using IMP. They are "
              "also vastly more shallow."),
-    _c("Bain-fig6-7-curvature", f"{BAIN}, Figs 6 and 7",
-       "the IMP ticket's surface is sharper at the solution than the random ticket's",
-       "curvature of the loss surface at the solution", "IMP ticket", "random ticket",
-       "greater", NB11, "bain_surfaces.csv", columns("ticket_curvature", "random_curvature"),
-       quote="The IMP method consistently produced more convex and sharper minimizers relative "
-             "to random masking."),
-    _c("Bain-fig6-shallower", f"{BAIN}, Fig 6",
-       "the IMP tickets' surfaces get shallower as pruning continues: the rise at each shown "
-       "level is below that at the shown level before it", "rise of the loss surface (border "
-       "mean - center)", "IMP ticket at L", "IMP ticket at the level before", "less", NB11, "bain_surfaces.csv",
-       trend_over_levels("ticket_rise"),
+    _c(key="Bain-fig6-7-curvature", source=f"{BAIN}, Figs 6 and 7",
+       statement="the IMP ticket's surface is sharper at the solution than the random ticket's",
+       quantity="curvature of the loss surface at the solution", a="IMP ticket", b="random ticket",
+       expect="greater", table=BAIN_SURFACES_CSV,
+       extract=columns("ticket_curvature", "random_curvature"), margin="surface",
+       quote="The IMP method consistently produced more convex and sharper minimizers relative to "
+             "random masking."),
+    _c(key="Bain-fig6-shallower", source=f"{BAIN}, Fig 6",
+       statement="the IMP tickets' surfaces get shallower as pruning continues: the rise at each "
+                 "shown level is below that at the shown level before it",
+       quantity="rise of the loss surface (border mean - center)", a="IMP ticket at L",
+       b="IMP ticket at the level before", expect="less", table=BAIN_SURFACES_CSV,
+       extract=trend_over_levels("ticket_rise"), margin="surface",
        quote="The tickets perform comparably yet the landscapes get flatter and shallower as "
              "pruning continues."),
-    _c("Bain-fig5-gap-grows", f"{BAIN}, Fig 5 and Section 7", "past 50% of the weights "
-       "left, the IMP ticket's lead over the random ticket grows as pruning continues: the gap at "
-       "each measured level above the gap at the one before", "test accuracy gap, IMP minus "
-       "random ticket", "gap at L", "gap at the level before", "greater", NB11,
-       "bain_accuracy.csv", trend_over_levels("gap", weights_left(high=50.0 + 1e-9)),
+    _c(key="Bain-fig5-gap-grows", source=f"{BAIN}, Fig 5 and Section 7",
+       statement="past 50% of the weights left, the IMP ticket's lead over the random ticket "
+                 "grows as pruning continues: the gap at each measured level above the gap at the "
+                 "one before", quantity="test accuracy gap, IMP minus random ticket", a="gap at L",
+       b="gap at the level before", expect="greater", table=BAIN_ACCURACY_CSV,
+       extract=trend_over_levels("gap", weights_left(high=50.0 + 1e-9)), margin="accuracy",
        quote="The results become interesting around [P_m] = 50%. It is here that the performance "
              "gap between IMP and random pruning begins to occur. It continues to grow all the "
              "way through the pruning iterations."),
-    _c("Bain-fig5-dense", f"{BAIN}, Fig 5", "near 3.2% of the weights left (2-5%) the IMP "
-       "ticket's test accuracy is the dense network's, within the margin", "test accuracy",
-       "IMP ticket", "dense network", "equal", NB11, "bain_accuracy.csv",
-       against_dense("ticket_test_acc", weights_left(2.0, 5.0)),
+    _c(key="Bain-fig5-dense", source=f"{BAIN}, Fig 5",
+       statement="near 3.2% of the weights left (2-5%) the IMP ticket's test accuracy is the "
+                 "dense network's, within the margin", quantity="test accuracy", a="IMP ticket",
+       b="dense network", expect="equal", table=BAIN_ACCURACY_CSV,
+       extract=against_dense("ticket_test_acc", weights_left(2.0, 5.0)), margin="accuracy",
        quote="When P_m = 3.2% the winning ticket is still performing as well as the original "
              "dense network"),
-    _c("Bain-fig5-twice", f"{BAIN}, Fig 5", "near 3.2% of the weights left (2-5%) the IMP "
-       "ticket's test accuracy is at least twice the random ticket's", "test accuracy",
-       "IMP ticket", "2 x random ticket", "at_least", NB11, "bain_accuracy.csv",
-       scaled(columns("ticket_test_acc", "random_test_acc", weights_left(2.0, 5.0)), 2.0),
+    _c(key="Bain-fig5-twice", source=f"{BAIN}, Fig 5",
+       statement="near 3.2% of the weights left (2-5%) the IMP ticket's test accuracy is at least "
+                 "twice the random ticket's", quantity="test accuracy", a="IMP ticket",
+       b="2 x random ticket", expect="at_least", table=BAIN_ACCURACY_CSV,
+       extract=scaled(columns("ticket_test_acc", "random_test_acc", weights_left(2.0, 5.0)), 2.0),
+       margin="accuracy",
        quote="When P_m = 3.2% the winning ticket ... generalizes twice as well as the random "
              "ticket of the same sparsity."),
-    _c("Bain-fig7-flat", f"{BAIN}, Fig 7", "the random ticket's surface at the sparsest shown "
-       "level is flatter (smaller curvature at the solution) than the random tickets' surfaces "
-       "at the other shown levels", "curvature of the loss surface at the solution",
-       "random ticket, sparsest level", "random ticket at L", "less", NB11, "bain_surfaces.csv",
-       sparsest_against_others("random_curvature"),
+    _c(key="Bain-fig7-flat", source=f"{BAIN}, Fig 7",
+       statement="the random ticket's surface at the sparsest shown level is flatter (smaller "
+                 "curvature at the solution) than the random tickets' surfaces at the other shown "
+                 "levels", quantity="curvature of the loss surface at the solution",
+       a="random ticket, sparsest level", b="random ticket at L", expect="less",
+       table=BAIN_SURFACES_CSV, extract=sparsest_against_others("random_curvature"),
+       margin="surface",
        quote="Note the scale on the bottom-right subplot of Figure 7, where [P_m] = 4.2%. ... "
              "Relative to the others, this loss surface is very flat."),
 ]
