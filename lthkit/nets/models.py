@@ -14,6 +14,9 @@ What IMP prunes: the weight of every convolution and linear layer (biases and Ba
 for every network, unless `model.prunable` / `model.not_prunable` name the parameters (glob
 patterns). The kit's networks are initialized as open_lth's (Kaiming-normal weights, zero biases);
 torchvision's and the user's keep their own initialization, drawn from the run's seed.
+
+A network of the kit's own is a record in lthkit.config.architectures (what the parameters know
+of it) and a builder here (`register_network`).
 """
 
 from __future__ import annotations
