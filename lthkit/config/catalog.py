@@ -139,7 +139,7 @@ def prunable_sizes(model: Any, dataset: str) -> list[int]:
     """Number of weights in each prunable layer of the network a `ModelSection` names, for
     `dataset`'s images."""
     if not _prunable_sizes:
-        _import_provider("prunable sizes")
+        _import_provider("prunable sizes", _prunable_sizes)
     return _prunable_sizes[0](model, dataset)
 
 
@@ -154,10 +154,14 @@ def check_inputs(params: Any) -> None:
     dataset's images and gives one score per class, that an image folder's classes and files are
     usable. A ParamsError naming the key and the file."""
     if not _input_checks:
-        _import_provider("input check")
+        _import_provider("input check", _input_checks)
     _input_checks[0](params)
 
 
-def _import_provider(what: str) -> None:
-    """Import the module that provides `what` (it registers its provider as it is imported)."""
+def _import_provider(what: str, provided: list) -> None:
+    """Import the module that provides `what` (it registers its provider as it is imported);
+    a RuntimeError when it did not (asked while that module is itself being imported)."""
     importlib.import_module(PROVIDERS[what])
+    if not provided:
+        raise RuntimeError(f"no {what}: {PROVIDERS[what]} did not provide them (asked for while "
+                           f"it is being imported?)")
