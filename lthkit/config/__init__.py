@@ -1,6 +1,8 @@
 """Parameters: every value a user may change, one validated section per concern, read from YAML.
 
     base       the section base, ParamsError, level lists, paths from the project root
+    datasets   the datasets the kit knows, one DatasetSpec each (register_dataset)
+    architectures  the kit's networks as the parameters know them (register_architecture)
     catalog    datasets' and networks' facts the checks need (shapes, sizes), without torch
     training   run, data, model, train, imp, baselines: what decides the trained weights
     analysis   analysis, hessian, landscape: what decides the analyses' numbers
@@ -14,8 +16,10 @@ Imports nothing else of lthkit (pydantic and yaml only: no torch); every other p
 """
 
 from lthkit.config.analysis import AnalysisSection, HessianSection, LandscapeSection
+from lthkit.config.architectures import ArchitectureSpec, register_architecture
 from lthkit.config.base import (ParamsError, contained_run_dir, flatten, notebook_path,
                                 project_root, resolve_params_file, resolve_path)
+from lthkit.config.datasets import DatasetSpec, register_dataset
 from lthkit.config.params import (EXTENDABLE_KEYS, RESULT_NEUTRAL_KEYS, SECTIONS, TRAINING_SECTIONS,
                                   Params, load_params, notebook_params, params_from_dict,
                                   parse_overrides, read_yaml)
@@ -34,4 +38,5 @@ __all__ = ["ParamsError", "Params", "load_params", "notebook_params", "params_fr
            "ImpSection", "BaselinesSection", "AnalysisSection", "HessianSection",
            "LandscapeSection", "ReportSection", "ClaimsSection", "CLAIM_MARGINS", "MnistSection",
            "BainSection", "RunSpec", "EarlyBirdSection", "TransferSection",
-           "EarlyStoppingSection"]
+           "EarlyStoppingSection", "DatasetSpec", "register_dataset", "ArchitectureSpec",
+           "register_architecture"]

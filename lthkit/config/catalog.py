@@ -1,38 +1,69 @@
 """What the parameters need to know of datasets and networks without loading or building them:
 image shapes, split sizes, iterations per epoch, and the size of each prunable layer.
 
-The networks live above the parameters (lthkit.nets), so the one fact that needs a network built,
-its prunable layer sizes, is provided by `lthkit.nets.models` when it is imported (which
-`import lthkit` always does) through `provide_prunable_sizes`; so is what `lthkit-params check`
-and `lthkit-report` ask before a run starts (`check_inputs`: a forward pass on a stand-in batch,
-an image folder's classes and files), by `lthkit.train.context` through `provide_input_check`.
+The datasets' facts come from their records (lthkit.config.datasets), the kit's networks' from
+theirs (lthkit.config.architectures). The one fact that needs a network built, its prunable layer
+sizes, is provided by `lthkit.nets.models` (`provide_prunable_sizes`); so is what `lthkit-params
+check` and `lthkit-report` ask before a run starts (`check_inputs`: a forward pass on a stand-in
+batch, an image folder's classes and files), by `lthkit.train.context` (`provide_input_check`).
+Each provider module is named in `PROVIDERS` and imported on first need, so that validating
+parameters never depends on what happened to be imported before.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from lthkit.config.datasets import SYNTHETIC_PREFIX, dataset_spec, registered_datasets
+
 __all__ = ["NUM_CLASSES", "SPLIT_SIZES", "CLASSES", "DATASETS", "num_classes", "input_shape",
            "known_train_size", "iterations_per_epoch", "split_sizes", "folder_name",
-           "folder_classes", "FOLDER", "IMAGENET_STATS",
+           "folder_classes", "FOLDER", "IMAGENET_STATS", "PROVIDERS",
            "prunable_sizes", "provide_prunable_sizes", "check_inputs", "provide_input_check"]
 
 NUM_CLASSES = 10
-SPLIT_SIZES = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000),
-               "cifar100": (50_000, 10_000), "svhn": (73_257, 26_032),
-               "fashion_mnist": (60_000, 10_000)}
-CLASSES = {"cifar10": 10, "mnist": 10, "cifar100": 100, "svhn": 10, "fashion_mnist": 10}
-DATASETS = tuple(SPLIT_SIZES)
 # ImageNet's per-channel mean and std (torchvision's models; open_lth normalizes CIFAR-10 by them)
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class _RegistryView(Mapping):
+    """A read-only mapping of dataset name to one fact of its record, always the registry's
+    current state (a dataset registered later is in it)."""
+
+    def __init__(self, fact: Callable[[Any], Any]):
+        self._fact = fact
+
+    def __getitem__(self, name: str) -> Any:
+        if name.startswith(SYNTHETIC_PREFIX):  # a dataset's name, not its stand-in's
+            raise KeyError(name)
+        return self._fact(dataset_spec(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([spec.name for spec in registered_datasets()])
+
+    def __len__(self) -> int:
+        return len(registered_datasets())
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+SPLIT_SIZES: Mapping[str, tuple[int, int]] = _RegistryView(lambda spec: spec.split_sizes)
+CLASSES: Mapping[str, int] = _RegistryView(lambda spec: spec.classes)
+DATASETS = SPLIT_SIZES  # the registered datasets' names (iterate it; tuple(DATASETS) a snapshot)
+
+# The modules that provide what needs torch, imported when first needed (config imports nothing
+# above it statically: tests/test_architecture.py); importing one registers its provider below.
+PROVIDERS = {"prunable sizes": "lthkit.nets.models", "input check": "lthkit.train.context"}
 
 PrunableSizes = Callable[[Any, str], list[int]]
 _prunable_sizes: list[PrunableSizes] = []
 InputCheck = Callable[[Any], None]
 _input_checks: list[InputCheck] = []
-
 
 FOLDER = "folder"  # data.dataset: an image folder (torchvision's ImageFolder layout)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -68,7 +99,7 @@ def input_shape(dataset: str) -> tuple[int, int, int]:
     if dataset.startswith(f"{FOLDER}:"):
         size = _folder(dataset)[1]
         return (3, size, size)
-    return (1, 28, 28) if dataset.endswith("mnist") else (3, 32, 32)
+    return dataset_spec(dataset).shape
 
 
 def split_sizes(dataset: str) -> tuple[int, int]:
@@ -76,7 +107,7 @@ def split_sizes(dataset: str) -> tuple[int, int]:
     if dataset.startswith(f"{FOLDER}:"):
         root = _folder(dataset)[0]
         return folder_count(root, "train"), folder_count(root, "test")
-    return SPLIT_SIZES[dataset.removeprefix("synthetic_")]
+    return dataset_spec(dataset).split_sizes
 
 
 def num_classes(dataset: str) -> int:
@@ -84,7 +115,7 @@ def num_classes(dataset: str) -> int:
     folders)."""
     if dataset.startswith(f"{FOLDER}:"):
         return len(folder_classes(_folder(dataset)[0]))
-    return CLASSES[dataset.removeprefix("synthetic_")]
+    return dataset_spec(dataset).classes
 
 
 def known_train_size(dataset: str, train_size: int | None) -> int:
@@ -108,8 +139,7 @@ def prunable_sizes(model: Any, dataset: str) -> list[int]:
     """Number of weights in each prunable layer of the network a `ModelSection` names, for
     `dataset`'s images."""
     if not _prunable_sizes:
-        raise RuntimeError("no network catalog: import lthkit (lthkit.nets.models provides the "
-                           "prunable layer sizes the level checks need)")
+        _import_provider("prunable sizes", _prunable_sizes)
     return _prunable_sizes[0](model, dataset)
 
 
@@ -124,5 +154,14 @@ def check_inputs(params: Any) -> None:
     dataset's images and gives one score per class, that an image folder's classes and files are
     usable. A ParamsError naming the key and the file."""
     if not _input_checks:
-        raise RuntimeError("no input check: import lthkit (lthkit.train.context provides it)")
+        _import_provider("input check", _input_checks)
     _input_checks[0](params)
+
+
+def _import_provider(what: str, provided: list) -> None:
+    """Import the module that provides `what` (it registers its provider as it is imported);
+    a RuntimeError when it did not (asked while that module is itself being imported)."""
+    importlib.import_module(PROVIDERS[what])
+    if not provided:
+        raise RuntimeError(f"no {what}: {PROVIDERS[what]} did not provide them (asked for while "
+                           f"it is being imported?)")

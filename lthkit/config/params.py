@@ -24,9 +24,11 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from lthkit.config.analysis import AnalysisSection, HessianSection, LandscapeSection
+from lthkit.config.architectures import architecture
 from lthkit.config.base import (LevelSelection, ParamsError, _check_level_list, _KeyError, _Section,
                                 contained_run_dir, flatten, notebook_path, project_root,
                                 resolve_params_file, resolve_path)
+from lthkit.config.catalog import input_shape
 from lthkit.config.report import ClaimsSection, ReportSection
 from lthkit.config.tickets import BainSection, MnistSection
 from lthkit.config.training import (BaselinesSection, DataSection, ImpSection, ModelSection,
@@ -34,6 +36,12 @@ from lthkit.config.training import (BaselinesSection, DataSection, ImpSection, M
 
 __all__ = ["Params", "ParamsError", "load_params", "params_from_dict", "notebook_params",
            "project_root", "parse_overrides", "SECTIONS"]
+
+
+def _cifar_shaped(arch: str) -> bool:
+    """Whether `model.arch` is one of the kit's networks that expect CIFAR-shaped images."""
+    spec = architecture(arch)
+    return spec is not None and spec.cifar_shaped
 
 
 def _check_plane_levels(p: "Params") -> None:
@@ -145,7 +153,7 @@ class Params(_Section):
                           minimum=0)
         if self.hessian.k > self.hessian.max_iterations:
             raise _KeyError("hessian.max_iterations", "must be at least hessian.k")
-        if self.data.dataset.endswith("mnist") and self.model.arch in ("resnet20", "vgg16", "vgg"):
+        if _cifar_shaped(self.model.arch) and input_shape(self.data.name)[0] == 1:
             raise _KeyError("model.arch", f"{self.model.arch} expects CIFAR-shaped data")
         if not self.model.kit_network and self.baselines.group_size not in ("auto", 1):
             raise _KeyError("baselines.group_size", f"{self.baselines.group_size}: networks "

@@ -3,14 +3,17 @@ the comparison solutions (baselines), with the checks that the schedule and the 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from lthkit.config.architectures import arch_pattern, architecture, families
 from lthkit.config.base import LevelSelection, _KeyError, _Section, resolve_path
 from lthkit.config.catalog import (FOLDER, IMAGENET_STATS, folder_classes, folder_count,
                                    folder_name, input_shape, iterations_per_epoch,
                                    known_train_size, prunable_sizes)
+from lthkit.config.datasets import dataset_names
 
 if TYPE_CHECKING:
     from lthkit.config.params import Params
@@ -128,9 +131,7 @@ NORMALIZATIONS = ("dataset", "imagenet", "none")
 
 
 class DataSection(_Section):
-    dataset: Literal["cifar10", "synthetic_cifar10", "mnist", "synthetic_mnist", "cifar100",
-                     "synthetic_cifar100", "svhn", "synthetic_svhn", "fashion_mnist",
-                     "synthetic_fashion_mnist", "folder"] = Field(
+    dataset: str = Field(
         "cifar10", description="torchvision dataset (CIFAR-10, CIFAR-100, SVHN: 32 x 32 colour; "
         "MNIST, Fashion-MNIST: 28 x 28 grey), a learnable synthetic stand-in of its shapes "
         "and classes, or folder: your images in torchvision's ImageFolder layout, "
@@ -154,6 +155,16 @@ class DataSection(_Section):
         "0.456, 0.406 / 0.229, 0.224, 0.225: what open_lth uses for CIFAR-10); none, not at "
         "all; or {mean: [...], std: [...]}, one value per channel. Networks are trained and "
         "analysed on the same inputs, so a run folder keeps the one it was trained with")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _registered_dataset(cls, v: Any) -> Any:
+        """A registered dataset (lthkit.config.datasets), its stand-in, or folder."""
+        allowed = (*dataset_names(), FOLDER)
+        if v not in allowed:
+            said = ", ".join(repr(n) for n in allowed[:-1])
+            raise ValueError(f"Input should be {said} or {allowed[-1]!r} (got {v!r})")
+        return v
 
     @model_validator(mode="after")
     def _folder_exists(self) -> "DataSection":
@@ -215,16 +226,9 @@ class DataSection(_Section):
         return self.dataset
 
 
-KIT_NETWORKS = ("resnet20", "vgg16", "mlp", "lenet5", "resnet", "vgg", "wrn")
-FAMILY_DEPTHS = {"resnet": "6n+2 (20, 32, 44, 56, 110)", "vgg": "11, 13, 16 or 19",
-                 "wrn": "6n+4 (16, 22, 28, 40)"}
-_ARCH_PATTERN = r"^(resnet20|vgg16|mlp|lenet5|resnet|vgg|wrn|torchvision:[A-Za-z0-9_]+|" \
-                r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$"
-
-
 class ModelSection(_Section):
     arch: str = Field(
-        "resnet20", pattern=_ARCH_PATTERN,
+        "resnet20",
         description="the network: resnet20 / vgg16 (BatchNorm, CIFAR), mlp 300-100-10, lenet5 (the "
         "papers'); resnet, vgg, wrn (a ResNet, VGG or WideResNet for CIFAR of model.depth); "
         "torchvision:<name> (any torchvision classification network, untrained); "
@@ -245,32 +249,39 @@ class ModelSection(_Section):
                                            "of the prunable ones (e.g. 'fc.weight', the last "
                                            "layer)")
 
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _known_arch(cls, v: Any) -> Any:
+        """One of the kit's networks (lthkit.config.architectures), torchvision:<name> or
+        <module.path>:<factory>."""
+        pattern = arch_pattern()
+        if isinstance(v, str) and not re.fullmatch(pattern, v):
+            raise ValueError(f"String should match pattern '{pattern}' (got {v!r})")
+        return v
+
     @model_validator(mode="after")
     def _depth_fits(self) -> "ModelSection":
-        if self.depth is not None and self.arch not in FAMILY_DEPTHS:
+        spec = architecture(self.arch)
+        if self.depth is not None and not (spec and spec.family):
             raise _KeyError("depth", f"{self.arch} has a fixed depth; model.depth is for "
-                            f"{', '.join(FAMILY_DEPTHS)}")
+                            f"{', '.join(families())}")
         depth = self.depth
-        if depth is not None and not (
-                (self.arch == "resnet" and depth >= 8 and (depth - 2) % 6 == 0)
-                or (self.arch == "vgg" and depth in (11, 13, 16, 19))
-                or (self.arch == "wrn" and depth >= 10 and (depth - 4) % 6 == 0)):
-            raise _KeyError("depth", f"{depth} is not a depth of {self.arch}: "
-                            f"{FAMILY_DEPTHS[self.arch]}")
+        if depth is not None and spec and spec.depth_fits and not spec.depth_fits(depth):
+            raise _KeyError("depth", f"{depth} is not a depth of {self.arch}: {spec.depths}")
         return self
 
     @property
     def network(self) -> str:
         """The network's full name: resnet56, vgg11, wrn16, or `arch` as given."""
-        defaults = {"resnet": 20, "vgg": 16, "wrn": 16}
-        if self.arch in defaults:
-            return f"{self.arch}{self.depth or defaults[self.arch]}"
+        spec = architecture(self.arch)
+        if spec is not None and spec.family:
+            return f"{self.arch}{self.depth or spec.default_depth}"
         return self.arch
 
     @property
     def kit_network(self) -> bool:
         """Whether the network is one of the kit's own (not torchvision's or the user's)."""
-        return self.arch in KIT_NETWORKS
+        return architecture(self.arch) is not None
 
 
 Precision = Literal["fp32", "tf32", "bf16"]

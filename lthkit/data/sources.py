@@ -2,19 +2,22 @@
 <data.root>/<dataset>/) and image folders in torchvision's ImageFolder layout; and, when they
 cannot be read, what is wrong and what to do, in one message.
 
-A dataset of torchvision is a `Source` here: its class, how it is called for each split, the
-files it reads (for the message), and its published per-channel statistics.
+A dataset of torchvision is a `Source` here, read from its record (lthkit.config.datasets): its
+class, how it is called for each split, the files it reads (for the message) and their checksums,
+and its published per-channel statistics.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from lthkit.config.catalog import IMAGE_SUFFIXES, folder_classes
+from lthkit.config.datasets import SYNTHETIC_PREFIX, DatasetSpec, dataset_spec, registered_datasets
 from lthkit.data.images import DatasetMissingError, ImageData, channel_stats
 from lthkit.platform.errors import first_line
 
@@ -24,16 +27,46 @@ __all__ = ["SOURCES", "Source", "torchvision_dataset", "image_folder", "dataset_
 
 @dataclass(frozen=True)
 class Source:
-    """One torchvision dataset: where its files lie under <data.root>/<name>/, how to read it."""
+    """One torchvision dataset (its record in lthkit.config.datasets): where its files lie under
+    <data.root>/<name>/, how to read it."""
 
-    cls: str  # the class in torchvision.datasets
-    subfolder: str  # where torchvision keeps the files, under <data.root>/<name>/
-    files: tuple[str, ...]  # the files it reads there
-    mean: tuple[float, ...]  # per-channel statistics of the real training set
-    std: tuple[float, ...]
-    augmentable: bool  # random crop and flip make sense (natural images, not digits)
-    split_arg: Callable[[bool], dict[str, Any]] = lambda train: {"train": train}
-    channels_first: bool = False  # torchvision's array is N x C x H x W already (SVHN)
+    spec: DatasetSpec
+
+    @property
+    def cls(self) -> str:
+        """The class in torchvision.datasets."""
+        return self.spec.torchvision or ""
+
+    @property
+    def subfolder(self) -> str:
+        """Where torchvision keeps the files, under <data.root>/<name>/."""
+        return self.spec.subfolder
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files it reads there."""
+        return self.spec.files
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the real training set."""
+        return self.spec.mean or ()
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of the real training set."""
+        return self.spec.std or ()
+
+    @property
+    def augmentable(self) -> bool:
+        """Random crop and flip make sense (natural images, not digits)."""
+        return self.spec.augmentable
+
+    def split_arg(self, train: bool) -> dict[str, Any]:
+        """torchvision's argument choosing a split: train=True/False, or split='train'/'test'."""
+        if self.spec.split_keyword == "split":
+            return {"split": "train" if train else "test"}
+        return {self.spec.split_keyword: train}
 
     def read(self, folder: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images N x C x H x W, labels) of one split."""
@@ -45,28 +78,28 @@ class Source:
         if labels is None:  # SVHN
             labels = dataset.labels
         images = torch.as_tensor(dataset.data)
-        return (images.contiguous() if self.channels_first else as_nchw(images),
+        return (images.contiguous() if self.spec.channels_first else as_nchw(images),
                 torch.as_tensor(labels).long())
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                "t10k-labels-idx1-ubyte")
+class _Sources(Mapping):
+    """The torchvision datasets of the registry (lthkit.config.datasets) as `Source`s, always its
+    current state."""
 
-SOURCES: dict[str, Source] = {
-    "cifar10": Source("CIFAR10", "cifar-10-batches-py",
-                      ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
-                       "data_batch_5", "test_batch", "batches.meta"),
-                      (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True),
-    "mnist": Source("MNIST", "MNIST/raw", _MNIST_FILES, (0.1307,), (0.3081,), False),
-    "cifar100": Source("CIFAR100", "cifar-100-python", ("train", "test", "meta"),
-                       (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
-    "svhn": Source("SVHN", "", ("train_32x32.mat", "test_32x32.mat"),
-                   (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), False,
-                   split_arg=lambda train: {"split": "train" if train else "test"},
-                   channels_first=True),
-    "fashion_mnist": Source("FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, (0.2860,),
-                            (0.3530,), False),
-}
+    def __getitem__(self, name: str) -> Source:
+        spec = dataset_spec(name) if not name.startswith(SYNTHETIC_PREFIX) else None
+        if spec is None or not spec.torchvision:
+            raise KeyError(name)
+        return Source(spec)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([s.name for s in registered_datasets() if s.torchvision])
+
+    def __len__(self) -> int:
+        return sum(1 for s in registered_datasets() if s.torchvision)
+
+
+SOURCES: Mapping[str, Source] = _Sources()
 
 
 def torchvision_dataset(name: str, root: Path, download: bool) -> ImageData:
@@ -113,17 +146,8 @@ def dataset_problem(name: str, folder: Path, download: bool, error: Exception) -
 
 
 def _known_md5(name: str) -> dict[str, str]:
-    """The MD5 torchvision knows of each file of a dataset (CIFAR-10, CIFAR-100, SVHN)."""
-    import torchvision.datasets as tvd
-
-    if name in ("cifar10", "cifar100"):
-        cls = getattr(tvd, SOURCES[name].cls)
-        known = dict(cls.train_list + cls.test_list)
-        known[cls.meta["filename"]] = cls.meta["md5"]
-        return known
-    if name == "svhn":
-        return {file: md5 for _, file, md5 in tvd.SVHN.split_list.values()}
-    return {}
+    """The MD5 torchvision checks each file of a dataset against (its record's checksums)."""
+    return dict(SOURCES[name].spec.checksums)
 
 
 def _failing_integrity(name: str, where: Path) -> list[str]:

@@ -4,7 +4,7 @@ learnable, so tests and smoke runs need no download.
 Colour datasets: every class has its own texture (a grating of its own orientation, frequency
 and colour) seen through random phase, contrast, background and noise. Grey datasets: centred
 class shapes. CIFAR-10's and MNIST's stand-ins draw what they always drew; the other datasets'
-draw a stream of their own (`stream`), so that no two stand-ins share their images.
+draw a stream of their own (`DatasetSpec.stream`), so that no two stand-ins share their images.
 """
 
 from __future__ import annotations
@@ -14,21 +14,20 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from lthkit.config.catalog import FOLDER, SPLIT_SIZES, input_shape, num_classes
+from lthkit.config.catalog import FOLDER, input_shape, num_classes
+from lthkit.config.datasets import dataset_spec
 from lthkit.config.training import DataSection
 from lthkit.data.images import ImageData, channel_stats, generator
 
 __all__ = ["synthetic_images", "synthetic_dataset", "stand_in", "stand_in_batch",
-           "SYNTHETIC_BLOCK", "PAPERS_DATASETS"]
+           "SYNTHETIC_BLOCK"]
 
 SYNTHETIC_BLOCK = 1000  # examples generated per seeded block, so the first n never depend on n
-PAPERS_DATASETS = ("cifar10", "mnist")  # their stand-ins keep the stream they always had
-AUGMENTABLE = ("cifar10", "cifar100")  # natural images; SVHN's digits and grey images are not
 
 
 def synthetic_dataset(base: str, spec: DataSection, seed: int) -> ImageData:
     """The stand-in of dataset `base` ('cifar10', 'svhn', ...) with `spec`'s sizes and noise."""
-    n_train, n_test = SPLIT_SIZES[base]
+    n_train, n_test = dataset_spec(base).split_sizes
     if spec.train_size is not None:  # the seeded subset of i.i.d. examples is their first n
         n_train = min(n_train, spec.train_size)
     if spec.test_size is not None:
@@ -44,11 +43,13 @@ def stand_in(dataset: str, n_train: int, n_test: int, seed: int = 0,
     (benchmarks/paper_time.py), where the real images are not at hand or not wanted."""
     base = dataset.removeprefix("synthetic_")
     shape, classes = input_shape(base), num_classes(base)
-    stream = () if base in PAPERS_DATASETS else (base,)
+    folder = base.startswith(f"{FOLDER}:")
+    spec = None if folder else dataset_spec(base)
+    stream = (base,) if spec is None else spec.stream
     train_x, train_y = synthetic_images(shape, n_train, "train", noise, seed, classes, stream)
     test_x, test_y = synthetic_images(shape, n_test, "test", noise, seed, classes, stream)
     mean, std = channel_stats(train_x)
-    augmentable = base in AUGMENTABLE or base.startswith(f"{FOLDER}:")
+    augmentable = folder or spec.augmentable
     return ImageData(name=dataset, train_x=train_x, train_y=train_y, test_x=test_x,
                      test_y=test_y, mean=mean, std=std, augmentable=augmentable)
 

@@ -14,6 +14,9 @@ What IMP prunes: the weight of every convolution and linear layer (biases and Ba
 for every network, unless `model.prunable` / `model.not_prunable` name the parameters (glob
 patterns). The kit's networks are initialized as open_lth's (Kaiming-normal weights, zero biases);
 torchvision's and the user's keep their own initialization, drawn from the run's seed.
+
+A network of the kit's own is a record in lthkit.config.architectures (what the parameters know
+of it) and a builder here (`register_network`).
 """
 
 from __future__ import annotations
@@ -22,22 +25,21 @@ import contextlib
 import fnmatch
 import importlib
 import inspect
-import re
 import sys
+from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from lthkit.config.architectures import architecture, kit_architectures, split_network
 from lthkit.config.base import project_root
 from lthkit.config.catalog import input_shape, num_classes, provide_prunable_sizes
 from lthkit.platform.errors import first_line
 
 __all__ = ["build_model", "model_from", "prunable_names", "prunable_sizes", "DEFAULT_WIDTH",
-           "input_shape", "NetworkError", "FactoryError", "VGG_LAYOUTS"]
+           "input_shape", "NetworkError", "FactoryError", "VGG_LAYOUTS", "register_network"]
 
-DEFAULT_WIDTH = {"resnet20": 16, "vgg16": 64, "mlp": 300, "lenet5": 6, "resnet": 16, "vgg": 64,
-                 "wrn": 4}
 VGG_LAYOUTS = {  # open_lth's cifar_vgg_<depth>: channels, "M" a 2x2 max-pool
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
@@ -261,25 +263,81 @@ def model_from(spec: Any, dataset: str, seed: int | None = None) -> nn.Module:
                        not_prunable=spec.not_prunable)
 
 
-def _kit_network(arch: str, width: int | None, channels: int, size: int, classes: int
+# A kit network's builder: (width, depth (None: a network of fixed depth), channels, image size,
+# classes) -> the network, its weights initialized afterwards by _kaiming_init.
+Builder = Callable[[int, int | None, int, int, int], nn.Module]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_network(name: str) -> Callable[[Builder], Builder]:
+    """Register (as a decorator) the builder of the kit's network `name`, whose record
+    (lthkit.config.architectures.register_architecture) says what the parameters know of it."""
+    def register(builder: Builder) -> Builder:
+        _BUILDERS[name] = builder
+        return builder
+    return register
+
+
+@register_network("resnet")
+@register_network("resnet20")
+def _resnet(width: int, depth: int | None, channels: int, size: int, classes: int) -> nn.Module:
+    return ResNetCifar(width, ((depth or 20) - 2) // 6, classes, in_channels=channels)
+
+
+@register_network("vgg")
+@register_network("vgg16")
+def _vgg(width: int, depth: int | None, channels: int, size: int, classes: int) -> nn.Module:
+    return VGGCifar(width, classes, depth=depth or 16, in_channels=channels)
+
+
+@register_network("wrn")
+def _wrn(width: int, depth: int | None, channels: int, size: int, classes: int) -> nn.Module:
+    return WideResNet(depth or 16, width, classes, in_channels=channels)
+
+
+@register_network("mlp")
+def _mlp(width: int, depth: int | None, channels: int, size: int, classes: int) -> nn.Module:
+    return MLP(width, in_features=channels * size * size, num_classes=classes)
+
+
+@register_network("lenet5")
+def _lenet5(width: int, depth: int | None, channels: int, size: int, classes: int) -> nn.Module:
+    return LeNet5(width, in_channels=channels, image_size=size, num_classes=classes)
+
+
+class _DefaultWidths(Mapping):
+    """The kit's networks' default widths (model.width None), from their records."""
+
+    def __getitem__(self, name: str) -> int:
+        spec = architecture(name)
+        if spec is None:
+            raise KeyError(name)
+        return spec.default_width
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([spec.name for spec in kit_architectures()])
+
+    def __len__(self) -> int:
+        return len(kit_architectures())
+
+
+DEFAULT_WIDTH: Mapping[str, int] = _DefaultWidths()
+
+
+def _kit_network(network: str, width: int | None, channels: int, size: int, classes: int
                  ) -> Callable[[], nn.Module] | None:
-    """A builder of one of the kit's own networks, or None when `arch` is not one."""
-    family = re.fullmatch(r"(resnet|vgg|wrn)(\d+)", arch)
-    if family:
-        name, depth = family.group(1), int(family.group(2))
-        w = width or DEFAULT_WIDTH[name]
-        if name == "resnet":
-            return lambda: ResNetCifar(w, (depth - 2) // 6, classes, in_channels=channels)
-        if name == "vgg":
-            return lambda: VGGCifar(w, classes, depth=depth, in_channels=channels)
-        return lambda: WideResNet(depth, w, classes, in_channels=channels)
-    if arch == "mlp":
-        w = width or DEFAULT_WIDTH[arch]
-        return lambda: MLP(w, in_features=channels * size * size, num_classes=classes)
-    if arch == "lenet5":
-        w = width or DEFAULT_WIDTH[arch]
-        return lambda: LeNet5(w, in_channels=channels, image_size=size, num_classes=classes)
-    return None
+    """A builder of one of the kit's own networks (resnet56, mlp, ...), or None when `network`
+    is not one."""
+    found = split_network(network)
+    if found is None:
+        return None
+    spec, depth = found
+    builder = _BUILDERS.get(spec.name)
+    if builder is None:
+        raise NetworkError("model.arch", f"{spec.name} has no builder: register one with "
+                           f"lthkit.nets.models.register_network({spec.name!r})")
+    w = width or spec.default_width
+    return lambda: builder(w, depth, channels, size, classes)
 
 
 def _foreign_network(arch: str, width: int | None, channels: int, size: int, classes: int
