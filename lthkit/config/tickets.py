@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from lthkit.config.base import LevelSelection, _check_level_list, _KeyError, _Section
+from lthkit.config.catalog import input_shape
 from lthkit.config.training import (DataSection, ImpSection, ModelSection, TrainSection,
                                     _check_levels_fit_for)
 
@@ -137,7 +138,7 @@ class BainSection(_Section):
         _check_levels_fit_for(self.model, self.data.name, self.imp, "imp")
         for key in ("show_levels", "random_levels"):
             _check_level_list(getattr(self, key), self.imp.levels, key, minimum=0)
-        if self.data.dataset.endswith("mnist") or self.model.arch not in ("lenet5", "mlp"):
+        if input_shape(self.data.name)[0] == 1 or self.model.arch not in ("lenet5", "mlp"):
             raise _KeyError("model.arch", "Bain's experiment is LeNet-5 (or an MLP) on CIFAR-10")
         es = self.early_stopping
         if es.enabled and self.data.train_size is not None and \
