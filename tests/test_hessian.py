@@ -403,7 +403,7 @@ def test_pruning_choice_points_follow_the_available_baselines(tiny):
     assert list(points[2]) == ["W_min(L)", "Pr_L(min(L-1))", "band Pr_L(min(L-1))", "W_OS(L)"]
     assert points[2]["W_OS(L)"].space == "one_shot_m02"
     volumes, losses = hs.choices_tables(hs.HessianAnalysis(ctx, progress=False), points)
-    assert losses.shape == (2, 4) and list(volumes.columns[:4]) == list(losses.columns)
+    assert losses.shape == (2, 4) and set(losses.columns) <= set(volumes.columns)
     assert math.isnan(volumes.loc[1, "W_OS(L)"])
     assert volumes.loc[2, list(losses.columns)].map(math.isfinite).all()
     assert {f"bound {n}" for n in losses.columns} <= set(volumes.columns)  # V'(k)'s trust
