@@ -114,6 +114,25 @@ def _levels(ctx: Context) -> list[int]:
     return p.levels(p.analysis.levels, minimum=1)
 
 
+def _results(ctx: Context) -> tuple[Any, Any]:
+    """The IMP and baseline results a plan reads: the run folder's, or those a stand-in context
+    declares (`results`: lthkit.report.workload counts the plans of a run not trained yet)."""
+    declared = getattr(ctx, "results", None)
+    if declared is not None:
+        return declared
+    return ImpResults(ctx.store), BaselineResults(ctx.store)
+
+
+def _landscape(ctx: Context) -> Any:
+    """The run's Landscape, reading the results `_results` gives (what exists decides which
+    lines and which plane points a notebook draws)."""
+    from lthkit.analysis.landscape import Landscape
+
+    land = Landscape(ctx, progress=False)
+    land.__dict__["imp"], land.__dict__["baselines"] = _results(ctx)  # its cached properties
+    return land
+
+
 def _spectra(*groups) -> list[Call]:
     """A spectrum call for each point of `groups` (lists or choice_points results), each once."""
     from lthkit.analysis.hessian import unique_points
@@ -126,7 +145,7 @@ def plan_04(ctx: Context) -> Plan:
     W_min(L) at level 0 and every analysis level."""
     from lthkit.analysis.hessian import imp_solution, volume_points
 
-    imp, levels = ImpResults(ctx.store), _levels(ctx)
+    (imp, _), levels = _results(ctx), _levels(ctx)
     calls = _spectra(volume_points(imp, levels))
     for level in sorted({0, *levels}):
         spec = imp_solution(imp, level).spec
@@ -149,9 +168,9 @@ def plan_05(ctx: Context) -> Plan:
 
 def _lines(ctx: Context, figures) -> list[Call]:
     """The lines of `figures` at the analysis levels where the baselines they need exist."""
-    from lthkit.analysis.landscape import Landscape, figure_ends
+    from lthkit.analysis.landscape import figure_ends
 
-    levels, land = _levels(ctx), Landscape(ctx, progress=False)
+    levels, land = _levels(ctx), _landscape(ctx)
     return [Call("landscape", "line", ends) for figure in figures
             for lv in land.figure_levels(figure, levels) for ends in figure_ends(figure, lv)]
 
@@ -170,12 +189,12 @@ def plan_07(ctx: Context) -> Plan:
     """Notebook 07: Fig 13's plane (none while its levels are not finished: the notebook says
     so), the surface around W_min(L) at level 0 and every analysis level, and the sweep of
     subsample sizes at the last level."""
-    from lthkit.analysis.landscape import Landscape, PointRef
+    from lthkit.analysis.landscape import PointRef
 
     levels, sweep = _levels(ctx), ctx.params.landscape.surface_sweep
     calls: list[Call] = []
     try:
-        abc, extras = Landscape(ctx, progress=False).plane_points(levels)
+        abc, extras = _landscape(ctx).plane_points(levels)
     except ValueError:  # plane_levels not finished: notebook 07 says so itself
         abc = []
     if abc:
@@ -192,7 +211,7 @@ def plan_08(ctx: Context) -> Plan:
     from lthkit.analysis.hessian import choice_points, imp_solution, sweep_points
 
     p, levels = ctx.params, _levels(ctx)
-    imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
+    imp, baselines = _results(ctx)
     band_levels = p.levels(p.hessian.band_levels, minimum=1)
     groups: list = [choice_points(imp, baselines, sorted({*levels, *band_levels}),
                                   p.baselines.kinds, band_levels, p.imp.prune_fraction,
@@ -211,7 +230,7 @@ def plan_09(ctx: Context) -> Plan:
     from lthkit.analysis.landscape import APPENDIX_LINE_FIGURES
 
     p, levels = ctx.params, _levels(ctx)
-    imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
+    imp, baselines = _results(ctx)
     choices = choice_points(imp, baselines, levels, list(BASELINE_COMPARISONS), [],
                             p.imp.prune_fraction, p.imp.scope)
     calls = _spectra(volume_points(imp, levels), choices)
