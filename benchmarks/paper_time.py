@@ -7,8 +7,8 @@
 
 `lthkit.report.workload.count_work` counts the units each notebook does with the preset's parameters
 (training steps, test-set passes, Hessian-vector products, loss evaluations at points; those of
-notebooks 04-09 from their plans, lthkit.analysis.plans, on a stand-in of the trained run). Each kind
-of unit is measured here on the present device at the preset's sizes (its network and width,
+notebooks 04-09 from their plans, lthkit.analysis.plans, on a stand-in of the trained run). Each
+kind of unit is measured here on the present device at the preset's sizes (its network and width,
 batch, analysis subset, Hessian subset, synthetic data of the dataset's shape), a few repetitions
 each; two counts are measured too, on one real point (a network trained for a few hundred steps):
 the products one top-k spectrum takes, and the losses one basin-radius direction takes. The

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from lthkit.config.series import (BARRIERS, BASIN_RADIUS, HESSIAN_VOLUME, PRUNING_CHOICES,
                                   SUBLEVEL_SETS, VGG16_APPENDIX, notebook_path)
@@ -68,7 +68,7 @@ def _name(arg: Any) -> str:
 class Plan(list):
     """The calls of one notebook (`stem`), each once, in the order the notebook makes them."""
 
-    def __init__(self, stem: str, calls: list[Call] = ()):
+    def __init__(self, stem: str, calls: Iterable[Call] = ()):
         super().__init__(dict.fromkeys(calls))
         self.stem = stem
 
