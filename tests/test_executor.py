@@ -311,8 +311,10 @@ def test_a_notebook_computes_nothing_outside_its_plan(stem, smoke, tmp_path, mon
     raw["run"]["output_root"] = str(tmp_path / "outputs")
     params_file = tmp_path / "plan_only.yaml"
     params_file.write_text(yaml.safe_dump(raw))
+    # No cache: a result the plan missed would be found there. Other workers' notebooks may be
+    # writing into the smoke run: their temporary files stay behind.
     shutil.copytree(load_params(smoke.params_file).run_dir(), load_params(params_file).run_dir(),
-                    ignore=shutil.ignore_patterns("cache", "notebooks"))
+                    ignore=shutil.ignore_patterns("cache", "notebooks", ".*.tmp"))
     monkeypatch.setenv(PLAN_ONLY, "1")
     papermill.execute_notebook(str(ROOT / notebook_path(stem)), str(tmp_path / f"{stem}.ipynb"),
                                kernel_name="python3", cwd=str(ROOT), progress_bar=False,
