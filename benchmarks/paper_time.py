@@ -6,8 +6,9 @@
     python benchmarks/paper_time.py params/smoke.yaml --check outputs/smoke   # against a real run
 
 `lthkit.report.workload.count_work` counts the units each notebook does with the preset's parameters
-(training steps, test-set passes, Hessian-vector products, loss evaluations at points). Each kind
-of unit is measured here on the present device at the preset's sizes (its network and width,
+(training steps, test-set passes, Hessian-vector products, loss evaluations at points; those of
+notebooks 04-09 from their plans, lthkit.analysis.plans, on a stand-in of the trained run). Each
+kind of unit is measured here on the present device at the preset's sizes (its network and width,
 batch, analysis subset, Hessian subset, synthetic data of the dataset's shape), a few repetitions
 each; two counts are measured too, on one real point (a network trained for a few hundred steps):
 the products one top-k spectrum takes, and the losses one basin-radius direction takes. The

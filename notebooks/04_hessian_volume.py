@@ -102,6 +102,13 @@ print(f"levels {levels}; top-{k} eigenvalues on {H.subset_size} training example
       f"{hp.positive_threshold:g} x lambda_max")
 print(published.describe(P, "volume"))
 
+# %%
+# Every cached result this notebook shows (its plan): computed here where the run folder
+# does not hold it yet (lthkit-report on Ray computes them before the notebooks run).
+from lthkit.analysis.plans import plan_04
+
+lk.compute(ctx, plan_04(ctx));
+
 # %% [markdown]
 # ## The spectra
 # Four points per level (two per space); $W_{min(L-1)}$ in level $L-1$ space is shared with the

@@ -89,6 +89,13 @@ print(f"levels {levels}; {lp.radius_directions} directions per point; cut-off {l
       f"to {lp.radius_tol:g} (relative); {land.evaluator.x.shape[0]} examples")
 print(published.describe(P, "radius"))
 
+# %%
+# Every cached result this notebook shows (its plan): computed here where the run folder
+# does not hold it yet (lthkit-report on Ray computes them before the notebooks run).
+from lthkit.analysis.plans import plan_05
+
+lk.compute(ctx, plan_05(ctx));
+
 # %% [markdown]
 # ## Fig 6 and Table II: $W_{min(L)}$ against $Pr_L(min(L-1))$ in level $L$ space
 

@@ -75,6 +75,13 @@ show = P.levels(P.report.show_levels)
 print(f"levels {levels}; {P.landscape.line_points} points from A to B, margin "
       f"{P.landscape.line_margin} past each end; {land.evaluator.x.shape[0]} examples")
 
+# %%
+# Every cached result this notebook shows (its plan): computed here where the run folder
+# does not hold it yet (lthkit-report on Ray computes them before the notebooks run).
+from lthkit.analysis.plans import plan_06
+
+lk.compute(ctx, plan_06(ctx));
+
 # %% [markdown]
 # ## Fig 12: successive IMP solutions, $W_{min(L-1)}$ to $W_{min(L)}$
 

@@ -94,6 +94,13 @@ print("projected: " + (", ".join(r.label for r in extras) or "nothing else"))
 if not any(r.kind != "imp" for r in extras):
     print("no baselines yet: run notebooks/02_baselines.ipynb to project them too")
 
+# %%
+# Every cached result this notebook shows (its plan): computed here where the run folder
+# does not hold it yet (lthkit-report on Ray computes them before the notebooks run).
+from lthkit.analysis.plans import plan_07
+
+lk.compute(ctx, plan_07(ctx));
+
 # %% [markdown]
 # ## Fig 13: the plane through A, B, C and the sublevel set
 

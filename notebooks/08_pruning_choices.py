@@ -88,6 +88,13 @@ for n, (kind, what) in hs.PRUNING_CHOICE_FIGURES.items():
     print(f"Fig {n}: W_min(L) against {what}: levels "
           f"{figure_levels[n] or 'none (run notebooks/02_baselines.ipynb)'}")
 
+# %%
+# Every cached result this notebook shows (its plan): computed here where the run folder
+# does not hold it yet (lthkit-report on Ray computes them before the notebooks run).
+from lthkit.analysis.plans import plan_08
+
+lk.compute(ctx, plan_08(ctx));
+
 # %% [markdown]
 # ## The spectra
 # Every point this notebook compares, one row each: products used, largest residual, loss.

@@ -100,6 +100,13 @@ print(published.describe(P, "volume"))
 if P.model.arch != "vgg16":
     print("note: this run is not VGG-16; the appendix's analyses run on it all the same")
 
+# %%
+# Every cached result this notebook shows (its plan): computed here where the run folder
+# does not hold it yet (lthkit-report on Ray computes them before the notebooks run).
+from lthkit.analysis.plans import plan_09
+
+lk.compute(ctx, plan_09(ctx));
+
 # %% [markdown]
 # ## Fig 23: IMP-WR levels (Fig 1 of the main text)
 

@@ -15,8 +15,11 @@ import pytest
 import torch
 from conftest import TINY, merge
 
+from lthkit.analysis.plans import PLAN_ONLY, OutsidePlanError, compute, missing_calls, plan
 from lthkit.analysis.units import ANALYSIS_NOTEBOOKS, analysis_units, run_analyses_replicates
-from lthkit.config.params import Params, params_from_dict
+from lthkit.config.params import Params, load_params, params_from_dict
+from lthkit.config.series import (BARRIERS, BASELINES, BASIN_RADIUS, HESSIAN_VOLUME,
+                                  PRUNING_CHOICES, SUBLEVEL_SETS, TRAIN_IMP, notebook_path)
 from lthkit.platform.executor import (RAY_MISSING, ExecutorError, LocalExecutor, UnitsFailedError,
                                       make_executor)
 from lthkit.store.compare import value_differences
@@ -170,44 +173,10 @@ def _cache(params: Params) -> dict[str, dict]:
     return out
 
 
-def _notebook_analyses(ctx) -> None:
-    """What notebooks 04-09 compute, through the same lthkit calls they make."""
-    from lthkit.analysis import hessian as hs
-    from lthkit.analysis import landscape as ls
-    from lthkit.analysis.landscape import PointRef
-
-    p = ctx.params
-    imp, baselines = ImpResults(ctx.store), BaselineResults(ctx.store)
-    levels = p.levels(p.analysis.levels, minimum=1)
-    H = hs.HessianAnalysis(ctx, progress=False)
-    hs.volume_tables(H, imp, levels)
-    hs.flip_table(H, imp, levels)
-    hs.volume_by_k(H, imp, levels, p.hessian.ks_fig22)
-    solutions = {lv: hs.imp_solution(imp, lv) for lv in sorted({0, *levels})}
-    hs.trace_table(H, solutions)
-    [H.density_curve(pt) for pt in solutions.values()]
-    band_levels = p.levels(p.hessian.band_levels, minimum=1)
-    hs.choices_tables(H, hs.choice_points(imp, baselines, sorted({*levels, *band_levels}),
-                                          p.baselines.kinds, band_levels, p.imp.prune_fraction,
-                                          p.imp.scope))
-    if p.hessian.sweep_fractions:
-        hs.prune_fraction_sweep(H, imp, p.hessian.sweep_level or levels[0],
-                                p.hessian.sweep_fractions, p.imp.scope)
-    land = ls.Landscape(ctx, progress=False)
-    for lv in levels:
-        land.radius_pair(PointRef("imp", lv), PointRef("proj", lv), space_level=lv)
-        land.radius_pair(PointRef("imp", lv - 1), PointRef("rpr", lv), space_level=lv - 1)
-    hs.choices_tables(H, hs.choice_points(imp, baselines, levels, list(hs.BASELINE_COMPARISONS),
-                                          [], p.imp.prune_fraction, p.imp.scope))  # 09
-    land.lines_of(ls.BARRIER_FIGURES, levels)
-    [land.line_test(*ls.figure_ends("fig12", lv)[0]) for lv in levels]
-    land.lines_of(ls.APPENDIX_LINE_FIGURES, levels)  # 09
-    abc, extras = land.plane_points(levels)
-    land.plane(*abc, extras=extras)
-    for lv in sorted({0, *levels}):
-        land.surface(PointRef("imp", lv))
-    for n in p.landscape.surface_sweep:
-        land.surface(PointRef("imp", levels[-1]), examples=n)
+def _compute_plans(ctx) -> None:
+    """What notebooks 04-09 compute, through their plans, in process (their `compute` cell)."""
+    for stem in ANALYSIS_NOTEBOOKS:
+        compute(ctx, plan(ctx, stem))
 
 
 @pytest.fixture(scope="module")
@@ -226,18 +195,19 @@ def _analysis_params(root: Path, **overrides: dict) -> Params:
 
 @pytest.fixture(scope="module")
 def analysed_alone(tmp_path_factory, analysis_run) -> dict[str, dict]:
-    """The cache of analysis_run after the notebooks' own calls, made in process."""
+    """The cache of analysis_run after the notebooks' plans, computed in process."""
     alone = _analysis_params(shutil.copytree(analysis_run, tmp_path_factory.mktemp("alone") / "r"))
     for r in range(alone.run.replicates):
-        _notebook_analyses(open_run(alone, replicate=r))
+        _compute_plans(open_run(alone, replicate=r))
     return _cache(alone)
 
 
 def test_analyses_as_units_equal_the_notebooks_and_leave_them_nothing_to_compute(
         tmp_path, analysis_run, analysed_alone):
     """Spectra, radius pairs, lines, planes and surfaces made as units in scratch folders equal
-    what the notebooks' own calls make in the run folder, bit for bit; afterwards the notebooks'
-    calls find everything cached (probing: nothing missing), and a second pass runs no unit."""
+    what the notebooks' plans make in the run folder, bit for bit; afterwards each notebook's
+    plan finds everything cached (its `compute` has nothing left to do: test_notebooks_plans
+    checks that a notebook computes nothing outside it), and a second pass runs no unit."""
     units = _analysis_params(shutil.copytree(analysis_run, tmp_path / "units"))
     ran = run_analyses_replicates(units, LocalExecutor(), ANALYSIS_STEMS)
     kinds = {u.call.kind for u in ran}
@@ -246,10 +216,30 @@ def test_analyses_as_units_equal_the_notebooks_and_leave_them_nothing_to_compute
     assert not value_differences(_cache(units), analysed_alone)
     for r in range(units.run.replicates):
         ctx = open_run(units, replicate=r)
-        with ctx.store.probing():
-            _notebook_analyses(ctx)  # raises CacheMissing if a notebook would compute anything
+        for stem in ANALYSIS_NOTEBOOKS:
+            assert missing_calls(ctx, plan(ctx, stem)) == [], stem
     assert not verify_folder(units.run_dir())
     assert run_analyses_replicates(units, LocalExecutor(), ANALYSIS_STEMS) == []
+
+
+def test_a_computation_outside_the_plan_is_refused_naming_the_notebook(tmp_path, analysis_run,
+                                                                       monkeypatch):
+    """With LTHKIT_PLAN_ONLY=1, what `compute` did not compute is refused afterwards (the check
+    of the notebooks' plans below); what it computed reads as before."""
+    from lthkit.analysis.hessian import HessianAnalysis, imp_solution
+
+    params = _analysis_params(shutil.copytree(analysis_run, tmp_path / "r"))
+    ctx = open_run(params)
+    calls = plan(ctx, HESSIAN_VOLUME)
+    left_out = calls.pop()  # the density of W_min(2): the plan's last call
+    assert calls.stem == HESSIAN_VOLUME and left_out.method == "density"
+    monkeypatch.setenv(PLAN_ONLY, "1")
+    assert compute(ctx, calls) == calls
+    H = HessianAnalysis(ctx, progress=False)
+    H.trace(imp_solution(ImpResults(ctx.store), 2))  # in the plan: read
+    with pytest.raises(OutsidePlanError, match=r"notebooks/04_hessian_volume.ipynb computes "
+                                               r"cache/hessian/\S+ outside its plan"):
+        H.density(imp_solution(ImpResults(ctx.store), 2))
 
 
 def test_analysis_units_skip_a_replicate_whose_chain_is_not_trained(tmp_path):
@@ -301,6 +291,35 @@ def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatc
     report.run_report(on_ray, tmp_path / "p.yaml", only=["04", "05"], html_copies=False)
     assert calls == [("analyses", ["04_hessian_volume", "05_basin_radius"]), ("04", 1), ("05", 1),
                      ("04", 0), ("05", 0)]
+
+
+# --- each notebook computes nothing outside its plan --------------------------------------------
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem", [HESSIAN_VOLUME, BASIN_RADIUS, BARRIERS, SUBLEVEL_SETS,
+                                  PRUNING_CHOICES])
+def test_a_notebook_computes_nothing_outside_its_plan(stem, smoke, tmp_path, monkeypatch):
+    """The notebook run on a copy of the smoke run's trained folder with no cached analysis, with
+    LTHKIT_PLAN_ONLY=1: its `compute` cell computes its plan, and any later computation it
+    made outside the plan would stop it with OutsidePlanError (checked by leaving out a call)."""
+    import papermill
+    import yaml
+    from conftest import ROOT
+
+    smoke.run(TRAIN_IMP)
+    smoke.run(BASELINES)
+    raw = yaml.safe_load(smoke.params_file.read_text())
+    raw["run"]["output_root"] = str(tmp_path / "outputs")
+    params_file = tmp_path / "plan_only.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    # No cache: a result the plan missed would be found there. Other workers' notebooks may be
+    # writing into the smoke run: their temporary files stay behind.
+    shutil.copytree(load_params(smoke.params_file).run_dir(), load_params(params_file).run_dir(),
+                    ignore=shutil.ignore_patterns("cache", "notebooks", ".*.tmp"))
+    monkeypatch.setenv(PLAN_ONLY, "1")
+    papermill.execute_notebook(str(ROOT / notebook_path(stem)), str(tmp_path / f"{stem}.ipynb"),
+                               kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                               parameters={"params_file": str(params_file), "interactive": False})
 
 
 # --- on a local Ray -------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 `benchmarks/paper_time.py` multiplies these counts by unit costs measured on a device to project
 how long a preset takes. Counting lives here, beside the code whose work it counts, so tests can
-check it against what a small run really did.
+check it against what a small run really did. The analysis notebooks (04-09) are counted from
+their plans (lthkit.analysis.plans), evaluated on a stand-in of the run as notebooks 01 and 02
+would leave it (every IMP level, every baseline kind at `baselines.levels`): the spectra, radius
+pairs, lines, planes and surfaces counted are the calls the notebooks make, each once.
 
 Units of work (each `WorkItem` names its `unit` and, through `UnitSpec`, what to measure):
 
@@ -24,12 +27,13 @@ from typing import Iterable
 from lthkit.config.catalog import (SPLIT_SIZES, iterations_per_epoch, known_train_size,
                                    split_sizes)
 from lthkit.config.params import Params
+from lthkit.config.series import (ANALYSIS_NOTEBOOKS, BARRIERS, BASIN_RADIUS, HESSIAN_VOLUME,
+                                  PRUNING_CHOICES, SUBLEVEL_SETS, VGG16_APPENDIX)
 from lthkit.config.training import ImpSection, TrainSection
 
-__all__ = ["UnitSpec", "WorkItem", "count_work", "imp_iterations", "trajectory_points",
-           "iterations_per_epoch", "train_size", "volume_point_count", "spectra_of_notebook08",
-           "line_points", "SPLITS", "baseline_members",
-           "baseline_schedule_groups"]
+__all__ = ["UnitSpec", "WorkItem", "count_work", "planned_calls", "imp_iterations",
+           "trajectory_points", "iterations_per_epoch", "train_size", "line_points", "SPLITS",
+           "baseline_members", "baseline_schedule_groups"]
 
 SPLITS = SPLIT_SIZES  # training and test examples per dataset (lthkit.config.catalog)
 
@@ -94,39 +98,10 @@ def trajectory_points(level: int, imp: ImpSection, epochs: int, ipe: int) -> int
     return 1 + len(kept)
 
 
-def volume_point_count(levels: Iterable[int]) -> int:
-    """Distinct (point, space) pairs of Tables I, III, V: W_min(L) in level L space for L and
-    L-1, RPr_{L-1}(min(L)) and Pr_L(min(L-1)) for each L."""
-    levels = set(levels)
-    solutions = levels | {lv - 1 for lv in levels}
-    return len(solutions) + 2 * len(levels)
-
-
 def line_points(n: int, margin: float) -> int:
     """Points of one line: `alpha_grid(n, margin)`'s length."""
     extra = math.ceil(margin * (n - 1) - 1e-9) if margin > 0 else 0
     return n + 2 * extra
-
-
-def spectra_of_notebook08(p: Params) -> int:
-    """Spectra notebook 08 adds to notebook 04's (shared cache): W_min(L), Pr_L at band levels
-    outside the analysis levels, the band projections, every baseline at its levels and the
-    points of Result 3's prune-fraction sweep."""
-    levels = set(p.levels(p.analysis.levels, minimum=1))
-    band = set(p.levels(p.hessian.band_levels, minimum=1))
-    baseline_levels = set(p.levels(p.baselines.levels, minimum=1))
-    new = 0
-    for lv in sorted(levels | band):
-        if lv not in levels:
-            new += 2                       # W_min(L), Pr_L(min(L-1)) are not in notebook 04
-        if lv in band:
-            new += 1                       # the band-pruned projection
-        if lv in baseline_levels and lv in levels:
-            new += len(set(p.baselines.kinds))
-    if p.hessian.sweep_fractions:  # Result 3's sweep: one spectrum per fraction
-        sweep = p.hessian.sweep_level or min(levels)
-        new += len(p.hessian.sweep_fractions) + (sweep - 1 not in {0, *levels})
-    return new
 
 
 def baseline_members(p: Params) -> list[tuple[str, int, TrainSection, int]]:
@@ -189,58 +164,65 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
             "point", p.model.network, p.model.width, p.data.name, examples=subset,
             chunk=a.batch_size), n))
 
-    if {"04_hessian_volume", "09_vgg16_appendix"} & notebooks:
-        nb = "04_hessian_volume" if "04_hessian_volume" in notebooks else "09_vgg16_appendix"
-        items.append(WorkItem(nb, f"top-{hp.k} spectra (Tables I, III, V)", hvp,
-                              volume_point_count(levels), per="products_per_spectrum"))
-    if "04_hessian_volume" in notebooks:
-        solutions = len({0, *levels})
-        items.append(WorkItem("04_hessian_volume", "Hutchinson traces", hvp,
-                              solutions * hp.trace_samples))
-        items.append(WorkItem("04_hessian_volume", "SLQ densities", hvp,
-                              solutions * hp.density_iterations * hp.density_runs))
+    planned = planned_calls(p)
 
-    if "05_basin_radius" in notebooks:
-        radii = 4 * len(levels)
-        items.append(WorkItem("05_basin_radius", f"{radii} radii x {lp.radius_directions} "
+    def count(stem: str, method: str) -> int:
+        return sum(call.method == method for call in planned.get(stem, []))
+
+    spectra = {stem: [c for c in calls if c.method == "spectrum"]
+               for stem, calls in planned.items()}
+    baseline_spectra = [c for c in spectra.get(VGG16_APPENDIX, [])
+                        if c.args[0][0] == "baseline_solution"]
+    nb = HESSIAN_VOLUME if HESSIAN_VOLUME in planned else VGG16_APPENDIX
+    volume_spectra = len(spectra.get(nb, [])) - (len(baseline_spectra) if nb == VGG16_APPENDIX
+                                                 else 0)
+    if nb in planned:
+        items.append(WorkItem(nb, f"top-{hp.k} spectra (Tables I, III, V)", hvp, volume_spectra,
+                              per="products_per_spectrum"))
+    if HESSIAN_VOLUME in planned:
+        items.append(WorkItem(HESSIAN_VOLUME, "Hutchinson traces", hvp,
+                              count(HESSIAN_VOLUME, "trace") * hp.trace_samples))
+        items.append(WorkItem(HESSIAN_VOLUME, "SLQ densities", hvp, count(
+            HESSIAN_VOLUME, "density") * hp.density_iterations * hp.density_runs))
+
+    if BASIN_RADIUS in planned:
+        radii = 2 * count(BASIN_RADIUS, "radius_pair")  # both points of each pair
+        items.append(WorkItem(BASIN_RADIUS, f"{radii} radii x {lp.radius_directions} "
                               "directions", point, radii * lp.radius_directions,
                               per="points_per_direction"))
-        items.append(WorkItem("05_basin_radius", "own losses", point, radii))
+        items.append(WorkItem(BASIN_RADIUS, "own losses", point, radii))
 
     line_n = line_points(lp.line_points, lp.line_margin)
-    baseline_levels = [lv for lv in p.levels(p.baselines.levels, minimum=1) if lv in levels]
-    if "06_barriers" in notebooks:
-        kinds = set(p.baselines.kinds)
-        per_level = sum(len(pairs) for fig, pairs in _LINES.items()
-                        if all(k in kinds for pair in pairs for k in pair if k not in _IMP))
-        items.append(WorkItem("06_barriers", "lines", point,
-                              line_n * (len(levels) + per_level * len(baseline_levels))))
-        items.append(WorkItem("06_barriers", "Fig 12's lines on the test split (Result 4)",
-                              point, line_n * len(levels)))
-    if "09_vgg16_appendix" in notebooks:
-        kinds = set(p.baselines.kinds) & {"random_reinit", "random_prune"}
-        items.append(WorkItem("09_vgg16_appendix", "lines (Figs 28, 29, 31)", point,
-                              line_n * (len(levels) + len(kinds) * len(baseline_levels))))
-        items.append(WorkItem("09_vgg16_appendix", "spectra of W_RI, W_RP (Tables VIII, IX)",
-                              hvp, len(kinds) * len(baseline_levels),
-                              per="products_per_spectrum"))
+    if BARRIERS in planned:
+        items.append(WorkItem(BARRIERS, "lines", point, line_n * count(BARRIERS, "line")))
+        items.append(WorkItem(BARRIERS, "Fig 12's lines on the test split (Result 4)", point,
+                              line_n * count(BARRIERS, "line_test")))
+    if VGG16_APPENDIX in planned:
+        items.append(WorkItem(VGG16_APPENDIX, "lines (Figs 28, 29, 31)", point,
+                              line_n * count(VGG16_APPENDIX, "line")))
+        items.append(WorkItem(VGG16_APPENDIX, "spectra of W_RI, W_RP (Tables VIII, IX)", hvp,
+                              len(baseline_spectra), per="products_per_spectrum"))
 
-    if "07_sublevel_sets" in notebooks:
-        items.append(WorkItem("07_sublevel_sets", "Fig 13 plane", point,
-                              lp.plane_resolution ** 2 + p.imp.levels + 1 + 4))
+    if SUBLEVEL_SETS in planned:
+        for call in planned[SUBLEVEL_SETS]:
+            if call.method == "plane":  # the grid, and the loss at each point on it
+                items.append(WorkItem(SUBLEVEL_SETS, "Fig 13 plane", point, lp.plane_resolution
+                                      ** 2 + len(call.args) + len(dict(call.kwargs)["extras"])))
         surf = UnitSpec("point", p.model.network, p.model.width, p.data.name,
                         examples=min(lp.surface_examples, subset),
                         chunk=min(lp.surface_examples, subset))
-        items.append(WorkItem("07_sublevel_sets", "filter-normalized surfaces", surf,
-                              (len(levels) + 1) * lp.surface_resolution ** 2))
-        for n in lp.surface_sweep:
-            items.append(WorkItem("07_sublevel_sets", f"surface on {n} examples", UnitSpec(
+        surfaces = [dict(c.kwargs).get("examples") for c in planned[SUBLEVEL_SETS]
+                    if c.method == "surface"]
+        items.append(WorkItem(SUBLEVEL_SETS, "filter-normalized surfaces", surf,
+                              surfaces.count(None) * lp.surface_resolution ** 2))
+        for n in (n for n in surfaces if n is not None):
+            items.append(WorkItem(SUBLEVEL_SETS, f"surface on {n} examples", UnitSpec(
                 "point", p.model.network, p.model.width, p.data.name, examples=min(n, subset),
                 chunk=min(n, subset)), lp.surface_resolution ** 2))
 
-    if "08_pruning_choices" in notebooks:
-        items.append(WorkItem("08_pruning_choices", "spectra of the pruning choices", hvp,
-                              spectra_of_notebook08(p), per="products_per_spectrum"))
+    if PRUNING_CHOICES in planned:
+        items.append(WorkItem(PRUNING_CHOICES, "spectra of the pruning choices", hvp,
+                              len(spectra[PRUNING_CHOICES]), per="products_per_spectrum"))
 
     if "10_ticket_transfer" in notebooks:
         items += _notebook10_items(p)
@@ -249,10 +231,54 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
     return items
 
 
-_IMP = ("imp", "proj")
-_LINES = {"fig09": [("proj", "random_reinit")],
-          "fig17": [("imp", "random_prune_oneshot"), ("proj", "random_prune")],
-          "fig19": [("imp", "one_shot")]}
+class _TrainedImp:
+    """A run's IMP results once notebook 01 trained every level (the plans only name points)."""
+
+    def __init__(self, levels: int):
+        self.done = list(range(levels + 1))
+
+    def levels_done(self) -> list[int]:
+        return self.done
+
+    def final(self, level: int):  # pragma: no cover - a plan loads no weights
+        raise AssertionError("a plan names its points, it never loads them")
+
+    mask = final
+
+
+class _TrainedBaselines(_TrainedImp):
+    """A run's baselines once notebook 02 trained each kind at each of `baselines.levels`."""
+
+    def __init__(self, p: Params):
+        levels = p.levels(p.baselines.levels, minimum=1)
+        self.trained = [(kind, lv) for kind in p.baselines.kinds for lv in levels]
+
+    def available(self) -> list[tuple[str, int]]:
+        return self.trained
+
+
+@dataclass
+class _TrainedRun:
+    """What a notebook's plan reads of a run (lthkit.analysis.plans), before the run exists."""
+
+    params: Params
+    results: tuple
+
+
+def planned_calls(p: Params) -> dict[str, list]:
+    """{notebook: its calls} of the analysis notebooks among `report.notebooks`, their plans on
+    the run once notebooks 01 and 02 trained it; a call an earlier notebook of the series makes
+    is left out of the later one's (they share the cache)."""
+    from lthkit.analysis.plans import plan
+
+    run = _TrainedRun(p, (_TrainedImp(p.imp.levels), _TrainedBaselines(p)))
+    seen: set = set()
+    out = {}
+    for stem in ANALYSIS_NOTEBOOKS:
+        if stem in p.report.notebooks:
+            out[stem] = [call for call in plan(run, stem) if call not in seen]
+            seen.update(out[stem])
+    return out
 
 
 def baseline_schedule_groups(p: Params) -> list[tuple[int, TrainSection, list[tuple]]]:
