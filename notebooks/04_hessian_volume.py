@@ -140,10 +140,9 @@ lk.level_picker(render5, levels, interactive, static=show)
 # %%
 table1, table3 = hs.volume_tables(H, imp_results, levels)
 ctx.store.save_table(table1, "table1.csv")
-fig = plots.volume_by_level(table1, [f"V'({k}) W_min(L)", f"V'({k}) Pr_L(min(L-1))"],
-                            ["W_min(L)", "Pr_L(min(L-1))"], title="Table I: level L space",
-                            paper=["paper W_min(L)", "paper Pr_L(min(L-1))"],
-                            others=replicates.tables_across(ctx, "table1.csv")[1:])
+fig = plots.points_volume_by_level(table1, k, ["W_min(L)", "Pr_L(min(L-1))"],
+                                   "Table I: level L space",
+                                   others=replicates.tables_across(ctx, "table1.csv")[1:])
 ctx.store.save_figure(fig, "table1_volume_by_level.png")
 table1.style.format(precision=3)
 
@@ -163,10 +162,9 @@ lk.level_picker(render7, levels, interactive, static=show)
 
 # %%
 ctx.store.save_table(table3, "table3.csv")
-fig = plots.volume_by_level(table3, [f"V'({k}) W_min(L-1)", f"V'({k}) RPr_L-1(min(L))"],
-                            ["W_min(L-1)", "RPr_L-1(min(L))"], title="Table III: level L-1 space",
-                            paper=["paper W_min(L-1)", "paper RPr_L-1(min(L))"],
-                            others=replicates.tables_across(ctx, "table3.csv")[1:])
+fig = plots.points_volume_by_level(table3, k, ["W_min(L-1)", "RPr_L-1(min(L))"],
+                                   "Table III: level L-1 space",
+                                   others=replicates.tables_across(ctx, "table3.csv")[1:])
 ctx.store.save_figure(fig, "table3_volume_by_level.png")
 table3.style.format(precision=3)
 

@@ -109,11 +109,7 @@ spectra_report.style.format(precision=4)
 
 # %%
 def render_choice(figure: int, level: int):
-    kind, what = hs.PRUNING_CHOICE_FIGURES[figure]
-    spectra = H.eigenvalues(hs.imp_solution(imp_results, level),
-                            hs.baseline_solution(baseline_results, kind, level))
-    return plots.eigenvalue_comparison(spectra, k, title=f"Fig {figure}, level {level}: "
-                                       f"W_min(L) against {what}")
+    return plots.choice_eigenvalues(H, imp_results, baseline_results, figure, level, k)
 
 
 def draw(figure: int):

@@ -225,11 +225,7 @@ barriers.style.format(precision=4)
 
 # %%
 def render_choice(figure: int, level: int):
-    kind, what = hs.APPENDIX_CHOICE_FIGURES[figure]
-    spectra = H.eigenvalues(hs.imp_solution(imp_results, level),
-                            hs.baseline_solution(baseline_results, kind, level))
-    return plots.eigenvalue_comparison(spectra, k, title=f"Fig {figure}, level {level}: "
-                                       f"W_min(L) against {what}")
+    return plots.choice_eigenvalues(H, imp_results, baseline_results, figure, level, k)
 
 
 for figure, (kind, what) in hs.APPENDIX_CHOICE_FIGURES.items():

@@ -17,9 +17,10 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
 from lthkit.plots.claims import VERDICT_COLORS, claims_forest  # noqa: E402
 from lthkit.plots.geometry import (fig03_distances, fig04_trajectory, fig14_15_matrices,
                                    matrix_heatmap)
-from lthkit.plots.hessian import (density_figure, eigenvalue_comparison, fig22_volume_k,
-                                  flip_figure, prune_fraction_sweep_figure, trace_figure,
-                                  volume_by_level)
+from lthkit.plots.hessian import (choice_eigenvalues, density_figure, eigenvalue_comparison,
+                                  fig22_volume_k,
+                                  flip_figure, points_volume_by_level,
+                                  prune_fraction_sweep_figure, trace_figure, volume_by_level)
 from lthkit.plots.imp import (STRATEGY_STYLE, fig01_levels, fig02_strategies, strategy_curves,
                               training_curves)
 from lthkit.plots.landscape import (barrier_summary, line_figure, plane_figure, radius_histograms,
@@ -37,7 +38,8 @@ __all__ = [
     # geometry (03)
     "fig03_distances", "fig04_trajectory", "fig14_15_matrices", "matrix_heatmap",
     # Hessian (04, 08)
-    "density_figure", "eigenvalue_comparison", "fig22_volume_k", "flip_figure", "trace_figure",
+    "choice_eigenvalues", "density_figure", "eigenvalue_comparison", "fig22_volume_k",
+    "flip_figure", "points_volume_by_level", "trace_figure",
     "volume_by_level", "prune_fraction_sweep_figure",
     # landscape (05-07, 11)
     "barrier_summary", "line_figure", "plane_figure", "radius_histograms", "radius_summary",

@@ -9,10 +9,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from lthkit.analysis.hessian import (APPENDIX_CHOICE_FIGURES, PRUNING_CHOICE_FIGURES,
+                                     baseline_solution, imp_solution)
 from lthkit.plots.replicates import faint_replicates, replicates_note
 
 __all__ = ["eigenvalue_comparison", "volume_by_level", "flip_figure", "fig22_volume_k",
-           "density_figure", "trace_figure", "prune_fraction_sweep_figure"]
+           "density_figure", "trace_figure", "prune_fraction_sweep_figure", "choice_eigenvalues",
+           "points_volume_by_level"]
 
 
 def _np(x: Any) -> np.ndarray:
@@ -70,6 +73,14 @@ def volume_by_level(table: pd.DataFrame, columns: Sequence[str], labels: Sequenc
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def points_volume_by_level(table: pd.DataFrame, k: int, points: Sequence[str], title: str = "",
+                           others: Sequence[pd.DataFrame] = ()) -> plt.Figure:
+    """Tables I and III drawn: V'(k) of each named point against level (its `V'(k) <point>`
+    column), the paper's `paper <point>` column dashed where the table has it."""
+    return volume_by_level(table, [f"V'({k}) {p}" for p in points], points, title=title,
+                           paper=[f"paper {p}" for p in points], others=others)
 
 
 def flip_figure(rows: pd.DataFrame, title: str = "") -> plt.Figure:
@@ -157,3 +168,14 @@ def prune_fraction_sweep_figure(table: pd.DataFrame, title: str = "",
     fig.suptitle(title or "Result 3: pruning more in one step", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def choice_eigenvalues(analysis: Any, imp: Any, baselines: Any, figure: int, level: int,
+                       k: int) -> plt.Figure:
+    """Figs 10, 11, 18, 20, 21 (notebook 08) and the appendix's 30, 32 (09): W_min(L)'s top-k
+    eigenvalues against those of the baseline the figure compares, at one level."""
+    kind, what = {**PRUNING_CHOICE_FIGURES, **APPENDIX_CHOICE_FIGURES}[figure]
+    spectra = analysis.eigenvalues(imp_solution(imp, level),
+                                   baseline_solution(baselines, kind, level))
+    return eigenvalue_comparison(spectra, k, title=f"Fig {figure}, level {level}: W_min(L) "
+                                 f"against {what}")

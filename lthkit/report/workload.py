@@ -27,8 +27,9 @@ from typing import Iterable
 from lthkit.config.catalog import (SPLIT_SIZES, iterations_per_epoch, known_train_size,
                                    split_sizes)
 from lthkit.config.params import Params
-from lthkit.config.series import (ANALYSIS_NOTEBOOKS, BARRIERS, BASIN_RADIUS, HESSIAN_VOLUME,
-                                  PRUNING_CHOICES, SUBLEVEL_SETS, VGG16_APPENDIX)
+from lthkit.config.series import (ANALYSIS_NOTEBOOKS, BARRIERS, BASELINES, BASIN_RADIUS,
+                                  DISTANCES, HESSIAN_VOLUME, PRUNING_CHOICES, SUBLEVEL_SETS,
+                                  TICKET_LANDSCAPES, TICKET_TRANSFER, TRAIN_IMP, VGG16_APPENDIX)
 from lthkit.config.training import ImpSection, TrainSection
 
 __all__ = ["UnitSpec", "WorkItem", "count_work", "planned_calls", "imp_iterations",
@@ -143,18 +144,18 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
                          examples=n_test, chunk=p.train.eval_batch_size)
     levels = p.levels(a.levels, minimum=1)
 
-    if "01_train_imp" in notebooks:
+    if TRAIN_IMP in notebooks:
         its = sum(imp_iterations(lv, p.train.epochs, ipe, p.imp.rewind_iteration)
                   for lv in range(p.imp.levels + 1))
-        items.append(WorkItem("01_train_imp", f"IMP: {p.imp.levels + 1} levels",
+        items.append(WorkItem(TRAIN_IMP, f"IMP: {p.imp.levels + 1} levels",
                               _train_spec(p, p.train), its))
-        items.append(WorkItem("01_train_imp", "test-set evaluations", test_eval,
+        items.append(WorkItem(TRAIN_IMP, "test-set evaluations", test_eval,
                               (p.imp.levels + 1) * evals_per_run(p.train)))
 
-    if "02_baselines" in notebooks:
+    if BASELINES in notebooks:
         items += _baseline_items(p, ipe, group_size, test_eval)
 
-    analysis_nbs = {"03_distances_trajectories", "09_vgg16_appendix"} & notebooks
+    analysis_nbs = {DISTANCES, VGG16_APPENDIX} & notebooks
     for nb in sorted(analysis_nbs):
         kept = set(p.levels(p.imp.trajectory_levels))
         n = sum(trajectory_points(lv, p.imp, p.train.epochs, ipe) +
@@ -224,9 +225,9 @@ def count_work(p: Params, group_size: int = 1) -> list[WorkItem]:
         items.append(WorkItem(PRUNING_CHOICES, "spectra of the pruning choices", hvp,
                               len(spectra[PRUNING_CHOICES]), per="products_per_spectrum"))
 
-    if "10_ticket_transfer" in notebooks:
+    if TICKET_TRANSFER in notebooks:
         items += _notebook10_items(p)
-    if "11_ticket_landscapes" in notebooks:
+    if TICKET_LANDSCAPES in notebooks:
         items += _notebook11_items(p, subset)
     return items
 
@@ -301,12 +302,12 @@ def _baseline_items(p: Params, ipe: int, group_size: int, test_eval: UnitSpec) -
             for k, n in ((group_size, full), (rest, 1 if rest else 0)):
                 if n:
                     spec = _train_spec(p, cfg, "group_iter" if k > 1 else "train_iter", group=k)
-                    items.append(WorkItem("02_baselines", f"{', '.join(kinds)}: {n} group(s) "
+                    items.append(WorkItem(BASELINES, f"{', '.join(kinds)}: {n} group(s) "
                                           f"of {k}", spec, n * its))
         else:
-            items.append(WorkItem("02_baselines", f"{', '.join(kinds)}: {len(group)} trainings",
+            items.append(WorkItem(BASELINES, f"{', '.join(kinds)}: {len(group)} trainings",
                                   _train_spec(p, cfg), len(group) * its))
-        items.append(WorkItem("02_baselines", f"test-set evaluations ({', '.join(kinds)})",
+        items.append(WorkItem(BASELINES, f"test-set evaluations ({', '.join(kinds)})",
                               test_eval, len(group) * (math.ceil(cfg.epochs / cfg.eval_every) + 2)))
     return items
 
@@ -325,8 +326,9 @@ def _notebook10_items(p: Params) -> list[WorkItem]:
     for name in ("mlp", "lenet5"):
         spec = getattr(m, name)
         its = _sub_run_iterations(spec.imp, spec.train, n)
-        control = spec.imp.levels * spec.train.epochs * iterations_per_epoch(n, spec.train.batch_size)
-        items.append(WorkItem("10_ticket_transfer", f"{name}: IMP and re-initialized controls",
+        control = (spec.imp.levels * spec.train.epochs
+                   * iterations_per_epoch(n, spec.train.batch_size))
+        items.append(WorkItem(TICKET_TRANSFER, f"{name}: IMP and re-initialized controls",
                               _train_spec(p, spec.train, arch=spec.model.network,
                                           width=spec.model.width, dataset=m.data.name),
                               its + control))
@@ -337,7 +339,7 @@ def _notebook10_items(p: Params) -> list[WorkItem]:
         its = configs * _sub_run_iterations(imp, t.train, size)
         transferred = (2 if key == "optimizers_imp" else 1) * (imp.levels + 1) * t.train.epochs \
             * iterations_per_epoch(size, t.train.batch_size)
-        items.append(WorkItem("10_ticket_transfer", f"transfer {key.removesuffix('_imp')}",
+        items.append(WorkItem(TICKET_TRANSFER, f"transfer {key.removesuffix('_imp')}",
                               _train_spec(p, t.train, arch=t.arch, width=None,
                                           dataset=m.data.name), its + transferred))
     return items
@@ -357,10 +359,10 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     its += len(random_levels) * b.train.epochs * ipe
     spec = UnitSpec("train_iter", b.model.network, b.model.width, b.data.name,
                     batch=b.train.batch_size, optimizer=b.train.optimizer)
-    items = [WorkItem("11_ticket_landscapes", "LeNet-5 IMP rounds and random tickets", spec, its)]
+    items = [WorkItem(TICKET_LANDSCAPES, "LeNet-5 IMP rounds and random tickets", spec, its)]
     if es.enabled:  # the validation loss after every epoch of every round (patience None)
         epochs = (b.imp.levels + 1 + len(random_levels)) * b.train.epochs
-        items.append(WorkItem("11_ticket_landscapes", "validation losses (early stopping)",
+        items.append(WorkItem(TICKET_LANDSCAPES, "validation losses (early stopping)",
                               UnitSpec("test_eval", b.model.network, b.model.width, b.data.name,
                                        examples=es.validation_size,
                                        chunk=b.train.eval_batch_size), epochs))
@@ -368,11 +370,11 @@ def _notebook11_items(p: Params, subset: int) -> list[WorkItem]:
     surfaces = 2 * len([lv for lv in shown if lv >= 1]) + 1
     pool = test_size(b.data.name, b.data.test_size) if b.surface_split == "test" else subset
     ex = min(lp.surface_examples, pool)
-    items.append(WorkItem("11_ticket_landscapes", "surfaces", UnitSpec(
+    items.append(WorkItem(TICKET_LANDSCAPES, "surfaces", UnitSpec(
         "point", b.model.network, b.model.width, b.data.name, examples=ex, chunk=ex),
         surfaces * lp.surface_resolution ** 2))
     for size in sorted({min(s, pool) for s in b.subsample_sizes}):
-        items.append(WorkItem("11_ticket_landscapes", f"surface on {size} examples", UnitSpec(
+        items.append(WorkItem(TICKET_LANDSCAPES, f"surface on {size} examples", UnitSpec(
             "point", b.model.network, b.model.width, b.data.name, examples=size, chunk=size),
             lp.surface_resolution ** 2))
     return items

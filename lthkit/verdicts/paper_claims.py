@@ -1071,7 +1071,7 @@ CLAIMS: list[PaperClaim] = [
 
 
 def claims_of(notebook: str, params: Any = None) -> list[PaperClaim]:
-    """The claims a notebook tests (its name without .ipynb, e.g. '04_hessian_volume'); Fig 22's
+    """The claims a notebook tests (its stem, a name of lthkit.config.series); Fig 22's
     one per k of `params.hessian.ks_fig22` (the default ks without params)."""
     if params is not None:
         ks = params.hessian.ks_fig22
