@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -74,10 +75,19 @@ class SmokeSeries:
     """Runs notebooks on a smoke preset, once each per test session, in one run folder that the
     session's xdist workers share: a notebook one worker ran (or is running: a lock per notebook)
     is read by the other, not run again. Notebooks write atomically and lock a folder's checksums,
-    so two workers may run different notebooks of the series at once."""
+    so two workers may run different notebooks of the series at once.
 
-    def __init__(self, folder: Path, preset: str = "smoke", edit=None):
+    With `plan_only`, notebooks 04-08 run with LTHKIT_PLAN_ONLY=1: each computes its declared plan
+    (lthkit.analysis.plans) and any other computation it makes stops it (OutsidePlanError), so
+    the notebook tests check that every plan is complete at no extra cost. (Notebook 09's Fig 25
+    trajectory losses are not part of its plan: it runs without the check.)"""
+
+    PLAN_CHECKED = ("04_hessian_volume", "05_basin_radius", "06_barriers", "07_sublevel_sets",
+                    "08_pruning_choices")
+
+    def __init__(self, folder: Path, preset: str = "smoke", edit=None, plan_only: bool = False):
         self.folder = folder
+        self.plan_only = plan_only
         self.params_file = folder / f"{preset}.yaml"
         with FileLock(folder / "params.lock"):
             if not self.params_file.exists():
@@ -101,14 +111,32 @@ class SmokeSeries:
             finished = out.with_suffix(".finished")  # papermill writes `out` while it runs
             with FileLock(out.with_suffix(".lock")):
                 if not finished.exists():
-                    papermill.execute_notebook(
-                        str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
-                        kernel_name="python3", cwd=str(ROOT), progress_bar=False,
-                        parameters={"params_file": str(self.params_file), "interactive": False,
-                                    **parameters})
+                    with _plan_only(self.plan_only and name in self.PLAN_CHECKED):
+                        papermill.execute_notebook(
+                            str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
+                            kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                            parameters={"params_file": str(self.params_file),
+                                        "interactive": False, **parameters})
                     finished.touch()
             self.done[key] = nbformat.read(out, as_version=4)
         return self.done[key]
+
+
+@contextlib.contextmanager
+def _plan_only(on: bool):
+    """LTHKIT_PLAN_ONLY=1 in the environment the notebook's kernel inherits, while it runs."""
+    from lthkit.analysis.plans import PLAN_ONLY
+
+    before = os.environ.get(PLAN_ONLY)
+    if on:
+        os.environ[PLAN_ONLY] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PLAN_ONLY, None)
+        else:
+            os.environ[PLAN_ONLY] = before
 
 
 def session_folder(tmp_path_factory, name: str) -> Path:
@@ -123,7 +151,7 @@ def session_folder(tmp_path_factory, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory) -> SmokeSeries:
-    return SmokeSeries(session_folder(tmp_path_factory, "smoke"))
+    return SmokeSeries(session_folder(tmp_path_factory, "smoke"), plan_only=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,7 @@ from conftest import TINY, merge
 from lthkit.analysis.plans import PLAN_ONLY, OutsidePlanError, compute, missing_calls, plan
 from lthkit.analysis.units import ANALYSIS_NOTEBOOKS, analysis_units, run_analyses_replicates
 from lthkit.config.params import Params, load_params, params_from_dict
-from lthkit.config.series import (BARRIERS, BASELINES, BASIN_RADIUS, HESSIAN_VOLUME,
-                                  PRUNING_CHOICES, SUBLEVEL_SETS, TRAIN_IMP, notebook_path)
+from lthkit.config.series import HESSIAN_VOLUME
 from lthkit.platform.executor import (RAY_MISSING, ExecutorError, LocalExecutor, UnitsFailedError,
                                       make_executor)
 from lthkit.store.compare import value_differences
@@ -294,32 +293,8 @@ def test_report_trains_on_the_executor_before_the_notebooks(tmp_path, monkeypatc
 
 
 # --- each notebook computes nothing outside its plan --------------------------------------------
-
-@pytest.mark.notebook
-@pytest.mark.parametrize("stem", [HESSIAN_VOLUME, BASIN_RADIUS, BARRIERS, SUBLEVEL_SETS,
-                                  PRUNING_CHOICES])
-def test_a_notebook_computes_nothing_outside_its_plan(stem, smoke, tmp_path, monkeypatch):
-    """The notebook run on a copy of the smoke run's trained folder with no cached analysis, with
-    LTHKIT_PLAN_ONLY=1: its `compute` cell computes its plan, and any later computation it
-    made outside the plan would stop it with OutsidePlanError (checked by leaving out a call)."""
-    import papermill
-    import yaml
-    from conftest import ROOT
-
-    smoke.run(TRAIN_IMP)
-    smoke.run(BASELINES)
-    raw = yaml.safe_load(smoke.params_file.read_text())
-    raw["run"]["output_root"] = str(tmp_path / "outputs")
-    params_file = tmp_path / "plan_only.yaml"
-    params_file.write_text(yaml.safe_dump(raw))
-    # No cache: a result the plan missed would be found there. Other workers' notebooks may be
-    # writing into the smoke run: their temporary files stay behind.
-    shutil.copytree(load_params(smoke.params_file).run_dir(), load_params(params_file).run_dir(),
-                    ignore=shutil.ignore_patterns("cache", "notebooks", ".*.tmp"))
-    monkeypatch.setenv(PLAN_ONLY, "1")
-    papermill.execute_notebook(str(ROOT / notebook_path(stem)), str(tmp_path / f"{stem}.ipynb"),
-                               kernel_name="python3", cwd=str(ROOT), progress_bar=False,
-                               parameters={"params_file": str(params_file), "interactive": False})
+# The smoke series of the notebook tests runs notebooks 04-08 with LTHKIT_PLAN_ONLY=1
+# (tests/conftest.py, SmokeSeries.plan_only): a notebook computing outside its plan fails there.
 
 
 # --- on a local Ray -------------------------------------------------------------------------------

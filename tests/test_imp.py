@@ -207,3 +207,19 @@ def test_rewind_iteration_past_the_end_is_a_clear_error(tiny):
     with pytest.raises(ParamsError, match=r"tiny: imp.rewind_iteration: 12 is not before the end "
                                           r"of training: 3 epochs x 4 iterations"):
         tiny(imp={"rewind_iteration": 12})
+
+
+@pytest.mark.parametrize("sub, notebook", [(None, "01_train_imp"), ("bain", "11_ticket_landscapes"),
+                                           ("mnist/mlp", "10_ticket_transfer")])
+def test_a_missing_level_names_the_notebook_that_trains_it(tiny, sub, notebook):
+    """A sub-run's IMP levels (Bain's tickets, the IE643 networks) are trained by notebook 11 or
+    10: a missing one names that notebook, not notebook 01."""
+    from lthkit.store.layout import RunStore
+
+    params = tiny()
+    store = RunStore.create(params)
+    for part in (sub.split("/") if sub else []):
+        store = RunStore.create(params, root=store.root / part)
+    with pytest.raises(MissingInputError,
+                       match=f"run notebooks/{notebook}.ipynb \\(levels \\[0, 1\\]"):
+        ImpResults(store).require_levels([0, 1], "a test")

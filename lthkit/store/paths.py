@@ -10,6 +10,7 @@ from pathlib import Path
 from lthkit.config.series import BASELINES, TICKET_LANDSCAPES, TICKET_TRANSFER, TRAIN_IMP
 
 __all__ = ["MANIFEST", "REPLICATE_DIR", "LOCK_FILE", "WRITTEN_BY", "run_root_of", "replicate_dir",
+           "written_by",
            "damage_message", "where"]
 
 MANIFEST = "manifest.json"
@@ -35,6 +36,16 @@ def run_root_of(path: Path) -> Path | None:
     """The run folder holding `path`: its outermost ancestor with a manifest.json."""
     roots = [p for p in Path(path).parents if (p / MANIFEST).is_file()]
     return roots[-1] if roots else None
+
+
+def written_by(folder: Path) -> str:
+    """The notebook that writes a run's `folder`: a sub-run's (<run>/mnist/..., <run>/bain/) is
+    10's or 11's, anything else of a run's training 01's."""
+    root = run_root_of(Path(folder) / MANIFEST)
+    parts = Path(folder).relative_to(root).parts if root else ()
+    if parts and REPLICATE_DIR.match(parts[0]):
+        parts = parts[1:]
+    return WRITTEN_BY.get(parts[0], TRAIN_IMP) if parts else TRAIN_IMP
 
 
 def where(path: Path) -> str:

@@ -25,7 +25,7 @@ from lthkit.nets.pruning import (Mask, count_alive, count_total, density, full_m
                                  magnitude_prune, masked_state)
 from lthkit.store.files import load_json, load_tensors, save_bytes, save_json, save_tensors
 from lthkit.store.layout import RunStore
-from lthkit.store.paths import CHECKSUMS
+from lthkit.store.paths import CHECKSUMS, written_by
 from lthkit.train.context import Context, open_run
 from lthkit.train.training import Checkpoint, Member, evaluate, train, train_group
 
@@ -104,9 +104,10 @@ class ImpResults:
 
     def __init__(self, store: RunStore):
         self.store = store
+        self.made_by = notebook_path(written_by(store.root))  # 10's or 11's for their sub-runs
 
     def level(self, level: int) -> SolutionFiles:
-        return SolutionFiles(self.store.imp_dir(level))
+        return SolutionFiles(self.store.imp_dir(level), made_by=self.made_by)
 
     def levels_done(self) -> list[int]:
         done = []
@@ -127,11 +128,11 @@ class ImpResults:
         return self.level(level).metrics()
 
     def init(self) -> dict[str, torch.Tensor]:
-        return load_tensors(self.store.require(self.store.path("imp", "init.pt"), MADE_BY))
+        return load_tensors(self.store.require(self.store.path("imp", "init.pt"), self.made_by))
 
     def rewind(self) -> dict[str, torch.Tensor]:
         """W_rewind: the dense weights after k iterations of level 0."""
-        return load_tensors(self.store.require(self.store.path("imp", "rewind.pt"), MADE_BY))
+        return load_tensors(self.store.require(self.store.path("imp", "rewind.pt"), self.made_by))
 
     def require_levels(self, levels: list[int], needed_by: str) -> None:
         """Stop with a clear error when a level an analysis needs has not been trained."""
@@ -139,7 +140,8 @@ class ImpResults:
         missing = [lv for lv in levels if lv not in done]
         if missing:
             raise _missing(self.store.imp_dir(missing[0]) / "metrics.json",
-                           f"{MADE_BY} (levels {missing} are not trained yet; {needed_by} needs them)")
+                           f"{self.made_by} (levels {missing} are not trained yet; {needed_by} "
+                           f"needs them)")
 
     def summary(self) -> pd.DataFrame:
         """One row per finished level: sparsity and final training / test metrics (Fig 1)."""
