@@ -7,6 +7,7 @@ import typing
 from typing import Any, Callable
 
 from lthkit.config.base import ParamsError
+from lthkit.config.datasets import dataset_names
 from lthkit.config.params import SECTIONS
 
 
@@ -25,6 +26,7 @@ def _options(annotation) -> list:
 KNOWN: dict[str, list] = {
     "run.device": ["cpu", "cuda"],
     "model.arch": ["vgg16", "resnet20", "lenet5"],
+    "data.dataset": list(dataset_names()),  # the registry's (lthkit/config/datasets.py)
     "model.prunable": [["*.weight"]],
     "model.not_prunable": [["fc.weight"], ["classifier.weight"]],
 }

@@ -104,7 +104,12 @@ class ImpResults:
 
     def __init__(self, store: RunStore):
         self.store = store
-        self.made_by = notebook_path(written_by(store.root))  # 10's or 11's for their sub-runs
+
+    @property
+    def made_by(self) -> str:
+        """The notebook that trains these levels: 10's or 11's for their sub-runs, else 01."""
+        root = getattr(self.store, "root", None)
+        return notebook_path(written_by(root) if root is not None else TRAIN_IMP)
 
     def level(self, level: int) -> SolutionFiles:
         return SolutionFiles(self.store.imp_dir(level), made_by=self.made_by)
