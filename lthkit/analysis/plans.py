@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from lthkit.config.series import (BARRIERS, BASIN_RADIUS, HESSIAN_VOLUME, PRUNING_CHOICES,
-                                  SUBLEVEL_SETS, VGG16_APPENDIX, notebook_path)
+                                  SUBLEVEL_SETS, VGG16_APPENDIX, notebook_file)
 from lthkit.platform.executor import LocalExecutor
 from lthkit.store.layout import CacheMissing
 from lthkit.train.baselines import BaselineResults
@@ -272,7 +272,7 @@ def hold_to_plan(ctx: Context, stem: str | None = None) -> None:
     result and the plan to add it to, instead of computing anything."""
     store = ctx.store
     cached = store.cached
-    where = notebook_path(stem) if stem else "this notebook"
+    where = notebook_file(stem) if stem else "this notebook"
 
     def planned_only(analysis: str, key: str, compute: Callable[[], Any]) -> Any:
         try:

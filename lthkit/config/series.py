@@ -10,7 +10,7 @@ from typing import Literal
 __all__ = ["Notebook", "NOTEBOOKS", "SERIES", "ANALYSIS_NOTEBOOKS", "DEFAULT_NOTEBOOKS",
            "TRAIN_IMP", "BASELINES", "DISTANCES", "HESSIAN_VOLUME", "BASIN_RADIUS", "BARRIERS",
            "SUBLEVEL_SETS", "PRUNING_CHOICES", "VGG16_APPENDIX", "TICKET_TRANSFER",
-           "TICKET_LANDSCAPES", "notebook_path", "notebook_of_table"]
+           "TICKET_LANDSCAPES", "notebook_file", "notebook_of_table"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Notebook:
 
     @property
     def path(self) -> str:
-        return notebook_path(self.stem)
+        return notebook_file(self.stem)
 
 
 TRAIN_IMP = "01_train_imp"
@@ -79,7 +79,7 @@ DEFAULT_NOTEBOOKS: tuple[str, ...] = (TRAIN_IMP, BASELINES, DISTANCES, HESSIAN_V
                                       BASIN_RADIUS, BARRIERS, SUBLEVEL_SETS, PRUNING_CHOICES)
 
 
-def notebook_path(stem: str) -> str:
+def notebook_file(stem: str) -> str:
     """'notebooks/<stem>.ipynb', the path error messages tell a user to run."""
     return f"notebooks/{stem}.ipynb"
 

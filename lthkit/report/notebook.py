@@ -9,12 +9,13 @@ from typing import Any, Iterator, Mapping
 
 from lthkit.analysis.hessian import pruning_choice_levels
 from lthkit.config import Params, notebook_params
-from lthkit.config.series import NOTEBOOKS, notebook_path
+from lthkit.config.series import NOTEBOOKS, notebook_file
 from lthkit.plots.widgets import interactive_default
 from lthkit.train.context import Context, open_run
 from lthkit.train.imp import ImpResults
 
 __all__ = ["NotebookContext", "notebook_context"]
+
 
 @dataclass(frozen=True)
 class NotebookContext:
@@ -44,14 +45,14 @@ def notebook_context(namespace: Mapping[str, Any], stem: str) -> NotebookContext
     declared = NOTEBOOKS[stem]
     params = notebook_params(namespace.get("params_file"), namespace)
     interactive = interactive_default(namespace.get("interactive"), namespace)
-    ctx = open_run(params, create=declared.creates, needed_by=notebook_path(stem),
+    ctx = open_run(params, create=declared.creates, needed_by=notebook_file(stem),
                    replicate=int(namespace.get("replicate") or 0))
     imp = ImpResults(ctx.store)
     studied = params.levels(getattr(params, declared.levels).levels, minimum=1)
     if not declared.creates:
         print(f"data: {params.data.describe()}")
         if declared.reads != "nothing":
-            imp.require_levels(levels_read(params, declared.reads, studied), notebook_path(stem))
+            imp.require_levels(levels_read(params, declared.reads, studied), notebook_file(stem))
     return NotebookContext(params, ctx, interactive, imp, studied)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from lthkit.config import Params, flatten
 from lthkit.config.params import completed_fingerprint
-from lthkit.config.series import TRAIN_IMP, notebook_path
+from lthkit.config.series import TRAIN_IMP, notebook_file
 from lthkit.store.files import (CHECKSUMS, TEMP_FILE, DamagedFileError, atomic_write_bytes,
                                 load_json, load_tensors, recorded_names, remove_stale_temp_files,
                                 save_json, save_tensors)
@@ -145,7 +145,7 @@ class RunStore:
             which = f" with the parameter replicate={replicate.group(1)}" if replicate else ""
             raise MissingInputError(
                 f"{needed_by} needs the run folder {store.root}, which does not exist yet: run "
-                f"{notebook_path(TRAIN_IMP)}{which} with {params.source} first "
+                f"{notebook_file(TRAIN_IMP)}{which} with {params.source} first "
                 f"(or: lthkit-report {params.source})")
         store.clean()
         store._check_fingerprint(params, load_json(manifest))

@@ -7,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from lthkit.config.series import BASELINES, TICKET_LANDSCAPES, TICKET_TRANSFER, TRAIN_IMP
+from lthkit.config.series import (BASELINES, TICKET_LANDSCAPES, TICKET_TRANSFER, TRAIN_IMP,
+                                  notebook_file)
 
 __all__ = ["MANIFEST", "REPLICATE_DIR", "LOCK_FILE", "WRITTEN_BY", "run_root_of", "replicate_dir",
            "written_by",
@@ -68,7 +69,7 @@ def damage_message(path: Path, problem: str) -> str:
     if rel.parts[0] == "notebooks":
         return (f"{rel} in {root} is damaged: {problem}. The report runner writes it: delete it "
                 f"and run lthkit-report again.")
-    made_by = (f"notebooks/{notebook}.ipynb" if notebook else
+    made_by = (notebook_file(notebook) if notebook else
                "a notebook of the series (the run's own code, a sub-run of it)")
     command = f"lthkit-report {_params_file(root)}" + (f" --only {notebook}" if notebook else "")
     return (f"{rel} in {root} is damaged: {problem}. It was made by {made_by}; to make it "

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lthkit.config.series import TRAIN_IMP, notebook_path
+from lthkit.config.series import TRAIN_IMP, notebook_file
 from lthkit.config.tickets import EarlyBirdSection
 from lthkit.nets.pruning import Mask, hamming_distance, magnitude_prune
 from lthkit.train.context import Context
@@ -114,7 +114,7 @@ def main_run_trajectory(ctx: Context) -> tuple[SolutionFiles | None, str]:
     p = ctx.params
     what = f"the main run's dense level 0 ({p.model.arch} on {p.data.dataset})"
     if not files.done():
-        return None, (f"{what} is not trained yet: run {notebook_path(TRAIN_IMP)} with "
+        return None, (f"{what} is not trained yet: run {notebook_file(TRAIN_IMP)} with "
                       f"{p.source} first for You et al.'s channel masks")
     if len(files.trajectory_epochs()) < 2:
         return None, (f"{what} kept no per-epoch weights: You et al.'s rule needs imp.save_every "

@@ -8,13 +8,13 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-from lthkit.config.series import TICKET_TRANSFER, notebook_path
+from lthkit.config.series import TICKET_TRANSFER, notebook_file
 from lthkit.config.training import ImpSection, ModelSection, TrainSection
 from lthkit.data.images import ImageData
 from lthkit.train.context import Context, sub_run
 from lthkit.train.imp import ImpResults, SolutionFiles, run_imp, train_solution
 
-MADE_BY_10 = notebook_path(TICKET_TRANSFER)
+MADE_BY_10 = notebook_file(TICKET_TRANSFER)
 
 
 # --- transfer (Morcos et al. 2019, the report's tasks 1-3) ----------------------------------------

@@ -30,7 +30,7 @@ import torch
 
 from lthkit.config.params import Params
 from lthkit.config.seeds import derive_seed
-from lthkit.config.series import BASELINES, notebook_path
+from lthkit.config.series import BASELINES, notebook_file
 from lthkit.config.training import TrainSection
 from lthkit.nets.pruning import (Mask, full_mask, keep_counts, magnitude_prune, masked_state,
                                  random_prune)
@@ -50,7 +50,7 @@ __all__ = ["KINDS", "SYMBOLS", "BaselineResults", "run_baselines", "baseline_pla
            "pending_baselines", "train_baselines", "BaselineUnit", "train_baseline_unit",
            "baseline_units", "run_baselines_replicates"]
 
-MADE_BY = notebook_path(BASELINES)
+MADE_BY = notebook_file(BASELINES)
 KINDS = ("one_shot", "fine_tune", "lr_rewind", "random_reinit", "random_prune",
          "random_prune_oneshot")
 SYMBOLS = {"imp": "W_min", "one_shot": "W_OS", "fine_tune": "W_FT", "lr_rewind": "W_LRR",

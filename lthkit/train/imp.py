@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lthkit.config.series import TRAIN_IMP, notebook_path
+from lthkit.config.series import TRAIN_IMP, notebook_file
 from lthkit.nets.pruning import (Mask, count_alive, count_total, density, full_mask, layer_report,
                                  magnitude_prune, masked_state)
 from lthkit.store.files import load_json, load_tensors, save_bytes, save_json, save_tensors
@@ -37,7 +37,7 @@ __all__ = ["run_imp", "ImpResults", "train_solution", "train_solutions_together"
            "run_imp_replicates", "ImpUnit", "train_imp_unit", "scratch_run", "write_unit_files",
            "finished_imp_files", "solution_files"]
 
-MADE_BY = notebook_path(TRAIN_IMP)
+MADE_BY = notebook_file(TRAIN_IMP)
 
 
 class SolutionFiles:
@@ -109,7 +109,7 @@ class ImpResults:
     def made_by(self) -> str:
         """The notebook that trains these levels: 10's or 11's for their sub-runs, else 01."""
         root = getattr(self.store, "root", None)
-        return notebook_path(written_by(root) if root is not None else TRAIN_IMP)
+        return notebook_file(written_by(root) if root is not None else TRAIN_IMP)
 
     def level(self, level: int) -> SolutionFiles:
         return SolutionFiles(self.store.imp_dir(level), made_by=self.made_by)
